@@ -1,0 +1,156 @@
+//! [`AnyIter`]: "any iterator of direction `D`", for callers that must hold
+//! iterators of several kinds in one type (what `import_iovec` returns).
+
+use crate::dir::{Dest, Direction, Source};
+use crate::error::Result;
+use crate::iter::{Extracted, IovIter, RawChunks};
+use crate::seg::{Bvec, Discard, Iovec, IterType, Kvec, PageAddr, Ubuf};
+
+/// An iterator of any kind in direction `D`: the type-erased form, one
+/// `match` per call. Code that knows its kind should use [`IovIter`]
+/// directly, which is monomorphic.
+#[derive(Debug)]
+pub enum AnyIter<'a, D: Direction> {
+    /// `ITER_UBUF`
+    Ubuf(IovIter<'a, D, Ubuf>),
+    /// `ITER_IOVEC`
+    Iovec(IovIter<'a, D, Iovec>),
+    /// `ITER_KVEC`
+    Kvec(IovIter<'a, D, Kvec>),
+    /// `ITER_BVEC`
+    Bvec(IovIter<'a, D, Bvec>),
+    /// `ITER_DISCARD` (only ever built for [`Dest`])
+    Discard(IovIter<'a, D, Discard>),
+}
+
+macro_rules! each {
+    ($self:expr, $it:ident => $e:expr) => {
+        match $self {
+            AnyIter::Ubuf($it) => $e,
+            AnyIter::Iovec($it) => $e,
+            AnyIter::Kvec($it) => $e,
+            AnyIter::Bvec($it) => $e,
+            AnyIter::Discard($it) => $e,
+        }
+    };
+}
+
+impl<'a, D: Direction> AnyIter<'a, D> {
+    /// See [`IovIter::count`].
+    pub fn count(&self) -> usize {
+        each!(self, it => it.count())
+    }
+    /// See [`IovIter::is_empty`].
+    pub fn is_empty(&self) -> bool {
+        self.count() == 0
+    }
+    /// See [`IovIter::nr_segs`].
+    pub fn nr_segs(&self) -> usize {
+        each!(self, it => it.nr_segs())
+    }
+    /// See [`IovIter::iov_offset`].
+    pub fn iov_offset(&self) -> usize {
+        each!(self, it => it.iov_offset())
+    }
+    /// See [`IovIter::iter_type`].
+    pub fn iter_type(&self) -> IterType {
+        each!(self, it => it.iter_type())
+    }
+    /// See [`IovIter::is_user_backed`].
+    pub fn is_user_backed(&self) -> bool {
+        each!(self, it => it.is_user_backed())
+    }
+    /// See [`IovIter::advance`].
+    pub fn advance(&mut self, n: usize) {
+        each!(self, it => it.advance(n))
+    }
+    /// See [`IovIter::revert`].
+    pub fn revert(&mut self, n: usize) -> Result<()> {
+        each!(self, it => it.revert(n))
+    }
+    /// See [`IovIter::truncate`].
+    pub fn truncate(&mut self, limit: u64) {
+        each!(self, it => it.truncate(limit))
+    }
+    /// See [`IovIter::reexpand`].
+    pub fn reexpand(&mut self, count: usize) -> Result<()> {
+        each!(self, it => it.reexpand(count))
+    }
+    /// See [`IovIter::single_seg_count`].
+    pub fn single_seg_count(&self) -> usize {
+        each!(self, it => it.single_seg_count())
+    }
+    /// See [`IovIter::alignment`].
+    pub fn alignment(&self) -> usize {
+        each!(self, it => it.alignment())
+    }
+    /// See [`IovIter::is_aligned`].
+    pub fn is_aligned(&self, addr_mask: usize, len_mask: usize) -> bool {
+        each!(self, it => it.is_aligned(addr_mask, len_mask))
+    }
+    /// See [`IovIter::npages`].
+    pub fn npages(&self, maxpages: usize) -> usize {
+        each!(self, it => it.npages(maxpages))
+    }
+    /// See [`IovIter::extract_pages`].
+    pub fn extract_pages(
+        &mut self,
+        maxsize: usize,
+        maxpages: usize,
+        out: &mut impl Extend<PageAddr>,
+    ) -> Result<Extracted> {
+        each!(self, it => it.extract_pages(maxsize, maxpages, out))
+    }
+    /// See [`IovIter::raw_chunks`].
+    pub fn raw_chunks(&self) -> RawChunks<'_> {
+        each!(self, it => it.raw_chunks())
+    }
+}
+
+impl<D: Direction> AnyIter<'_, D> {
+    /// See [`IovIter::capacity`].
+    pub fn capacity(&self) -> usize {
+        each!(self, it => it.capacity())
+    }
+}
+
+impl AnyIter<'_, Source> {
+    /// See [`IovIter::copy_from_iter`].
+    pub fn copy_from_iter(&mut self, dst: &mut [u8]) -> usize {
+        each!(self, it => it.copy_from_iter(dst))
+    }
+    /// See [`IovIter::copy_from_iter_full`].
+    pub fn copy_from_iter_full(&mut self, dst: &mut [u8]) -> bool {
+        each!(self, it => it.copy_from_iter_full(dst))
+    }
+}
+
+impl AnyIter<'_, Dest> {
+    /// See [`IovIter::copy_to_iter`].
+    pub fn copy_to_iter(&mut self, src: &[u8]) -> usize {
+        each!(self, it => it.copy_to_iter(src))
+    }
+    /// See [`IovIter::copy_to_iter_full`].
+    pub fn copy_to_iter_full(&mut self, src: &[u8]) -> bool {
+        each!(self, it => it.copy_to_iter_full(src))
+    }
+    /// See [`IovIter::zero`].
+    pub fn zero(&mut self, bytes: usize) -> usize {
+        each!(self, it => it.zero(bytes))
+    }
+}
+
+macro_rules! from_kind {
+    ($k:ident) => {
+        impl<'a, D: Direction> From<IovIter<'a, D, $k>> for AnyIter<'a, D> {
+            fn from(it: IovIter<'a, D, $k>) -> Self {
+                AnyIter::$k(it)
+            }
+        }
+    };
+}
+from_kind!(Ubuf);
+from_kind!(Iovec);
+from_kind!(Kvec);
+from_kind!(Bvec);
+from_kind!(Discard);

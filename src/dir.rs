@@ -1,0 +1,74 @@
+//! Direction markers: [`Source`] (`ITER_SOURCE`, `WRITE`) and [`Dest`]
+//! (`ITER_DEST`, `READ`).
+//!
+//! Linux reference: `include/linux/uio.h` (`ITER_SOURCE`, `ITER_DEST`,
+//! `iov_iter_rw`).
+//!
+//! The kernel stores the direction in a field and checks it at run time: a
+//! `copy_to_iter` on a source iterator warns once and copies nothing. Here the
+//! direction is a type parameter, so the same mistake does not compile:
+//!
+//! ```compile_fail,E0599
+//! use iov_iter::{IovIter, Kvec, IoSeg, Source};
+//! let data = [0u8; 8];
+//! let segs = [IoSeg::new(&data)];
+//! let mut it = IovIter::<Source, Kvec>::new(&segs);
+//! // A Source iterator is read from, never written to: this does not compile.
+//! it.copy_to_iter(&[1, 2, 3]);
+//! ```
+//!
+//! ```compile_fail,E0599
+//! use iov_iter::{Dest, IovIter, Kvec, IoSegMut};
+//! let mut data = [0u8; 8];
+//! let mut segs = [IoSegMut::new(&mut data)];
+//! let mut it = IovIter::<Dest, Kvec>::new(&mut segs);
+//! let mut out = [0u8; 8];
+//! // A Dest iterator is written to, never read from: this does not compile.
+//! it.copy_from_iter(&mut out);
+//! ```
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The direction of an iterator: where the data goes. Sealed; the only
+/// implementations are [`Source`] and [`Dest`].
+pub trait Direction: sealed::Sealed + Copy + Send + Sync + Unpin + 'static {
+    /// `true` for [`Source`] (the kernel's `data_source`, `WRITE`).
+    const IS_SOURCE: bool;
+    /// The kernel's name: `"ITER_SOURCE"` or `"ITER_DEST"`.
+    const NAME: &'static str;
+    /// What the iterator's borrow looks like: `&'a [u8]` for a source,
+    /// `&'a mut [u8]` for a destination. Sets variance and auto traits.
+    #[doc(hidden)]
+    type Borrow<'a>: Send + Sync;
+}
+
+/// Data is read *out of* the iterator's buffers: the iterator is the source
+/// of a write (`ITER_SOURCE`, `WRITE`; `iov_iter_rw() == WRITE`).
+#[doc(alias = "ITER_SOURCE")]
+#[doc(alias = "WRITE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {}
+
+/// Data lands *in* the iterator's buffers: the iterator is the destination
+/// of a read (`ITER_DEST`, `READ`; `iov_iter_rw() == READ`).
+#[doc(alias = "ITER_DEST")]
+#[doc(alias = "READ")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dest {}
+
+impl sealed::Sealed for Source {}
+impl sealed::Sealed for Dest {}
+
+impl Direction for Source {
+    const IS_SOURCE: bool = true;
+    const NAME: &'static str = "ITER_SOURCE";
+    type Borrow<'a> = &'a [u8];
+}
+
+impl Direction for Dest {
+    const IS_SOURCE: bool = false;
+    const NAME: &'static str = "ITER_DEST";
+    type Borrow<'a> = &'a mut [u8];
+}

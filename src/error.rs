@@ -1,0 +1,280 @@
+//! The crate's one error type, carrying the kernel's errno.
+//!
+//! Linux reference: `include/uapi/asm-generic/errno-base.h`, `errno.h`.
+//!
+//! Where the kernel answers bad input with a negative errno, a `WARN` or a
+//! `BUG`, this crate returns an [`Error`]. Every variant maps to the errno the
+//! kernel uses (or would use) for the same condition, through
+//! [`Error::errno`], and converts into [`std::io::Error`] with that raw OS
+//! error code.
+
+use core::fmt;
+
+/// A Linux errno value (positive, as in `errno.h`).
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::Errno;
+/// assert_eq!(Errno::EINVAL.raw(), 22);
+/// assert_eq!(Errno::EINVAL.name(), "EINVAL");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(transparent)]
+pub struct Errno(i32);
+
+impl Errno {
+    /// Operation not permitted.
+    pub const EPERM: Errno = Errno(1);
+    /// Interrupted system call.
+    pub const EINTR: Errno = Errno(4);
+    /// I/O error.
+    pub const EIO: Errno = Errno(5);
+    /// Bad file descriptor.
+    pub const EBADF: Errno = Errno(9);
+    /// Try again (the operation would block).
+    pub const EAGAIN: Errno = Errno(11);
+    /// Out of memory.
+    pub const ENOMEM: Errno = Errno(12);
+    /// Bad address.
+    pub const EFAULT: Errno = Errno(14);
+    /// Device or resource busy.
+    pub const EBUSY: Errno = Errno(16);
+    /// Invalid argument.
+    pub const EINVAL: Errno = Errno(22);
+    /// File too large.
+    pub const EFBIG: Errno = Errno(27);
+    /// No space left on device.
+    pub const ENOSPC: Errno = Errno(28);
+    /// Function not implemented.
+    pub const ENOSYS: Errno = Errno(38);
+    /// Operation not supported.
+    pub const EOPNOTSUPP: Errno = Errno(95);
+    /// Operation canceled.
+    pub const ECANCELED: Errno = Errno(125);
+
+    /// Wraps a raw positive errno value.
+    #[inline]
+    pub const fn from_raw(raw: i32) -> Errno {
+        Errno(raw)
+    }
+
+    /// The raw positive errno value.
+    #[inline]
+    pub const fn raw(self) -> i32 {
+        self.0
+    }
+
+    /// The symbolic name (`"EINVAL"`), or `"E?"` for a value this crate does
+    /// not name.
+    pub const fn name(self) -> &'static str {
+        match self.0 {
+            1 => "EPERM",
+            4 => "EINTR",
+            5 => "EIO",
+            9 => "EBADF",
+            11 => "EAGAIN",
+            12 => "ENOMEM",
+            14 => "EFAULT",
+            16 => "EBUSY",
+            22 => "EINVAL",
+            27 => "EFBIG",
+            28 => "ENOSPC",
+            38 => "ENOSYS",
+            95 => "EOPNOTSUPP",
+            125 => "ECANCELED",
+            _ => "E?",
+        }
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.name(), self.0)
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (errno {})", self.name(), self.0)
+    }
+}
+
+/// Which part of a direct I/O request broke the alignment rules.
+///
+/// Carried by [`Error::Misaligned`]; see `DioAlign` in the direct-I/O layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Misalignment {
+    /// A segment's start address is not a multiple of the memory alignment.
+    SegmentAddress {
+        /// Index of the segment, counted from the iterator's current one.
+        index: usize,
+    },
+    /// A segment's length is not a multiple of the offset/length alignment.
+    SegmentLength {
+        /// Index of the segment, counted from the iterator's current one.
+        index: usize,
+    },
+    /// The file position is not a multiple of the offset alignment.
+    FileOffset,
+    /// The total length is not a multiple of the offset alignment.
+    TotalLength,
+}
+
+impl fmt::Display for Misalignment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Misalignment::SegmentAddress { index } => write!(f, "address of segment {index}"),
+            Misalignment::SegmentLength { index } => write!(f, "length of segment {index}"),
+            Misalignment::FileOffset => f.write_str("file offset"),
+            Misalignment::TotalLength => f.write_str("total length"),
+        }
+    }
+}
+
+/// Every error this crate returns. Each carries the kernel's errno for the
+/// same condition: see [`Error::errno`].
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::{Errno, Error, IovIter, Kvec, Source, IoSeg};
+///
+/// let data = [1u8, 2, 3, 4];
+/// let segs = [IoSeg::new(&data)];
+/// let mut it = IovIter::<Source, Kvec>::new(&segs);
+/// it.advance(2);
+/// // Reverting more than was consumed is UB in C; here it is EINVAL.
+/// let err = it.revert(3).unwrap_err();
+/// assert_eq!(err.errno(), Errno::EINVAL);
+/// assert!(matches!(err, Error::RevertPastStart { requested: 3, consumed: 2 }));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `iov_iter_revert` by more than was consumed (UB or `BUG` in C). EINVAL.
+    #[error("revert by {requested} bytes, but only {consumed} were consumed")]
+    RevertPastStart {
+        /// Bytes asked for.
+        requested: usize,
+        /// Bytes the iterator had consumed since it was built.
+        consumed: usize,
+    },
+    /// `iov_iter_revert` by more than `MAX_RW_COUNT` (a `WARN` in C). EINVAL.
+    #[error("revert by {0} bytes exceeds MAX_RW_COUNT")]
+    RevertTooLarge(usize),
+    /// `iov_iter_reexpand` past the bytes the segments still hold (a broken
+    /// contract in C). EINVAL.
+    #[error("reexpand to {requested} bytes, but the segments hold only {available}")]
+    ReexpandPastEnd {
+        /// Count asked for.
+        requested: usize,
+        /// Bytes the remaining segments hold.
+        available: usize,
+    },
+    /// A saved [`IterState`](crate::IterState) that does not belong to this
+    /// iterator. EINVAL.
+    #[error("iterator state does not belong to this iterator")]
+    ForeignState,
+    /// More than `UIO_MAXIOV` (1024) segments. EINVAL.
+    #[error("{0} segments exceed UIO_MAXIOV (1024)")]
+    TooManySegments(usize),
+    /// A segment length above `isize::MAX` (negative as `ssize_t`). EINVAL.
+    #[error("segment {index} has length {len}, above isize::MAX")]
+    SegmentTooLong {
+        /// Index of the segment.
+        index: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// A null segment base with a non-zero length. EFAULT.
+    #[error("segment {index} has a null base and a non-zero length")]
+    NullSegment {
+        /// Index of the segment.
+        index: usize,
+    },
+    /// A page copy or page range that leaves its page (`page_copy_sane`
+    /// failing, a `WARN` in C). EFAULT.
+    #[error("{len} bytes at offset {offset} fall outside the page")]
+    PageRange {
+        /// Offset into the page.
+        offset: usize,
+        /// Length of the range.
+        len: usize,
+    },
+    /// Page ranges that overlap each other. EINVAL.
+    #[error("page ranges overlap")]
+    OverlappingRanges,
+    /// Pages asked of an iterator kind that cannot give them
+    /// (`ITER_DISCARD`; `ITER_KVEC` for `get_pages`). EFAULT.
+    #[error("this iterator kind cannot give pages")]
+    NoPages,
+    /// Direct I/O whose memory, file offset or length breaks the alignment
+    /// rules. EINVAL; nothing was transferred.
+    #[error(
+        "misaligned direct I/O: {what} (memory alignment {mem_align}, offset alignment {offset_align})"
+    )]
+    Misaligned {
+        /// Which part is misaligned.
+        what: Misalignment,
+        /// The required memory alignment.
+        mem_align: u32,
+        /// The required file offset / length alignment.
+        offset_align: u32,
+    },
+    /// An argument outside what the operation accepts. EINVAL.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    /// An operation or flag the target does not support. EOPNOTSUPP.
+    #[error("operation not supported: {0}")]
+    NotSupported(&'static str),
+    /// The operation would block and `NOWAIT` was asked. EAGAIN.
+    #[error("operation would block")]
+    WouldBlock,
+    /// Any other errno, from the kernel or a backend.
+    #[error("{0}")]
+    Os(Errno),
+}
+
+impl Error {
+    /// The kernel errno for this error.
+    pub const fn errno(&self) -> Errno {
+        match self {
+            Error::RevertPastStart { .. }
+            | Error::RevertTooLarge(_)
+            | Error::ReexpandPastEnd { .. }
+            | Error::ForeignState
+            | Error::TooManySegments(_)
+            | Error::SegmentTooLong { .. }
+            | Error::OverlappingRanges
+            | Error::Misaligned { .. }
+            | Error::InvalidArgument(_) => Errno::EINVAL,
+            Error::NullSegment { .. } | Error::PageRange { .. } | Error::NoPages => Errno::EFAULT,
+            Error::NotSupported(_) => Errno::EOPNOTSUPP,
+            Error::WouldBlock => Errno::EAGAIN,
+            Error::Os(e) => *e,
+        }
+    }
+}
+
+impl From<Errno> for Error {
+    fn from(e: Errno) -> Self {
+        match e {
+            Errno::EAGAIN => Error::WouldBlock,
+            e => Error::Os(e),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl From<Error> for std::io::Error {
+    /// Converts with the raw OS error set to [`Error::errno`], so
+    /// `raw_os_error()` gives the kernel's value.
+    fn from(e: Error) -> Self {
+        std::io::Error::from_raw_os_error(e.errno().raw())
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = core::result::Result<T, E>;

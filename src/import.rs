@@ -1,0 +1,167 @@
+//! `import_iovec`: build an iterator from a caller-supplied array of
+//! `(base, len)` pairs, as a syscall server or a VMM receives them.
+//!
+//! Linux reference: `lib/iov_iter.c` (`__import_iovec`, `iovec_from_user`,
+//! `import_ubuf`), `include/uapi/linux/uio.h` (`UIO_FASTIOV`, `UIO_MAXIOV`).
+
+use smallvec::SmallVec;
+
+use crate::any::AnyIter;
+use crate::dir::Direction;
+use crate::error::{Error, Result};
+use crate::iter::{IovIter, MAX_RW_COUNT};
+use crate::seg::{IoSeg, RawSeg};
+
+/// Segments that stay on the stack (`UIO_FASTIOV`).
+pub const UIO_FASTIOV: usize = 8;
+/// Most segments one call accepts (`UIO_MAXIOV`, `IOV_MAX`).
+#[doc(alias = "IOV_MAX")]
+pub const UIO_MAXIOV: usize = 1024;
+
+/// A raw `struct iovec` as it arrives from outside: an address and a length,
+/// nothing promised yet. Layout-identical to `struct iovec`.
+#[doc(alias = "iovec")]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserIovec {
+    /// `iov_base`.
+    pub base: *mut u8,
+    /// `iov_len`.
+    pub len: usize,
+}
+
+impl UserIovec {
+    /// A pair from an address and a length.
+    pub const fn new(base: *mut u8, len: usize) -> Self {
+        UserIovec { base, len }
+    }
+}
+
+static_assertions::assert_eq_size!(UserIovec, IoSeg<'static>);
+
+/// Storage for the imported segment array: up to [`UIO_FASTIOV`] segments
+/// inline (no heap allocation), more on the heap (the kernel's on-stack
+/// `iovstack` and its `kmalloc`ed spill).
+#[derive(Debug, Default)]
+pub struct IovecArray {
+    segs: SmallVec<[RawSeg; UIO_FASTIOV]>,
+}
+
+impl IovecArray {
+    /// An empty array; allocates nothing.
+    pub fn new() -> Self {
+        IovecArray {
+            segs: SmallVec::new(),
+        }
+    }
+    /// Whether the segments spilled to the heap (more than [`UIO_FASTIOV`]).
+    pub fn spilled(&self) -> bool {
+        self.segs.spilled()
+    }
+    /// Segments held (after import, with clamped lengths).
+    pub fn len(&self) -> usize {
+        self.segs.len()
+    }
+    /// Whether no segment is held.
+    pub fn is_empty(&self) -> bool {
+        self.segs.is_empty()
+    }
+}
+
+/// Checks one pair like `copy_iovec_from_user` (a length that is negative as
+/// `ssize_t` is EINVAL).
+fn check_len(index: usize, v: &UserIovec) -> Result<()> {
+    if v.len > isize::MAX as usize {
+        return Err(Error::SegmentTooLong { index, len: v.len });
+    }
+    Ok(())
+}
+
+/// Checks one pair like `access_ok`: the range must not wrap the address
+/// space and a non-empty range needs a non-null base. EFAULT.
+fn access_ok(index: usize, base: *mut u8, len: usize) -> Result<()> {
+    if len != 0 && (base.is_null() || (base as usize).checked_add(len).is_none()) {
+        return Err(Error::NullSegment { index });
+    }
+    Ok(())
+}
+
+/// Builds an iterator over `uvec` (`import_iovec`), with the kernel's rules:
+///
+/// - 0 segments: an empty iterator;
+/// - more than [`UIO_MAXIOV`] (1024): [`Error::TooManySegments`] (EINVAL);
+/// - a length above `isize::MAX`: [`Error::SegmentTooLong`] (EINVAL);
+/// - a null base with a non-zero length, or a range that wraps the address
+///   space: [`Error::NullSegment`] (EFAULT, as `access_ok`);
+/// - the total is clamped to [`MAX_RW_COUNT`] by shortening the segment that
+///   crosses it (later segments become empty);
+/// - exactly one segment becomes a [`Ubuf`](crate::Ubuf) (clamped the same
+///   way), the rest an [`Iovec`](crate::Iovec) iterator;
+/// - up to [`UIO_FASTIOV`] (8) segments are held in `storage` without a heap
+///   allocation.
+///
+/// # Safety
+///
+/// For `'a`, each pair that is accepted must describe memory that:
+/// - is valid for reads of `len` bytes (a [`Source`](crate::Source)
+///   iterator) or reads and writes (a [`Dest`](crate::Dest) iterator);
+/// - is not written by anything else (a source), or not accessed by
+///   anything else and not overlapped by another pair (a destination).
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::{import_iovec, AnyIter, IovecArray, Source, UserIovec};
+/// let (a, b) = (*b"head", *b"tail");
+/// let raw = [UserIovec::new(a.as_ptr().cast_mut(), 4), UserIovec::new(b.as_ptr().cast_mut(), 4)];
+/// let mut storage = IovecArray::new();
+/// // SAFETY: `a` and `b` outlive the iterator and nothing writes them.
+/// let mut it = unsafe { import_iovec::<Source>(&raw, &mut storage)? };
+/// assert!(matches!(it, AnyIter::Iovec(_)));
+/// let mut out = [0u8; 8];
+/// assert_eq!(it.copy_from_iter(&mut out), 8);
+/// assert_eq!(&out, b"headtail");
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
+#[doc(alias = "__import_iovec")]
+#[doc(alias = "iovec_from_user")]
+pub unsafe fn import_iovec<'a, D: Direction>(
+    uvec: &[UserIovec],
+    storage: &'a mut IovecArray,
+) -> Result<AnyIter<'a, D>> {
+    storage.segs.clear();
+    if uvec.len() == 1 {
+        // The ITER_UBUF fast path (`__import_iovec_ubuf` + `import_ubuf`).
+        let v = uvec[0];
+        check_len(0, &v)?;
+        let len = v.len.min(MAX_RW_COUNT);
+        access_ok(0, v.base, len)?;
+        // SAFETY: the caller promises the pair is valid for 'a as the
+        // direction needs; the clamped length is no longer than promised.
+        return Ok(AnyIter::Ubuf(unsafe { IovIter::from_raw_buf(v.base, len) }));
+    }
+    if uvec.len() > UIO_MAXIOV {
+        return Err(Error::TooManySegments(uvec.len()));
+    }
+    // `iovec_from_user` reads (and length-checks) the whole array first.
+    for (i, v) in uvec.iter().enumerate() {
+        check_len(i, v)?;
+    }
+    let mut total = 0usize;
+    for (i, v) in uvec.iter().enumerate() {
+        access_ok(i, v.base, v.len)?;
+        // OVERFLOW: total <= MAX_RW_COUNT, so the subtraction cannot wrap.
+        let len = v.len.min(MAX_RW_COUNT - total);
+        total += len;
+        storage.segs.push(RawSeg { base: v.base, len });
+    }
+    // SAFETY: `storage` holds `len` initialised pairs laid out as
+    // `struct iovec` (`RawSeg` is what `IoSeg` wraps), borrowed for 'a and
+    // not modified meanwhile; the memory promise is the caller's.
+    Ok(AnyIter::Iovec(unsafe {
+        IovIter::from_raw_iovecs(
+            storage.segs.as_ptr().cast::<IoSeg<'a>>(),
+            storage.segs.len(),
+        )
+    }))
+}

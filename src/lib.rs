@@ -1,0 +1,110 @@
+//! Typed scatter-gather iterators and direct I/O modelled on the Linux
+//! kernel's `struct iov_iter`, `struct kiocb` and `->direct_IO`.
+//!
+//! An [`IovIter<'a, D, K>`](IovIter) walks memory of one kind `K` ([`Iovec`],
+//! [`Kvec`], [`Bvec`], [`Ubuf`] or [`Discard`]) in one direction `D`
+//! ([`Source`]: data is read out of the buffers; [`Dest`]: data lands in
+//! them). The direction is a type, so a copy the wrong way does not compile;
+//! where the kernel has undefined behaviour, a `BUG` or a `WARN` (reverting
+//! past the start, reexpanding past the end, a page copy outside its page),
+//! this crate returns an [`Error`] carrying the kernel's errno.
+//!
+//! ```
+//! use iov_iter::{Dest, IoSegMut, IovIter, Iovec};
+//!
+//! let (mut head, mut body) = ([0u8; 4], [0u8; 8]);
+//! let mut segs = [IoSegMut::new(&mut head), IoSegMut::new(&mut body)];
+//! let mut it = IovIter::<Dest, Iovec>::new(&mut segs);
+//! assert_eq!(it.copy_to_iter(b"HEADpayload!"), 12);
+//! assert_eq!(it.nr_segs(), 0); // consumed segments are popped
+//! drop(it);
+//! assert_eq!(&head, b"HEAD");
+//! assert_eq!(&body, b"payload!");
+//! ```
+//!
+//! # Kernel name → crate item
+//!
+//! | kernel | here |
+//! |---|---|
+//! | `struct iov_iter` | [`IovIter`] (40 bytes, like the kernel's) |
+//! | `ITER_SOURCE` / `WRITE`, `ITER_DEST` / `READ` | [`Source`], [`Dest`] (type parameters) |
+//! | `ITER_IOVEC`, `ITER_KVEC`, `ITER_BVEC`, `ITER_UBUF`, `ITER_DISCARD` | [`Iovec`], [`Kvec`], [`Bvec`], [`Ubuf`], [`Discard`] |
+//! | `struct iovec`, `struct kvec` | [`IoSeg`], [`IoSegMut`] |
+//! | `struct bio_vec`, `struct page` | [`BvecSeg`], [`BvecSegMut`], [`Page`], [`PageRef`] |
+//! | `user_backed_iter` | [`Kind::USER_BACKED`], [`IovIter::is_user_backed`] |
+//! | `iov_iter_init`, `iov_iter_kvec`, `iov_iter_bvec`, `iov_iter_ubuf`, `iov_iter_discard` | `IovIter::<D, K>::new` |
+//! | `iov_iter_count`, `nr_segs`, `iov_offset` | [`IovIter::count`], [`IovIter::nr_segs`], [`IovIter::iov_offset`] |
+//! | `iov_iter_advance`, `iov_iter_revert` | [`IovIter::advance`], [`IovIter::revert`] |
+//! | `iov_iter_truncate`, `iov_iter_reexpand` | [`IovIter::truncate`], [`IovIter::reexpand`] |
+//! | `iov_iter_save_state`, `iov_iter_restore` | [`IovIter::save_state`], [`IovIter::restore`] |
+//! | `copy_to_iter`, `copy_from_iter` (`_full`) | [`IovIter::copy_to_iter`], [`IovIter::copy_from_iter`], `…_full` |
+//! | `copy_page_to_iter`, `copy_page_from_iter` | [`IovIter::copy_page_to_iter`], [`IovIter::copy_page_from_iter`] |
+//! | `iov_iter_zero` | [`IovIter::zero`] |
+//! | `iterate_and_advance` (step functions) | [`IovIter::iterate`], [`IovIter::chunks`], [`IovIter::chunks_mut`] |
+//! | `iov_iter_single_seg_count` | [`IovIter::single_seg_count`] |
+//! | `iov_iter_alignment`, `iov_iter_gap_alignment`, `iov_iter_is_aligned` | [`IovIter::alignment`], `gap_alignment`, [`IovIter::is_aligned`] |
+//! | `iov_iter_npages` | [`IovIter::npages`] |
+//! | `iov_iter_get_pages2`, `iov_iter_extract_pages` | [`IovIter::get_pages`], [`IovIter::extract_pages`] |
+//! | `dup_iter` | [`IovIter::dup`] (sources only) |
+//! | `import_iovec`, `UIO_FASTIOV`, `UIO_MAXIOV`, `MAX_RW_COUNT` | [`import_iovec`], [`UIO_FASTIOV`], [`UIO_MAXIOV`], [`MAX_RW_COUNT`] |
+//! | `struct kiocb`, `IOCB_*`, `RWF_*`, `kiocb_set_rw_flags`, `-EIOCBQUEUED` | [`kiocb::Kiocb`], [`kiocb::IocbFlags`], [`kiocb::RwfFlags`], [`kiocb::Kiocb::set_rw_flags`], [`kiocb::Submitted::Queued`] |
+//!
+//! # Relation with `std::io`
+//!
+//! [`IoSeg`] and [`IoSegMut`] have the layout of `struct iovec`, like std's
+//! `IoSlice` and `IoSliceMut`, and arrays of the latter become iterators
+//! without copying (`IovIter::from_io_slices`). What std lacks and an
+//! iterator adds: a position (count, segment, offset) that can be advanced,
+//! reverted, truncated, saved and restored; a direction in the type; kinds
+//! that say whose memory it is; alignment queries for direct I/O. With the
+//! `std` feature, a source iterator is an `io::Read` and a destination an
+//! `io::Write`.
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `std` | yes | `std::io::Read`/`Write` impls, `IoSlice` conversions, `From<Error> for io::Error`; implies `alloc` |
+//! | `alloc` | via `std` | heap [`Page`]s and [`PageRef`], [`import_iovec`] (spills past 8 segments), async [`kiocb`] completions and their `Future` |
+//!
+//! Without features the crate is `#![no_std]` and makes no syscalls.
+//!
+//! # Safety
+//!
+//! No undefined behaviour is reachable from safe code. The unsafe
+//! constructors ([`import_iovec`], `IovIter::from_raw_iovecs`,
+//! `IovIter::from_raw_buf`) list what their caller promises.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs, unsafe_op_in_unsafe_fn, rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
+#![doc(test(attr(deny(warnings))))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+mod any;
+mod dir;
+pub mod error;
+#[cfg(feature = "alloc")]
+mod import;
+#[cfg(feature = "std")]
+mod io_std;
+mod iter;
+pub mod kiocb;
+mod page;
+mod seg;
+
+pub use any::AnyIter;
+pub use dir::{Dest, Direction, Source};
+pub use error::{Errno, Error, Misalignment, Result};
+#[cfg(feature = "alloc")]
+pub use import::{IovecArray, UIO_FASTIOV, UIO_MAXIOV, UserIovec, import_iovec};
+pub use iter::{Extracted, IovIter, IterState, MAX_RW_COUNT, RawChunks};
+#[cfg(feature = "alloc")]
+pub use page::PageRef;
+pub use page::{PAGE_OFFSET_MASK, PAGE_SHIFT, PAGE_SIZE, Page, PageFlags, PageFrame};
+pub use seg::{
+    Bvec, BvecSeg, BvecSegMut, Discard, IoSeg, IoSegMut, Iovec, IterType, Kind, Kvec, PageAddr,
+    Ubuf,
+};
