@@ -84,6 +84,10 @@
 extern crate alloc;
 
 mod any;
+#[cfg(feature = "alloc")]
+pub mod backend;
+#[cfg(feature = "alloc")]
+pub mod dio;
 mod dir;
 pub mod error;
 #[cfg(feature = "alloc")]
