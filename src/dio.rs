@@ -25,8 +25,8 @@ use crate::error::{Error, Misalignment, Result};
 use crate::import::{UIO_MAXIOV, UserIovec};
 use crate::iter::IovIter;
 use crate::kiocb::{FileCaps, IocbFlags, Kiocb, RwType, RwfFlags, Submitted};
-use crate::page::{PAGE_OFFSET_MASK, PAGE_SIZE};
-use crate::seg::Kind;
+use crate::page::{PAGE_OFFSET_MASK, PAGE_SIZE, PageFrame};
+use crate::seg::{IterType, Kind};
 
 /// Whether a direct read through an iterator of kind `K` in direction `D`
 /// must dirty the pages it lands in: user-backed memory ([`Iovec`](crate::Iovec),
@@ -75,7 +75,9 @@ impl DioAlign {
     /// An alignment pair; both must be powers of two (EINVAL otherwise).
     pub fn new(mem: u32, offset: u32) -> Result<DioAlign> {
         if !mem.is_power_of_two() || !offset.is_power_of_two() {
-            return Err(Error::InvalidArgument("DIO alignment must be a power of two"));
+            return Err(Error::InvalidArgument(
+                "DIO alignment must be a power of two",
+            ));
         }
         Ok(DioAlign { mem, offset })
     }
@@ -86,9 +88,20 @@ impl DioAlign {
     ///
     /// # Errors
     ///
-    /// [`Error::Misaligned`] (EINVAL).
+    /// [`Error::Misaligned`] (EINVAL). [`Error::InvalidArgument`] (EINVAL)
+    /// when `self` (built from its public fields) is not a pair of powers of
+    /// two.
     pub fn check<D: Direction, K: Kind>(&self, pos: u64, iter: &IovIter<'_, D, K>) -> Result<()> {
-        let err = |what| Error::Misaligned { what, mem_align: self.mem, offset_align: self.offset };
+        if !self.mem.is_power_of_two() || !self.offset.is_power_of_two() {
+            return Err(Error::InvalidArgument(
+                "DIO alignment must be a power of two",
+            ));
+        }
+        let err = |what| Error::Misaligned {
+            what,
+            mem_align: self.mem,
+            offset_align: self.offset,
+        };
         let (mem_mask, off_mask) = (self.mem as usize - 1, self.offset as usize - 1);
         if pos & off_mask as u64 != 0 {
             return Err(err(Misalignment::FileOffset));
@@ -148,8 +161,14 @@ pub struct DirtyBitmap {
 impl DirtyBitmap {
     /// A clean bitmap over `len` bytes at address `start`.
     pub fn new(start: usize, len: usize) -> DirtyBitmap {
-        let pages = (len + (start & PAGE_OFFSET_MASK)).div_ceil(PAGE_SIZE);
-        DirtyBitmap { start, len, bits: (0..pages.div_ceil(64)).map(|_| AtomicU64::new(0)).collect() }
+        let pages = len
+            .saturating_add(start & PAGE_OFFSET_MASK)
+            .div_ceil(PAGE_SIZE);
+        DirtyBitmap {
+            start,
+            len,
+            bits: (0..pages.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+        }
     }
 
     /// A clean bitmap over the memory of `buf`.
@@ -159,7 +178,9 @@ impl DirtyBitmap {
 
     /// Whether page `index` (counted from the page holding `start`) is dirty.
     pub fn is_dirty(&self, index: usize) -> bool {
-        self.bits.get(index / 64).is_some_and(|w| w.load(Ordering::Acquire) & (1 << (index % 64)) != 0)
+        self.bits
+            .get(index / 64)
+            .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (index % 64)) != 0)
     }
 
     /// Indices of the dirty pages, ascending.
@@ -177,7 +198,9 @@ impl DirtyBitmap {
 
 impl DirtyTracker for DirtyBitmap {
     fn mark_dirty(&self, addr: usize, len: usize) {
-        let end = addr.saturating_add(len).min(self.start.saturating_add(self.len));
+        let end = addr
+            .saturating_add(len)
+            .min(self.start.saturating_add(self.len));
         let addr = addr.max(self.start);
         if len == 0 || addr >= end {
             return;
@@ -218,8 +241,15 @@ pub trait Transfer {
     ///
     /// Each `iov` entry describes memory valid for reads (a [`RwType::Write`])
     /// or for writes (a [`RwType::Read`]) for the duration of the call, not
-    /// accessed by anything else meanwhile.
-    unsafe fn transfer(&self, rw: RwType, pos: u64, iov: &[UserIovec], flags: RwfFlags) -> Result<usize>;
+    /// accessed by anything else meanwhile (for a [`RwType::Read`], not
+    /// written by anything else nor overlapping another entry).
+    unsafe fn transfer(
+        &self,
+        rw: RwType,
+        pos: u64,
+        iov: &[UserIovec],
+        flags: RwfFlags,
+    ) -> Result<usize>;
 }
 
 /// The kernel's `->direct_IO`: a direct I/O on `iter` at `kiocb.pos`,
@@ -228,7 +258,11 @@ pub trait Transfer {
 #[doc(alias = "direct_IO")]
 pub trait DirectIo {
     /// Direct I/O with no dirty tracking.
-    fn direct_io<D: Direction, K: Kind>(&self, kiocb: &mut Kiocb, iter: &mut IovIter<'_, D, K>) -> Result<Submitted> {
+    fn direct_io<D: Direction, K: Kind>(
+        &self,
+        kiocb: &mut Kiocb,
+        iter: &mut IovIter<'_, D, K>,
+    ) -> Result<Submitted> {
         self.direct_io_tracked(kiocb, iter, &NoDirtyTracking)
     }
 
@@ -253,8 +287,9 @@ impl<T: Transfer + ?Sized> DirectIo for T {
     }
 }
 
-/// The RWF flags a kiocb's IOCB flags carry to the syscall.
-fn rwf_of(flags: IocbFlags) -> RwfFlags {
+/// The RWF flags a kiocb's IOCB flags carry to the syscall (also used by
+/// the io_uring backend for the `rw_flags` of its SQEs).
+pub(crate) fn rwf_of(flags: IocbFlags) -> RwfFlags {
     let mirrored = IocbFlags::HIPRI
         | IocbFlags::DSYNC
         | IocbFlags::SYNC
@@ -274,9 +309,13 @@ fn rwf_of(flags: IocbFlags) -> RwfFlags {
 ///    EINVAL and nothing is transferred.
 /// 3. The remaining chunks go to [`Transfer::transfer`] in batches of at
 ///    most [`Transfer::max_segs`] segments; a short batch (end of file) ends
-///    the request without looping.
+///    the request without looping. A [`Discard`](crate::Discard)
+///    destination has no memory: its bytes are read into a bounce buffer
+///    and dropped.
 /// 4. The iterator advances by exactly the bytes transferred (the kernel
-///    reverts by what was not) and so does `kiocb.pos`.
+///    reverts by what was not) and so does `kiocb.pos` (a sync kiocb; an
+///    async one reports the new position in
+///    [`Completed::pos`](crate::kiocb::Completed::pos)).
 /// 5. For a [`should_dirty`] iterator, the pages transferred into are
 ///    reported to `dirty`; after an error or a short read the whole
 ///    destination is, since part of it may have landed.
@@ -290,27 +329,35 @@ fn rwf_of(flags: IocbFlags) -> RwfFlags {
 ///
 /// [`Error::Misaligned`], the backend's error when nothing was transferred
 /// (a sync kiocb), [`Error::WouldBlock`] for `NOWAIT` I/O that would block.
+/// An async kiocb whose completion was already taken gets
+/// [`Error::InvalidArgument`] before any I/O.
 pub fn dio_rw<D: Direction, K: Kind, T: Transfer + ?Sized>(
     target: &T,
     kiocb: &mut Kiocb,
     iter: &mut IovIter<'_, D, K>,
     dirty: &dyn DirtyTracker,
 ) -> Result<Submitted> {
-    let rw = if D::IS_SOURCE { RwType::Write } else { RwType::Read };
+    let rw = if D::IS_SOURCE {
+        RwType::Write
+    } else {
+        RwType::Read
+    };
     let start = kiocb.pos;
-    let result = dio_transfer(target, rw, start, kiocb.flags, iter, dirty);
     if kiocb.is_sync() {
-        let n = result?;
+        let n = dio_transfer(target, rw, start, kiocb.flags, iter, dirty)?;
         kiocb.advance_pos(n);
         return Ok(Submitted::Done(n));
     }
-    match kiocb.take_completion() {
-        Some(c) => {
-            c.complete(start, result);
-            Ok(Submitted::Queued)
-        }
-        None => Err(Error::InvalidArgument("async kiocb already queued")),
-    }
+    // Take the completion before any I/O: an async kiocb that was already
+    // queued must fail with nothing transferred.
+    let Some(c) = kiocb.take_completion() else {
+        return Err(Error::InvalidArgument("async kiocb already queued"));
+    };
+    c.complete(
+        start,
+        dio_transfer(target, rw, start, kiocb.flags, iter, dirty),
+    );
+    Ok(Submitted::Queued)
 }
 
 fn dio_transfer<D: Direction, K: Kind, T: Transfer + ?Sized>(
@@ -326,6 +373,14 @@ fn dio_transfer<D: Direction, K: Kind, T: Transfer + ?Sized>(
     }
     target.dio_align().check(pos, iter)?;
     let rwf = rwf_of(flags);
+    if K::ITER_TYPE == IterType::Discard {
+        let (done, outcome) = discard_read(target, pos, iter.count(), rwf);
+        iter.advance(done);
+        return match outcome {
+            Err(e) if done == 0 => Err(e),
+            _ => Ok(done),
+        };
+    }
     let max_segs = target.max_segs().max(1);
     let mut done = 0usize;
     let mut iov: SmallVec<[UserIovec; 8]> = SmallVec::new();
@@ -333,7 +388,12 @@ fn dio_transfer<D: Direction, K: Kind, T: Transfer + ?Sized>(
     let mut chunks = iter.raw_chunks();
     loop {
         iov.clear();
-        iov.extend(chunks.by_ref().take(max_segs).map(|(p, len)| UserIovec::new(p.as_ptr(), len)));
+        iov.extend(
+            chunks
+                .by_ref()
+                .take(max_segs)
+                .map(|(p, len)| UserIovec::new(p.as_ptr(), len)),
+        );
         if iov.is_empty() {
             break;
         }
@@ -357,7 +417,6 @@ fn dio_transfer<D: Direction, K: Kind, T: Transfer + ?Sized>(
             }
         }
     }
-    drop(chunks);
     if should_dirty::<D, K>() {
         let whole = outcome.is_err() || done < iter.count();
         let mut left = if whole { usize::MAX } else { done };
@@ -375,4 +434,48 @@ fn dio_transfer<D: Direction, K: Kind, T: Transfer + ?Sized>(
         Err(e) if done == 0 => Err(e),
         _ => Ok(done),
     }
+}
+
+/// Bounce buffer size for [`discard_read`], in pages (64 KiB).
+const DISCARD_BOUNCE_PAGES: usize = 16;
+
+/// A direct read into a [`Discard`](crate::Discard) destination: `count`
+/// bytes at `pos` are read into a page-aligned bounce buffer and dropped,
+/// stopping at a short read (end of file). The kernel has no such path
+/// (`iov_iter_extract_pages` refuses `ITER_DISCARD` with EFAULT); here it
+/// lets a caller skip or scrub a range with direct I/O. Returns the bytes
+/// read and the error that stopped it, if any. A memory alignment above
+/// [`PAGE_SIZE`] cannot be met by the bounce buffer: [`Error::NoPages`]
+/// (EFAULT, the kernel's answer).
+fn discard_read<T: Transfer + ?Sized>(
+    target: &T,
+    pos: u64,
+    count: usize,
+    rwf: RwfFlags,
+) -> (usize, Result<()>) {
+    if target.dio_align().mem as usize > PAGE_SIZE {
+        return (0, Err(Error::NoPages));
+    }
+    let pages = count.div_ceil(PAGE_SIZE).min(DISCARD_BOUNCE_PAGES);
+    let mut bounce: Vec<PageFrame> = (0..pages).map(|_| PageFrame::zeroed()).collect();
+    let cap = pages * PAGE_SIZE;
+    let mut done = 0usize;
+    while done < count {
+        let want = (count - done).min(cap);
+        let iov = [UserIovec::new(bounce.as_mut_ptr().cast::<u8>(), want)];
+        let at = pos.saturating_add(done as u64);
+        // SAFETY: `bounce` is owned by this function, `cap >= want` bytes
+        // long, writable, and nothing else accesses it during the call.
+        match unsafe { target.transfer(RwType::Read, at, &iov, rwf) } {
+            Ok(n) => {
+                let n = n.min(want);
+                done += n;
+                if n < want {
+                    break;
+                }
+            }
+            Err(e) => return (done, Err(e)),
+        }
+    }
+    (done, Ok(()))
 }

@@ -638,7 +638,9 @@ impl<'a, D: Direction, K: Kind> IovIter<'a, D, K> {
                 while size != 0 && idx < self.len {
                     let e = self.elem(idx);
                     let len = min(e.len() - skip, size);
-                    if len != 0 {
+                    // Iovec and kvec skip empty segments; an empty bvec with
+                    // a non-zero offset still counts its page, as in the kernel.
+                    if len != 0 || K::ITER_TYPE == IterType::Bvec {
                         let offs = e.align_base().wrapping_add(skip) & PAGE_OFFSET_MASK;
                         size -= len;
                         npages += (offs + len).div_ceil(PAGE_SIZE);

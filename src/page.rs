@@ -94,6 +94,7 @@ impl fmt::Debug for PageFrame {
 pub struct Page {
     frame: NonNull<PageFrame>,
     flags: AtomicU32,
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     owned: bool,
 }
 

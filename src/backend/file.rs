@@ -1,0 +1,568 @@
+//! [`DirectFile`]: a real file opened with `O_DIRECT`, read and written with
+//! `preadv2` / `pwritev2`. Requires the `std` feature (and Linux).
+//!
+//! # Alignment
+//!
+//! [`DirectFile`] learns its [`DioAlign`] when it is opened, in this order
+//! ([`AlignSource`] says which one answered):
+//!
+//! 1. `statx(STATX_DIOALIGN)` (Linux 6.1): `stx_dio_mem_align` and
+//!    `stx_dio_offset_align`, when the kernel sets `STATX_DIOALIGN` in
+//!    `stx_mask` and both are non-zero. When it sets the bit and reports 0,
+//!    the file does not support direct I/O and opening fails with
+//!    [`Error::NotSupported`] (`EOPNOTSUPP`).
+//! 2. The filesystem block size (`fstatvfs`'s `f_bsize`) as the offset and
+//!    length alignment, and the smaller of it and [`PAGE_SIZE`] as the memory
+//!    alignment, when it is a power of two from 512 to 64 KiB. The logical
+//!    block size of the device (`BLKSSZGET`) is what old kernels check, but
+//!    it needs an ioctl on the block device, which an ordinary file does not
+//!    give; the filesystem block size is a multiple of it, so it is a safe
+//!    (stricter) stand-in.
+//! 3. 4096 / 4096.
+//!
+//! The kernel checks alignment again and answers `EINVAL`; the crate's check
+//! ([`DioAlign::check`], in [`dio_rw`](crate::dio::dio_rw)) only makes that
+//! answer typed and guarantees nothing was transferred.
+//!
+//! # Transfers
+//!
+//! [`Transfer::transfer`] passes the `RWF_*` flags through to `preadv2` /
+//! `pwritev2`, retries `EINTR`, and continues a partial transfer until it is
+//! done, the kernel returns 0, or a transfer ends off the offset alignment
+//! (which only end of file does under `O_DIRECT`). `EAGAIN` (an
+//! `RWF_NOWAIT` I/O that would block) becomes [`Error::WouldBlock`]; other
+//! errnos become [`Error::Os`]. An error after some bytes were transferred
+//! returns the short count (the error repeats on the next call).
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use iov_iter::backend::file::DirectFile;
+//! use iov_iter::dio::DirectIo;
+//! use iov_iter::kiocb::{Kiocb, Submitted};
+//! use iov_iter::{IovIter, Page, Source, Ubuf};
+//!
+//! let file = DirectFile::options().create(true).open("/var/tmp/data.bin")?;
+//! let page = Page::new(); // 4096-aligned
+//! let mut kiocb = Kiocb::new_sync(0);
+//! let mut src = IovIter::<Source, Ubuf>::new(page.as_bytes());
+//! assert_eq!(file.direct_io(&mut kiocb, &mut src)?, Submitted::Done(4096));
+//! file.sync()?;
+//! # Ok::<(), iov_iter::Error>(())
+//! ```
+//!
+//! # References
+//!
+//! - open(2), "NOTES: O_DIRECT": <https://man7.org/linux/man-pages/man2/open.2.html>
+//! - preadv2(2) / pwritev2(2) and the `RWF_*` flags: <https://man7.org/linux/man-pages/man2/preadv2.2.html>
+//! - statx(2), `STATX_DIOALIGN`: <https://man7.org/linux/man-pages/man2/statx.2.html>
+
+use std::fs::File;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FallocateFlags, Mode, OFlags, StatxAttributes, StatxFlags};
+use rustix::io::ReadWriteFlags;
+use smallvec::SmallVec;
+
+use crate::dio::{DioAlign, Transfer};
+use crate::error::{Errno, Error, Result};
+use crate::import::UserIovec;
+use crate::kiocb::{FileCaps, RwType, RwfFlags};
+use crate::page::PAGE_SIZE;
+
+/// `STATX_WRITE_ATOMIC` (Linux 6.11), which rustix does not name.
+const STATX_WRITE_ATOMIC: u32 = 0x0001_0000;
+/// `STATX_ATTR_WRITE_ATOMIC` (Linux 6.11).
+const STATX_ATTR_WRITE_ATOMIC: u64 = 0x0040_0000;
+/// The fallback alignment when nothing better is known.
+const FALLBACK_ALIGN: u32 = 4096;
+
+fn os_err(e: rustix::io::Errno) -> Error {
+    Error::from(Errno::from_raw(e.raw_os_error()))
+}
+
+/// Where a [`DirectFile`]'s alignment came from (see the
+/// [module documentation](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlignSource {
+    /// `statx(STATX_DIOALIGN)`.
+    #[doc(alias = "STATX_DIOALIGN")]
+    Statx,
+    /// The filesystem block size (`f_bsize`).
+    FsBlockSize,
+    /// The 4096 / 4096 default.
+    Default,
+    /// Set by the caller ([`DirectFile::with_align`]).
+    Caller,
+}
+
+/// Untorn-write limits from `statx(STATX_WRITE_ATOMIC)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AtomicWriteUnits {
+    /// `stx_atomic_write_unit_min`, in bytes.
+    pub min: u32,
+    /// `stx_atomic_write_unit_max`, in bytes.
+    pub max: u32,
+    /// `stx_atomic_write_segments_max`.
+    pub segments_max: u32,
+}
+
+/// Options for opening a [`DirectFile`] (like [`std::fs::OpenOptions`]);
+/// from [`DirectFile::options`]. `O_DIRECT | O_CLOEXEC` are always set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectFileOptions {
+    read: bool,
+    write: bool,
+    create: bool,
+    create_new: bool,
+    truncate: bool,
+    mode: u32,
+}
+
+impl Default for DirectFileOptions {
+    fn default() -> DirectFileOptions {
+        DirectFileOptions::new()
+    }
+}
+
+impl DirectFileOptions {
+    /// Read and write, no creation, mode 0o644 for a created file.
+    pub const fn new() -> DirectFileOptions {
+        DirectFileOptions {
+            read: true,
+            write: true,
+            create: false,
+            create_new: false,
+            truncate: false,
+            mode: 0o644,
+        }
+    }
+
+    /// Open for reading (default `true`).
+    #[must_use]
+    pub const fn read(mut self, read: bool) -> DirectFileOptions {
+        self.read = read;
+        self
+    }
+
+    /// Open for writing (default `true`).
+    #[must_use]
+    pub const fn write(mut self, write: bool) -> DirectFileOptions {
+        self.write = write;
+        self
+    }
+
+    /// Create the file if it does not exist (`O_CREAT`).
+    #[must_use]
+    pub const fn create(mut self, create: bool) -> DirectFileOptions {
+        self.create = create;
+        self
+    }
+
+    /// Create the file, failing with `EEXIST` if it exists
+    /// (`O_CREAT | O_EXCL`).
+    #[must_use]
+    pub const fn create_new(mut self, create_new: bool) -> DirectFileOptions {
+        self.create_new = create_new;
+        self
+    }
+
+    /// Truncate the file to 0 (`O_TRUNC`).
+    #[must_use]
+    pub const fn truncate(mut self, truncate: bool) -> DirectFileOptions {
+        self.truncate = truncate;
+        self
+    }
+
+    /// Permission bits of a created file (default 0o644).
+    #[must_use]
+    pub const fn mode(mut self, mode: u32) -> DirectFileOptions {
+        self.mode = mode;
+        self
+    }
+
+    fn oflags(&self) -> Result<OFlags> {
+        let mut f = OFlags::DIRECT | OFlags::CLOEXEC;
+        f |= match (self.read, self.write) {
+            (true, true) => OFlags::RDWR,
+            (true, false) => OFlags::RDONLY,
+            (false, true) => OFlags::WRONLY,
+            (false, false) => return Err(Error::InvalidArgument("neither read nor write")),
+        };
+        if self.create_new {
+            f |= OFlags::CREATE | OFlags::EXCL;
+        } else if self.create {
+            f |= OFlags::CREATE;
+        }
+        if self.truncate {
+            f |= OFlags::TRUNC;
+        }
+        Ok(f)
+    }
+
+    /// Opens `path` with `O_DIRECT` and reads its alignment.
+    ///
+    /// # Errors
+    ///
+    /// The `open` errno (`EINVAL` where the filesystem refuses `O_DIRECT`),
+    /// [`Error::NotSupported`] when `statx` says the file has no direct I/O,
+    /// [`Error::InvalidArgument`] when neither read nor write is asked.
+    #[doc(alias = "O_DIRECT")]
+    pub fn open<P: AsRef<Path>>(&self, path: P) -> Result<DirectFile> {
+        let fd = rustix::fs::open(
+            path.as_ref(),
+            self.oflags()?,
+            Mode::from_raw_mode(self.mode),
+        )
+        .map_err(os_err)?;
+        DirectFile::probe(fd)
+    }
+}
+
+/// A file opened with `O_DIRECT`: a [`Transfer`] backend, so a
+/// [`DirectIo`](crate::dio::DirectIo) target. See the
+/// [module documentation](self).
+#[doc(alias = "O_DIRECT")]
+#[derive(Debug)]
+pub struct DirectFile {
+    fd: OwnedFd,
+    align: DioAlign,
+    align_source: AlignSource,
+    caps: FileCaps,
+    atomic: Option<AtomicWriteUnits>,
+}
+
+impl DirectFile {
+    /// Options for [`DirectFileOptions::open`].
+    pub const fn options() -> DirectFileOptions {
+        DirectFileOptions::new()
+    }
+
+    /// Opens an existing file for reading and writing with `O_DIRECT`.
+    ///
+    /// # Errors
+    ///
+    /// As [`DirectFileOptions::open`].
+    #[doc(alias = "O_DIRECT")]
+    pub fn open<P: AsRef<Path>>(path: P) -> Result<DirectFile> {
+        DirectFileOptions::new().open(path)
+    }
+
+    /// Wraps an open file descriptor, setting `O_DIRECT` on it
+    /// (`fcntl(F_SETFL)`) if it is not set yet.
+    ///
+    /// # Errors
+    ///
+    /// The `fcntl` errno (`EINVAL` where the filesystem refuses
+    /// `O_DIRECT`), or as [`DirectFileOptions::open`].
+    pub fn from_fd(fd: OwnedFd) -> Result<DirectFile> {
+        let flags = rustix::fs::fcntl_getfl(&fd).map_err(os_err)?;
+        if !flags.contains(OFlags::DIRECT) {
+            rustix::fs::fcntl_setfl(&fd, flags | OFlags::DIRECT).map_err(os_err)?;
+        }
+        DirectFile::probe(fd)
+    }
+
+    /// Wraps a [`File`], as [`DirectFile::from_fd`].
+    ///
+    /// # Errors
+    ///
+    /// As [`DirectFile::from_fd`].
+    pub fn from_file(file: File) -> Result<DirectFile> {
+        DirectFile::from_fd(OwnedFd::from(file))
+    }
+
+    fn probe(fd: OwnedFd) -> Result<DirectFile> {
+        let mask = StatxFlags::DIOALIGN | StatxFlags::from_bits_retain(STATX_WRITE_ATOMIC);
+        let stx = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, mask).ok();
+        let mut caps = FileCaps {
+            // Regular files on the filesystems that do O_DIRECT (ext4, xfs,
+            // btrfs, ...) have FMODE_NOWAIT.
+            nowait: true,
+            ..FileCaps::new()
+        };
+        let mut atomic = None;
+        let mut found = None;
+        if let Some(stx) = &stx {
+            caps.append_only = stx.stx_attributes.contains(StatxAttributes::APPEND);
+            caps.dax = stx.stx_attributes.contains(StatxAttributes::DAX);
+            if stx.stx_mask & StatxFlags::DIOALIGN.bits() != 0 {
+                let (mem, off) = (stx.stx_dio_mem_align, stx.stx_dio_offset_align);
+                if mem == 0 || off == 0 {
+                    return Err(Error::NotSupported(
+                        "statx(STATX_DIOALIGN) reports no direct I/O on this file",
+                    ));
+                }
+                found = DioAlign::new(mem, off).ok();
+            }
+            if stx.stx_mask & STATX_WRITE_ATOMIC != 0
+                && stx.stx_atomic_write_unit_min != 0
+                && stx.stx_attributes.bits() & STATX_ATTR_WRITE_ATOMIC != 0
+            {
+                caps.atomic_write = true;
+                atomic = Some(AtomicWriteUnits {
+                    min: stx.stx_atomic_write_unit_min,
+                    max: stx.stx_atomic_write_unit_max,
+                    segments_max: stx.stx_atomic_write_segments_max,
+                });
+            }
+        }
+        let (align, align_source) = match found {
+            Some(a) => (a, AlignSource::Statx),
+            None => match fs_block_align(&fd) {
+                Some(a) => (a, AlignSource::FsBlockSize),
+                None => (
+                    DioAlign {
+                        mem: FALLBACK_ALIGN,
+                        offset: FALLBACK_ALIGN,
+                    },
+                    AlignSource::Default,
+                ),
+            },
+        };
+        Ok(DirectFile {
+            fd,
+            align,
+            align_source,
+            caps,
+            atomic,
+        })
+    }
+
+    /// Replaces the alignment (for instance with a stricter one). The
+    /// kernel still enforces its own, with `EINVAL`.
+    #[must_use]
+    pub fn with_align(mut self, align: DioAlign) -> DirectFile {
+        self.align = align;
+        self.align_source = AlignSource::Caller;
+        self
+    }
+
+    /// The alignment in force.
+    #[doc(alias = "STATX_DIOALIGN")]
+    pub fn dio_align(&self) -> DioAlign {
+        self.align
+    }
+
+    /// The capabilities, for
+    /// [`Kiocb::set_rw_flags`](crate::kiocb::Kiocb::set_rw_flags)
+    /// ([`Transfer::caps`]): `RWF_NOWAIT` always (`FMODE_NOWAIT`), untorn
+    /// writes when `statx` reports them, the append-only and DAX attributes
+    /// from `statx`; `RWF_DONTCACHE` never (it concerns buffered I/O).
+    pub fn caps(&self) -> FileCaps {
+        self.caps
+    }
+
+    /// Where [`DirectFile::dio_align`] came from.
+    pub fn align_source(&self) -> AlignSource {
+        self.align_source
+    }
+
+    /// Untorn-write limits, when `statx` reports atomic-write support
+    /// (then [`FileCaps::atomic_write`] is set).
+    #[doc(alias = "STATX_WRITE_ATOMIC")]
+    pub fn atomic_write_units(&self) -> Option<AtomicWriteUnits> {
+        self.atomic
+    }
+
+    /// The file size in bytes (`fstat`).
+    ///
+    /// # Errors
+    ///
+    /// The `fstat` errno.
+    pub fn len(&self) -> Result<u64> {
+        let st = rustix::fs::fstat(&self.fd).map_err(os_err)?;
+        Ok(u64::try_from(st.st_size).unwrap_or(0))
+    }
+
+    /// Whether the file is empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`DirectFile::len`].
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Truncates or extends the file to `len` bytes (`ftruncate`).
+    ///
+    /// # Errors
+    ///
+    /// The `ftruncate` errno.
+    #[doc(alias = "ftruncate")]
+    pub fn set_len(&self, len: u64) -> Result<()> {
+        rustix::fs::ftruncate(&self.fd, len).map_err(os_err)
+    }
+
+    /// Allocates blocks for the first `len` bytes, extending the file if
+    /// needed (`fallocate(fd, 0, 0, len)`).
+    ///
+    /// # Errors
+    ///
+    /// The `fallocate` errno (`EOPNOTSUPP` where the filesystem cannot).
+    #[doc(alias = "fallocate")]
+    pub fn allocate(&self, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        rustix::fs::fallocate(&self.fd, FallocateFlags::empty(), 0, len).map_err(os_err)
+    }
+
+    /// Flushes data and metadata to stable storage (`fsync`).
+    ///
+    /// # Errors
+    ///
+    /// The `fsync` errno.
+    #[doc(alias = "fsync")]
+    pub fn sync(&self) -> Result<()> {
+        rustix::fs::fsync(&self.fd).map_err(os_err)
+    }
+
+    /// Flushes data (and the metadata needed to read it) to stable storage
+    /// (`fdatasync`).
+    ///
+    /// # Errors
+    ///
+    /// The `fdatasync` errno.
+    #[doc(alias = "fdatasync")]
+    pub fn sync_data(&self) -> Result<()> {
+        rustix::fs::fdatasync(&self.fd).map_err(os_err)
+    }
+
+    /// The file descriptor.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+}
+
+/// Runs `f` until it does not fail with `EINTR`.
+fn retry_eintr(mut f: impl FnMut() -> rustix::io::Result<usize>) -> rustix::io::Result<usize> {
+    loop {
+        match f() {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// The filesystem block size as an alignment, if it is a sane power of two.
+fn fs_block_align(fd: &OwnedFd) -> Option<DioAlign> {
+    let bsize = rustix::fs::fstatvfs(fd).ok()?.f_bsize;
+    let bsize = u32::try_from(bsize).ok()?;
+    if !bsize.is_power_of_two() || !(512..=65536).contains(&bsize) {
+        return None;
+    }
+    DioAlign::new(bsize.min(PAGE_SIZE as u32), bsize).ok()
+}
+
+impl AsFd for DirectFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl From<DirectFile> for OwnedFd {
+    fn from(f: DirectFile) -> OwnedFd {
+        f.fd
+    }
+}
+
+impl Transfer for DirectFile {
+    fn dio_align(&self) -> DioAlign {
+        self.align
+    }
+
+    fn caps(&self) -> FileCaps {
+        self.caps
+    }
+
+    /// `preadv2` / `pwritev2` at `pos` with `flags`, continued until done,
+    /// a 0 return, or a return that leaves the offset alignment (end of
+    /// file); see the [module documentation](self).
+    #[doc(alias = "preadv2")]
+    #[doc(alias = "pwritev2")]
+    unsafe fn transfer(
+        &self,
+        rw: RwType,
+        pos: u64,
+        iov: &[UserIovec],
+        flags: RwfFlags,
+    ) -> Result<usize> {
+        let rflags = ReadWriteFlags::from_bits_retain(flags.bits());
+        let total = iov.iter().fold(0usize, |acc, v| acc.saturating_add(v.len));
+        let off_mask = self.align.offset.max(1) as usize - 1;
+        let mut done = 0usize;
+        // One step: a syscall's outcome is folded into `done`; `Some(n)`
+        // means go on after advancing the slices by `n`.
+        let step = |r: rustix::io::Result<usize>, done: &mut usize| -> Result<Option<usize>> {
+            match r {
+                Ok(n) => {
+                    let n = n.min(total - *done);
+                    *done += n;
+                    // 0: end of file (or no progress possible). Off the
+                    // offset alignment: only end of file does that under
+                    // O_DIRECT, and the next offset would be misaligned.
+                    Ok((n != 0 && n & off_mask == 0).then_some(n))
+                }
+                Err(e) if *done == 0 => Err(os_err(e)),
+                // Some bytes moved: report them; the error will repeat.
+                Err(_) => Ok(None),
+            }
+        };
+        match rw {
+            RwType::Read => {
+                let mut storage: SmallVec<[IoSliceMut<'_>; 8]> = iov
+                    .iter()
+                    .map(|v| {
+                        if v.len == 0 || v.base.is_null() {
+                            return IoSliceMut::new(&mut []);
+                        }
+                        // SAFETY: the `Transfer` contract: `v` is valid for
+                        // writes of `v.len` bytes for this call, not accessed
+                        // by anything else and not overlapping another
+                        // entry, so a unique slice over it is sound until
+                        // this call returns.
+                        IoSliceMut::new(unsafe { core::slice::from_raw_parts_mut(v.base, v.len) })
+                    })
+                    .collect();
+                let mut bufs: &mut [IoSliceMut<'_>] = &mut storage;
+                while done < total {
+                    let at = pos.saturating_add(done as u64);
+                    let r = retry_eintr(|| rustix::io::preadv2(&self.fd, bufs, at, rflags));
+                    match step(r, &mut done)? {
+                        Some(n) => IoSliceMut::advance_slices(&mut bufs, n),
+                        None => break,
+                    }
+                }
+            }
+            RwType::Write => {
+                let mut storage: SmallVec<[IoSlice<'_>; 8]> = iov
+                    .iter()
+                    .map(|v| {
+                        if v.len == 0 || v.base.is_null() {
+                            return IoSlice::new(&[]);
+                        }
+                        // SAFETY: the `Transfer` contract: `v` is valid for
+                        // reads of `v.len` bytes for this call and nothing
+                        // writes it meanwhile.
+                        IoSlice::new(unsafe {
+                            core::slice::from_raw_parts(v.base.cast_const(), v.len)
+                        })
+                    })
+                    .collect();
+                let mut bufs: &mut [IoSlice<'_>] = &mut storage;
+                while done < total {
+                    let at = pos.saturating_add(done as u64);
+                    let r = retry_eintr(|| rustix::io::pwritev2(&self.fd, bufs, at, rflags));
+                    match step(r, &mut done)? {
+                        Some(n) => IoSlice::advance_slices(&mut bufs, n),
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+}
