@@ -778,7 +778,12 @@ impl<'a, D: Direction, K: Kind> IovIter<'a, D, K> {
                 let (mut bi_idx, mut done, mut bi_size) = (self.idx, self.iov_offset, maxsize);
                 while bi_size != 0 && bi_idx < self.len {
                     let e = self.elem(bi_idx);
-                    let off = e.align_base() + done;
+                    // As `bvec_iter_bvec`: the page holding the current
+                    // byte and the offset in it. Only an empty bvec at offset
+                    // PAGE_SIZE lands on the following page frame.
+                    let pos = e.align_base() + done;
+                    let off = pos & PAGE_OFFSET_MASK;
+                    let frame = e.base() as usize - e.align_base();
                     let blen = min(bi_size, e.len() - done);
                     if k != 0 {
                         if off != 0 {
@@ -787,10 +792,8 @@ impl<'a, D: Direction, K: Kind> IovIter<'a, D, K> {
                     } else {
                         offset0 = off;
                     }
-                    // `base() - offset` is the frame address: a bvec never
-                    // leaves its page.
                     out.extend(core::iter::once(PageAddr(
-                        e.base() as usize - e.align_base(),
+                        frame + (pos & !PAGE_OFFSET_MASK),
                     )));
                     k += 1;
                     size += blen;
