@@ -48,6 +48,9 @@
 //! | `dup_iter` | [`IovIter::dup`] (sources only) |
 //! | `import_iovec`, `UIO_FASTIOV`, `UIO_MAXIOV`, `MAX_RW_COUNT` | [`import_iovec`], [`UIO_FASTIOV`], [`UIO_MAXIOV`], [`MAX_RW_COUNT`] |
 //! | `struct kiocb`, `IOCB_*`, `RWF_*`, `kiocb_set_rw_flags`, `-EIOCBQUEUED` | [`kiocb::Kiocb`], [`kiocb::IocbFlags`], [`kiocb::RwfFlags`], [`kiocb::Kiocb::set_rw_flags`], [`kiocb::Submitted::Queued`] |
+//! | `->direct_IO`, `iomap_dio_rw`, `should_dirty` | `dio::DirectIo`, `dio::dio_rw`, `dio::should_dirty` (feature `alloc`) |
+//! | `statx` `STATX_DIOALIGN`, `bio_set_pages_dirty` | `dio::DioAlign`, `dio::DirtyTracker`, `dio::DirtyBitmap` |
+//! | `O_DIRECT` + `preadv2`/`pwritev2`, io_uring `READV`/`WRITEV` | `backend::file::DirectFile` (`std`), `backend::uring::UringQueue` (`uring`), `backend::mem::MemDevice` |
 //!
 //! # Relation with `std::io`
 //!
@@ -64,8 +67,9 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `std` | yes | `std::io::Read`/`Write` impls, `IoSlice` conversions, `From<Error> for io::Error`; implies `alloc` |
-//! | `alloc` | via `std` | heap [`Page`]s and [`PageRef`], [`import_iovec`] (spills past 8 segments), async [`kiocb`] completions and their `Future` |
+//! | `std` | yes | `std::io::Read`/`Write` impls, `IoSlice` conversions, `From<Error> for io::Error`, the `O_DIRECT` file backend; implies `alloc` |
+//! | `alloc` | via `std` | heap [`Page`]s and [`PageRef`], [`import_iovec`] (spills past 8 segments), async [`kiocb`] completions and their `Future`, the `dio` layer and the RAM backend |
+//! | `uring` | no | the io_uring backend (`backend::uring`); implies `std` |
 //!
 //! Without features the crate is `#![no_std]` and makes no syscalls.
 //!
