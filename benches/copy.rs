@@ -700,7 +700,7 @@ fn main() {
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(1))
-        .sample_size(20)
+        .sample_size(30)
         .configure_from_args();
     bench_copy_to(&mut c);
     bench_copy_to_prebuilt(&mut c);

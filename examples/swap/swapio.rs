@@ -1,0 +1,1799 @@
+//! Swap-out and swap-in of whole pages through direct I/O, batched like the
+//! kernel's `struct swap_iocb`.
+//!
+//! Linux reference: `mm/page_io.c` (`swap_writepage_fs`, `swap_write_unplug`,
+//! `sio_write_complete`, `swap_read_folio_fs`, `swap_read_unplug`,
+//! `sio_read_complete`), `mm/vmscan.c` (`pageout`: `folio_clear_dirty_for_io`,
+//! `folio_set_reclaim`), `mm/filemap.c` (`folio_end_writeback`).
+//!
+//! # The path of a page
+//!
+//! * **Swap-out** ([`SwapDevice::swap_writepage`]): the page's `DIRTY` bit is
+//!   taken with `test_and_clear` (a clean page is not written), `RECLAIM`
+//!   and `WRITEBACK` are set, `PSWPOUT` is counted (at submission, as
+//!   mainline does), and the page joins the [`SwapPlug`]'s write batch. A
+//!   batch is one kiocb over a [`Source`] [`Bvec`] iterator of up to
+//!   [`SWAP_CLUSTER_MAX`] pages at consecutive slots of one device; it is
+//!   submitted when it is full, when the next page is not at the next slot
+//!   (or is for another device), and on unplug. Without a plug every page is
+//!   its own kiocb.
+//! * **Write completion** (`sio_write_complete`): anything but the full
+//!   length marks *every* page of the batch `DIRTY` again and clears
+//!   `RECLAIM` (the error may be temporary; the pages stay in memory for a
+//!   retry, and no `ERROR` bit is set). Then writeback ends on every page
+//!   (`WRITEBACK` and, as `folio_end_writeback` does, `RECLAIM` cleared).
+//! * **Swap-in** ([`SwapDevice::swap_readpage`]): a fresh page is allocated
+//!   and `LOCKED` (the swap-cache folio), and joins the plug's read batch,
+//!   merged by the same rules, read through a [`Dest`] [`Bvec`] iterator, so
+//!   `should_dirty` is false and no page is dirtied by the read.
+//! * **Read completion** (`sio_read_complete`): the full length marks every
+//!   page `UPTODATE` and counts `PSWPIN` (at completion, as the fs path does);
+//!   anything else marks *no* page uptodate and reports the error for every
+//!   page of the batch. Every page is unlocked either way. [`SwapIn`] is the
+//!   caller's handle on the page, like waiting on the folio lock.
+//!
+//! # Backends ([`SwapBackend`])
+//!
+//! * `Sync`: any [`Transfer`] ([`DirectFile`], `MemDevice`) with sync kiocbs:
+//!   [`DirectIo::direct_io`] returns the byte count, which is fed to the
+//!   completion at once, as `swap_write_unplug` does with any return other
+//!   than `-EIOCBQUEUED`.
+//! * `AsyncInline`: the same backends with async kiocbs
+//!   ([`Kiocb::with_completion`] / [`Kiocb::new_async`]); `dio_rw` queues
+//!   them and completes them inline through the completion.
+//! * `Uring` (feature `uring`): io_uring on an `O_DIRECT` file, truly
+//!   asynchronous; completions are delivered when the queue is driven
+//!   ([`SwapDevice::poll`], [`SwapDevice::drain`], [`SwapIn::wait`]).
+
+use std::fmt;
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use iov_iter::backend::file::DirectFile;
+#[cfg(feature = "uring")]
+use iov_iter::backend::uring::{PageBatch, UringOp, UringQueue};
+use iov_iter::dio::{DioAlign, DirectIo, Transfer};
+use iov_iter::kiocb::{IocbFlags, Kiocb, Submitted};
+use iov_iter::{
+    Bvec, BvecSeg, BvecSegMut, Dest, Error as IoError, IovIter, PAGE_SIZE, Page, PageFlags,
+    PageRef, Source,
+};
+
+use crate::activate::SwapFile;
+use crate::swapmap::{Slot, SlotRange, SlotRng, SwapMap, SwapMapError};
+
+/// Most pages in one swap kiocb (`SWAP_CLUSTER_MAX`, the size of
+/// `swap_iocb.bvec[]`).
+pub const SWAP_CLUSTER_MAX: usize = 32;
+
+/// How many error messages a device keeps (the kernel rate-limits them).
+const ERROR_LOG_MAX: usize = 16;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Completions never panic while holding these locks; a poisoned lock
+    // still holds consistent data.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// ---------------------------------------------------------------------------
+// Errors.
+
+/// Why a batch did not complete: the `ret != sio->len` of the completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoFailure {
+    /// The backend (or the submission) failed with this error.
+    Error(IoError),
+    /// Only `done` of `len` bytes were transferred.
+    Short {
+        /// Bytes transferred.
+        done: usize,
+        /// Bytes asked.
+        len: usize,
+    },
+}
+
+impl IoFailure {
+    /// `None` for a complete transfer of `len` bytes.
+    fn check(result: Result<usize, IoError>, len: usize) -> Option<IoFailure> {
+        match result {
+            Ok(n) if n == len => None,
+            Ok(done) => Some(IoFailure::Short { done, len }),
+            Err(e) => Some(IoFailure::Error(e)),
+        }
+    }
+}
+
+impl fmt::Display for IoFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IoFailure::Error(e) => write!(f, "{e}"),
+            IoFailure::Short { done, len } => write!(f, "short transfer: {done} of {len} bytes"),
+        }
+    }
+}
+
+/// What can go wrong on the swap paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwapError {
+    /// The read batch holding `slot` failed; the page is not uptodate.
+    Read {
+        /// The slot read.
+        slot: Slot,
+        /// Why the batch failed.
+        failure: IoFailure,
+    },
+    /// The page is already under writeback.
+    Busy(Slot),
+    /// The slot is not allocated in the swap map (or out of range).
+    BadSlot(Slot),
+    /// A swap-map operation failed.
+    Map(SwapMapError),
+    /// Setting up or driving the backend failed.
+    Backend(IoError),
+    /// Opening the swap file for direct I/O failed.
+    Open(String),
+    /// The requested mode is not available in this build.
+    Unsupported(&'static str),
+    /// Not enough free slots.
+    NoSpace {
+        /// Slots asked for.
+        wanted: u64,
+        /// Slots free.
+        free: u64,
+    },
+}
+
+impl fmt::Display for SwapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwapError::Read { slot, failure } => write!(f, "read error on swap {slot}: {failure}"),
+            SwapError::Busy(slot) => write!(f, "page for swap {slot} is already under writeback"),
+            SwapError::BadSlot(slot) => write!(f, "swap {slot} is not allocated"),
+            SwapError::Map(e) => write!(f, "{e}"),
+            SwapError::Backend(e) => write!(f, "swap backend: {e}"),
+            SwapError::Open(msg) => f.write_str(msg),
+            SwapError::Unsupported(msg) => f.write_str(msg),
+            SwapError::NoSpace { wanted, free } => {
+                write!(f, "swap area full: {wanted} slots wanted, {free} free")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SwapError {}
+
+// ---------------------------------------------------------------------------
+// Counters.
+
+/// A snapshot of a device's counters (`/proc/vmstat`'s `pswpin` and
+/// `pswpout`, plus what batching and error handling did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwapCounters {
+    /// Pages read in successfully (counted at completion).
+    pub pswpin: u64,
+    /// Pages submitted for swap-out (counted at submission).
+    pub pswpout: u64,
+    /// Write kiocbs submitted.
+    pub write_batches: u64,
+    /// Read kiocbs submitted.
+    pub read_batches: u64,
+    /// Pages that joined an existing write batch (`pages - batches`).
+    pub merged_write_pages: u64,
+    /// Pages that joined an existing read batch.
+    pub merged_read_pages: u64,
+    /// Write kiocbs that completed with anything but their full length.
+    pub write_errors: u64,
+    /// Read kiocbs that completed with anything but their full length.
+    pub read_errors: u64,
+    /// Pages marked dirty again by failed writes.
+    pub redirtied_pages: u64,
+    /// Pages left not uptodate by failed reads.
+    pub read_failed_pages: u64,
+    /// `write_batch_sizes[n]`: write kiocbs of `n` pages.
+    pub write_batch_sizes: [u64; SWAP_CLUSTER_MAX + 1],
+    /// `read_batch_sizes[n]`: read kiocbs of `n` pages.
+    pub read_batch_sizes: [u64; SWAP_CLUSTER_MAX + 1],
+}
+
+impl SwapCounters {
+    /// Pages submitted in write kiocbs.
+    pub fn written_pages(&self) -> u64 {
+        weighted(&self.write_batch_sizes)
+    }
+
+    /// Pages submitted in read kiocbs.
+    pub fn read_pages(&self) -> u64 {
+        weighted(&self.read_batch_sizes)
+    }
+
+    /// The largest write kiocb, in pages.
+    pub fn max_write_batch(&self) -> usize {
+        self.write_batch_sizes
+            .iter()
+            .rposition(|&n| n > 0)
+            .unwrap_or(0)
+    }
+
+    /// The largest read kiocb, in pages.
+    pub fn max_read_batch(&self) -> usize {
+        self.read_batch_sizes
+            .iter()
+            .rposition(|&n| n > 0)
+            .unwrap_or(0)
+    }
+}
+
+fn weighted(hist: &[u64]) -> u64 {
+    hist.iter().enumerate().map(|(i, &n)| i as u64 * n).sum()
+}
+
+/// Per-kiocb latencies (submission to completion) since the last
+/// [`SwapDevice::take_latencies`].
+#[derive(Debug, Clone, Default)]
+pub struct Latencies {
+    /// Write kiocbs.
+    pub write: Vec<Duration>,
+    /// Read kiocbs.
+    pub read: Vec<Duration>,
+}
+
+/// What completions update: counters, latencies, the error log. Shared with
+/// completions running on other threads; holds no backend (so an in-flight
+/// completion does not keep the device alive).
+struct Stats {
+    pswpin: AtomicU64,
+    pswpout: AtomicU64,
+    write_batches: AtomicU64,
+    read_batches: AtomicU64,
+    merged_write_pages: AtomicU64,
+    merged_read_pages: AtomicU64,
+    write_errors: AtomicU64,
+    read_errors: AtomicU64,
+    redirtied_pages: AtomicU64,
+    read_failed_pages: AtomicU64,
+    write_hist: [AtomicU64; SWAP_CLUSTER_MAX + 1],
+    read_hist: [AtomicU64; SWAP_CLUSTER_MAX + 1],
+    writes_in_flight: AtomicU64,
+    reads_in_flight: AtomicU64,
+    latencies: Mutex<Latencies>,
+    errors: Mutex<Vec<String>>,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            pswpin: AtomicU64::new(0),
+            pswpout: AtomicU64::new(0),
+            write_batches: AtomicU64::new(0),
+            read_batches: AtomicU64::new(0),
+            merged_write_pages: AtomicU64::new(0),
+            merged_read_pages: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+            read_errors: AtomicU64::new(0),
+            redirtied_pages: AtomicU64::new(0),
+            read_failed_pages: AtomicU64::new(0),
+            write_hist: std::array::from_fn(|_| AtomicU64::new(0)),
+            read_hist: std::array::from_fn(|_| AtomicU64::new(0)),
+            writes_in_flight: AtomicU64::new(0),
+            reads_in_flight: AtomicU64::new(0),
+            latencies: Mutex::new(Latencies::default()),
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn snapshot(&self) -> SwapCounters {
+        SwapCounters {
+            pswpin: get(&self.pswpin),
+            pswpout: get(&self.pswpout),
+            write_batches: get(&self.write_batches),
+            read_batches: get(&self.read_batches),
+            merged_write_pages: get(&self.merged_write_pages),
+            merged_read_pages: get(&self.merged_read_pages),
+            write_errors: get(&self.write_errors),
+            read_errors: get(&self.read_errors),
+            redirtied_pages: get(&self.redirtied_pages),
+            read_failed_pages: get(&self.read_failed_pages),
+            write_batch_sizes: std::array::from_fn(|i| get(&self.write_hist[i])),
+            read_batch_sizes: std::array::from_fn(|i| get(&self.read_hist[i])),
+        }
+    }
+
+    fn log_error(&self, msg: String) {
+        let mut log = lock(&self.errors);
+        if log.len() < ERROR_LOG_MAX {
+            log.push(msg);
+        }
+    }
+
+    /// A write kiocb of `pages` pages is being submitted.
+    fn start_write(&self, pages: usize) {
+        add(&self.write_batches, 1);
+        add(&self.merged_write_pages, pages as u64 - 1);
+        add(&self.write_hist[pages], 1);
+        add(&self.writes_in_flight, 1);
+    }
+
+    /// A read kiocb of `pages` pages is being submitted.
+    fn start_read(&self, pages: usize) {
+        add(&self.read_batches, 1);
+        add(&self.merged_read_pages, pages as u64 - 1);
+        add(&self.read_hist[pages], 1);
+        add(&self.reads_in_flight, 1);
+    }
+
+    /// `sio_write_complete`.
+    fn write_complete(
+        &self,
+        pos: u64,
+        pages: &[PageRef],
+        result: Result<usize, IoError>,
+        start: Instant,
+    ) {
+        lock(&self.latencies).write.push(start.elapsed());
+        if let Some(failure) = IoFailure::check(result, pages.len() * PAGE_SIZE) {
+            // No partial success: the whole batch goes back to dirty, to be
+            // written again; the error may be temporary, so no ERROR bit.
+            add(&self.write_errors, 1);
+            add(&self.redirtied_pages, pages.len() as u64);
+            self.log_error(format!(
+                "Write error {failure} on dio swapfile ({pos}, {} pages)",
+                pages.len()
+            ));
+            for page in pages {
+                page.set_flags(PageFlags::DIRTY);
+                page.clear_flags(PageFlags::RECLAIM);
+            }
+        }
+        // folio_end_writeback: a RECLAIM page is rotated (RECLAIM cleared),
+        // then WRITEBACK ends.
+        for page in pages {
+            page.clear_flags(PageFlags::RECLAIM | PageFlags::WRITEBACK);
+        }
+        self.writes_in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// `sio_read_complete`.
+    fn read_complete(
+        &self,
+        pos: u64,
+        pages: Vec<Page>,
+        cells: &[Arc<InCell>],
+        result: Result<usize, IoError>,
+        start: Option<Instant>,
+    ) {
+        if let Some(start) = start {
+            lock(&self.latencies).read.push(start.elapsed());
+        }
+        let n = pages.len() as u64;
+        let failure = IoFailure::check(result, pages.len() * PAGE_SIZE);
+        match failure {
+            None => add(&self.pswpin, n),
+            Some(f) => {
+                add(&self.read_errors, 1);
+                add(&self.read_failed_pages, n);
+                self.log_error(format!("Read-error on swap-device ({pos}, {n} pages): {f}"));
+            }
+        }
+        for (page, cell) in pages.into_iter().zip(cells) {
+            if failure.is_none() {
+                page.set_flags(PageFlags::UPTODATE);
+            }
+            page.unlock();
+            let outcome = match failure {
+                None => Ok(()),
+                Some(failure) => Err(SwapError::Read {
+                    slot: cell.slot,
+                    failure,
+                }),
+            };
+            cell.finish(PageRef::new(page), outcome);
+        }
+        self.reads_in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Swap-in handles.
+
+enum InState {
+    /// In a plug, not submitted yet.
+    Plugged,
+    /// Submitted; the completion has not run.
+    InFlight,
+    /// Completed: the page (uptodate or not) and the outcome.
+    Done(PageRef, Result<(), SwapError>),
+    /// Handed to the caller.
+    Taken,
+}
+
+/// Where a read's completion leaves its page for the [`SwapIn`] handle.
+struct InCell {
+    slot: Slot,
+    state: Mutex<InState>,
+}
+
+impl InCell {
+    fn set_in_flight(&self) {
+        *lock(&self.state) = InState::InFlight;
+    }
+
+    fn finish(&self, page: PageRef, outcome: Result<(), SwapError>) {
+        *lock(&self.state) = InState::Done(page, outcome);
+    }
+}
+
+/// A page being swapped in: the caller's handle on the locked swap-cache
+/// page, resolved by the read's completion (waiting on it is the kernel's
+/// `folio_wait_locked`).
+pub struct SwapIn {
+    cell: Arc<InCell>,
+    dev: Arc<Shared>,
+}
+
+impl SwapIn {
+    /// The slot being read.
+    pub fn slot(&self) -> Slot {
+        self.cell.slot
+    }
+
+    /// Whether the read is still in a plug (not submitted).
+    pub fn is_plugged(&self) -> bool {
+        matches!(*lock(&self.cell.state), InState::Plugged)
+    }
+
+    /// Whether the read has completed.
+    pub fn is_done(&self) -> bool {
+        matches!(*lock(&self.cell.state), InState::Done(..))
+    }
+
+    /// Waits for the read (driving the device's queue) and returns the
+    /// page with the outcome: on failure the page is there but not
+    /// uptodate. The page is unlocked either way.
+    ///
+    /// # Panics
+    ///
+    /// If the read is still in a [`SwapPlug`]: unplug first (waiting on a
+    /// page whose I/O was never started would never end).
+    pub fn wait_page(self) -> (PageRef, Result<(), SwapError>) {
+        loop {
+            {
+                let mut st = lock(&self.cell.state);
+                match &*st {
+                    InState::Done(..) => {
+                        if let InState::Done(page, outcome) =
+                            std::mem::replace(&mut *st, InState::Taken)
+                        {
+                            return (page, outcome);
+                        }
+                        unreachable!()
+                    }
+                    InState::Plugged => panic!(
+                        "SwapIn::wait on {} while its read is still in a SwapPlug; unplug first",
+                        self.cell.slot
+                    ),
+                    InState::InFlight => {}
+                    InState::Taken => unreachable!("SwapIn consumed twice"),
+                }
+            }
+            self.dev.wait_some();
+        }
+    }
+
+    /// Waits for the read: the uptodate page, or the error.
+    ///
+    /// # Panics
+    ///
+    /// As [`SwapIn::wait_page`].
+    pub fn wait(self) -> Result<PageRef, SwapError> {
+        let (page, outcome) = self.wait_page();
+        outcome.map(|()| page)
+    }
+}
+
+impl fmt::Debug for SwapIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwapIn")
+            .field("slot", &self.cell.slot)
+            .field("done", &self.is_done())
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Batches (struct swap_iocb) and the plug.
+
+/// A write batch: up to [`SWAP_CLUSTER_MAX`] pages at consecutive slots.
+struct WriteSio {
+    dev: Arc<Shared>,
+    pos: u64,
+    pages: Vec<PageRef>,
+}
+
+/// A read batch: fresh locked pages for consecutive slots.
+struct ReadSio {
+    dev: Arc<Shared>,
+    pos: u64,
+    pages: Vec<Page>,
+    cells: Vec<Arc<InCell>>,
+}
+
+fn end_of(pos: u64, pages: usize) -> u64 {
+    pos + (pages * PAGE_SIZE) as u64
+}
+
+/// The per-task plug (`wbc->swap_plug` for writes, the `swap_iocb **plug`
+/// of swap readahead): holds at most one open write batch and one open read
+/// batch. Dropping it unplugs.
+#[derive(Default)]
+pub struct SwapPlug {
+    write: Option<WriteSio>,
+    read: Option<ReadSio>,
+}
+
+impl SwapPlug {
+    /// An empty plug.
+    pub fn new() -> SwapPlug {
+        SwapPlug::default()
+    }
+
+    /// Submits the open write batch, if any (`swap_write_unplug`).
+    pub fn write_unplug(&mut self) {
+        if let Some(sio) = self.write.take() {
+            sio.submit();
+        }
+    }
+
+    /// Submits the open read batch, if any (`swap_read_unplug`).
+    pub fn read_unplug(&mut self) {
+        if let Some(sio) = self.read.take() {
+            sio.submit();
+        }
+    }
+
+    /// Submits both batches.
+    pub fn unplug(&mut self) {
+        self.write_unplug();
+        self.read_unplug();
+    }
+
+    /// Pages waiting in the plug (write, read).
+    pub fn pending(&self) -> (usize, usize) {
+        (
+            self.write.as_ref().map_or(0, |s| s.pages.len()),
+            self.read.as_ref().map_or(0, |s| s.pages.len()),
+        )
+    }
+}
+
+impl Drop for SwapPlug {
+    fn drop(&mut self) {
+        self.unplug();
+    }
+}
+
+impl fmt::Debug for SwapPlug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (w, r) = self.pending();
+        f.debug_struct("SwapPlug")
+            .field("write_pages", &w)
+            .field("read_pages", &r)
+            .finish()
+    }
+}
+
+/// A write kiocb whose completion is `sio_write_complete` over its own
+/// references to the batch's pages.
+fn write_kiocb(stats: &Arc<Stats>, pos: u64, pages: Vec<PageRef>, start: Instant) -> Kiocb {
+    let stats = Arc::clone(stats);
+    Kiocb::with_completion(pos, move |done| {
+        stats.write_complete(pos, &pages, done.result, start)
+    })
+    .with_flags(IocbFlags::DIRECT)
+}
+
+/// What a sync kiocb's submission amounts to: bytes or the error.
+fn sync_result(r: Result<Submitted, IoError>) -> Result<usize, IoError> {
+    match r? {
+        Submitted::Done(n) => Ok(n),
+        // A sync kiocb is never queued (the kiocb contract).
+        Submitted::Queued => Err(IoError::InvalidArgument("sync kiocb was queued")),
+    }
+}
+
+/// Delivers the outcome of an async submission that did not queue
+/// (`aio_rw_done` feeding a non-`-EIOCBQUEUED` return to `ki_complete`).
+fn finish_async(kiocb: &mut Kiocb, r: Result<Submitted, IoError>) {
+    match r {
+        Ok(Submitted::Queued) => {}
+        Ok(Submitted::Done(n)) => {
+            kiocb.complete(Ok(n));
+        }
+        Err(e) => {
+            kiocb.complete(Err(e));
+        }
+    }
+}
+
+impl WriteSio {
+    /// `swap_write_unplug`: one kiocb over a `Source` bvec iterator.
+    fn submit(self) {
+        let WriteSio { dev, pos, pages } = self;
+        let stats = &dev.stats;
+        stats.start_write(pages.len());
+        let start = Instant::now();
+        match &dev.backend {
+            Backend::Sync(target) => {
+                let mut kiocb = Kiocb::new_sync(pos).with_flags(IocbFlags::DIRECT);
+                let result = {
+                    let segs: Vec<BvecSeg<'_>> = pages.iter().map(|p| BvecSeg::full(p)).collect();
+                    let mut iter = IovIter::<Source, Bvec>::new(&segs);
+                    sync_result(target.direct_io(&mut kiocb, &mut iter))
+                };
+                stats.write_complete(pos, &pages, result, start);
+            }
+            Backend::Inline(target) => {
+                let mut kiocb = write_kiocb(stats, pos, pages.clone(), start);
+                let segs: Vec<BvecSeg<'_>> = pages.iter().map(|p| BvecSeg::full(p)).collect();
+                let mut iter = IovIter::<Source, Bvec>::new(&segs);
+                let r = target.direct_io(&mut kiocb, &mut iter);
+                finish_async(&mut kiocb, r);
+            }
+            #[cfg(feature = "uring")]
+            Backend::Uring { queue, .. } => {
+                let mut kiocb = write_kiocb(stats, pos, pages.clone(), start);
+                match queue.submit_write(&mut kiocb, PageBatch::from(pages)) {
+                    // Detached: the kiocb's completion does the work; the
+                    // queue holds the page references until the CQE.
+                    Ok(op) => drop(op),
+                    Err(e) => {
+                        kiocb.complete(Err(e.error));
+                    }
+                }
+                dev.collect_uring_reads();
+            }
+        }
+    }
+}
+
+impl ReadSio {
+    /// `swap_read_unplug`: one kiocb over a `Dest` bvec iterator.
+    fn submit(self) {
+        let ReadSio {
+            dev,
+            pos,
+            mut pages,
+            cells,
+        } = self;
+        let stats = &dev.stats;
+        stats.start_read(pages.len());
+        let start = Instant::now();
+        match &dev.backend {
+            Backend::Sync(target) => {
+                let mut kiocb = Kiocb::new_sync(pos).with_flags(IocbFlags::DIRECT);
+                let result = {
+                    let mut segs: Vec<BvecSegMut<'_>> =
+                        pages.iter_mut().map(BvecSegMut::full).collect();
+                    let mut iter = IovIter::<Dest, Bvec>::new(&mut segs);
+                    sync_result(target.direct_io(&mut kiocb, &mut iter))
+                };
+                stats.read_complete(pos, pages, &cells, result, Some(start));
+            }
+            Backend::Inline(target) => {
+                let (kiocb, done) = Kiocb::new_async(pos);
+                let mut kiocb = kiocb.with_flags(IocbFlags::DIRECT);
+                {
+                    let mut segs: Vec<BvecSegMut<'_>> =
+                        pages.iter_mut().map(BvecSegMut::full).collect();
+                    let mut iter = IovIter::<Dest, Bvec>::new(&mut segs);
+                    let r = target.direct_io(&mut kiocb, &mut iter);
+                    finish_async(&mut kiocb, r);
+                }
+                // dio_rw completes before it returns (a borrowed iterator
+                // cannot outlive the call), so the outcome is there.
+                let result = done.try_get().map_or(
+                    Err(IoError::InvalidArgument(
+                        "async direct I/O did not complete",
+                    )),
+                    |c| c.result,
+                );
+                stats.read_complete(pos, pages, &cells, result, Some(start));
+            }
+            #[cfg(feature = "uring")]
+            Backend::Uring { queue, reads } => {
+                for cell in &cells {
+                    cell.set_in_flight();
+                }
+                // The kiocb's completion runs when the CQE is reaped: it
+                // times the I/O. The pages come back through the operation
+                // handle, where `collect_uring_reads` finishes the job.
+                let lat = Arc::clone(stats);
+                let mut kiocb = Kiocb::with_completion(pos, move |_| {
+                    lock(&lat.latencies).read.push(start.elapsed());
+                })
+                .with_flags(IocbFlags::DIRECT);
+                match queue.submit_read(&mut kiocb, PageBatch::from(pages)) {
+                    Ok(op) => lock(reads).push(UringRead { op, pos, cells }),
+                    Err(e) => {
+                        kiocb.complete(Err(e.error));
+                        let pages = e.buffers.into_pages();
+                        stats.read_complete(pos, pages, &cells, Err(e.error), None);
+                    }
+                }
+                dev.collect_uring_reads();
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The device.
+
+/// Which I/O path a [`SwapDevice`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IoMode {
+    /// Sync kiocbs through [`DirectIo::direct_io`].
+    Sync,
+    /// Async kiocbs through [`DirectIo::direct_io`], completed inline.
+    AsyncInline,
+    /// Async kiocbs on io_uring (feature `uring`).
+    Uring,
+}
+
+impl IoMode {
+    /// Whether this build has the io_uring backend.
+    pub const URING_AVAILABLE: bool = cfg!(feature = "uring");
+
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoMode::Sync => "sync",
+            IoMode::AsyncInline => "async-inline",
+            IoMode::Uring => "async-uring",
+        }
+    }
+}
+
+impl fmt::Display for IoMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The I/O target of a [`SwapDevice`].
+// Built once and moved into the device: the size of the io_uring variant
+// does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum SwapBackend {
+    /// Any [`Transfer`] backend, sync kiocbs.
+    Sync(Arc<dyn Transfer + Send + Sync>),
+    /// Any [`Transfer`] backend, async kiocbs completed inline.
+    AsyncInline(Arc<dyn Transfer + Send + Sync>),
+    /// io_uring, async kiocbs completed when the queue is driven.
+    #[cfg(feature = "uring")]
+    Uring(UringQueue),
+}
+
+/// A read submitted to io_uring, waiting to be collected.
+#[cfg(feature = "uring")]
+struct UringRead {
+    op: UringOp<PageBatch<Page>>,
+    pos: u64,
+    cells: Vec<Arc<InCell>>,
+}
+
+// Lives once, inside the device's `Arc`.
+#[allow(clippy::large_enum_variant)]
+enum Backend {
+    Sync(Arc<dyn Transfer + Send + Sync>),
+    Inline(Arc<dyn Transfer + Send + Sync>),
+    #[cfg(feature = "uring")]
+    Uring {
+        queue: UringQueue,
+        reads: Mutex<Vec<UringRead>>,
+    },
+}
+
+struct Shared {
+    backend: Backend,
+    stats: Arc<Stats>,
+    map: Mutex<SwapMap>,
+    align: DioAlign,
+}
+
+impl Shared {
+    /// Blocks until at least one completion was delivered (io_uring); the
+    /// other backends complete before submission returns, so there is
+    /// nothing to wait for.
+    fn wait_some(&self) {
+        match &self.backend {
+            #[cfg(feature = "uring")]
+            Backend::Uring { queue, .. } => {
+                if let Err(e) = queue.wait(1) {
+                    panic!("io_uring_enter failed while waiting for swap I/O: {e}");
+                }
+                self.collect_uring_reads();
+            }
+            _ => panic!("swap read neither plugged nor completed on a synchronous backend"),
+        }
+    }
+
+    /// Finishes the io_uring reads whose CQE has been reaped
+    /// (`sio_read_complete` with the pages handed back).
+    #[cfg(feature = "uring")]
+    fn collect_uring_reads(&self) {
+        let Backend::Uring { reads, .. } = &self.backend else {
+            return;
+        };
+        let done: Vec<UringRead> = {
+            let mut reads = lock(reads);
+            let mut done = Vec::new();
+            let mut i = 0;
+            while i < reads.len() {
+                if reads[i].op.is_complete() {
+                    done.push(reads.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            done
+        };
+        for r in done {
+            let Ok(out) = r.op.try_take() else {
+                unreachable!("a complete operation has its output")
+            };
+            let pages = out.buffers.into_pages();
+            self.stats
+                .read_complete(r.pos, pages, &r.cells, out.completed.result, None);
+        }
+    }
+}
+
+/// A swap area with its slot map and I/O path: swap-out, swap-in and
+/// slot management, all through `&self` (shareable between threads).
+pub struct SwapDevice {
+    shared: Arc<Shared>,
+}
+
+impl SwapDevice {
+    /// A device over `backend` with a swap map of `nr_slots` slots (the
+    /// area's `max_pages`; slot 0, the header, is never handed out).
+    ///
+    /// # Errors
+    ///
+    /// [`SwapError::Map`] for a slot count the map cannot hold.
+    pub fn new(backend: SwapBackend, nr_slots: u64) -> Result<SwapDevice, SwapError> {
+        let map = SwapMap::new(nr_slots, &[]).map_err(SwapError::Map)?;
+        let (backend, align) = match backend {
+            SwapBackend::Sync(t) => {
+                let a = t.dio_align();
+                (Backend::Sync(t), a)
+            }
+            SwapBackend::AsyncInline(t) => {
+                let a = t.dio_align();
+                (Backend::Inline(t), a)
+            }
+            #[cfg(feature = "uring")]
+            SwapBackend::Uring(queue) => {
+                let a = queue.dio_align();
+                (
+                    Backend::Uring {
+                        queue,
+                        reads: Mutex::new(Vec::new()),
+                    },
+                    a,
+                )
+            }
+        };
+        Ok(SwapDevice {
+            shared: Arc::new(Shared {
+                backend,
+                stats: Arc::new(Stats::new()),
+                map: Mutex::new(map),
+                align,
+            }),
+        })
+    }
+
+    /// A device on an activated swap file, opened again with `O_DIRECT`
+    /// (the header and activation checks were done by
+    /// [`open_swap_file`](crate::activate::open_swap_file)). `depth` is the
+    /// io_uring queue depth ([`IoMode::Uring`] only).
+    ///
+    /// # Errors
+    ///
+    /// [`SwapError::Open`] when the file cannot be reopened or the
+    /// filesystem refuses `O_DIRECT`; [`SwapError::Backend`] when io_uring
+    /// cannot be set up; [`SwapError::Unsupported`] for [`IoMode::Uring`]
+    /// without the `uring` feature.
+    pub fn open(sf: &SwapFile, mode: IoMode, depth: u32) -> Result<SwapDevice, SwapError> {
+        let direct = || -> Result<DirectFile, SwapError> {
+            let file: File = sf
+                .file
+                .try_clone()
+                .map_err(|e| SwapError::Open(format!("dup {}: {e}", sf.path.display())))?;
+            DirectFile::from_file(file)
+                .map_err(|e| SwapError::Open(format!("O_DIRECT on {}: {e}", sf.path.display())))
+        };
+        let backend = match mode {
+            IoMode::Sync => SwapBackend::Sync(Arc::new(direct()?)),
+            IoMode::AsyncInline => SwapBackend::AsyncInline(Arc::new(direct()?)),
+            #[cfg(feature = "uring")]
+            IoMode::Uring => {
+                SwapBackend::Uring(UringQueue::new(direct()?, depth).map_err(SwapError::Backend)?)
+            }
+            #[cfg(not(feature = "uring"))]
+            IoMode::Uring => {
+                let _ = depth;
+                return Err(SwapError::Unsupported(
+                    "io_uring mode needs the `uring` feature",
+                ));
+            }
+        };
+        SwapDevice::new(backend, sf.max_pages())
+    }
+
+    /// The I/O path.
+    pub fn mode(&self) -> IoMode {
+        match &self.shared.backend {
+            Backend::Sync(_) => IoMode::Sync,
+            Backend::Inline(_) => IoMode::AsyncInline,
+            #[cfg(feature = "uring")]
+            Backend::Uring { .. } => IoMode::Uring,
+        }
+    }
+
+    /// The backend's direct-I/O alignment.
+    pub fn dio_align(&self) -> DioAlign {
+        self.shared.align
+    }
+
+    fn check_slot(&self, slot: Slot) -> Result<(), SwapError> {
+        if lock(&self.shared.map).is_allocated(slot) {
+            Ok(())
+        } else {
+            Err(SwapError::BadSlot(slot))
+        }
+    }
+
+    /// Swaps `page` out to `slot` (`swap_writepage` for an `FS_OPS` swap
+    /// file), into `plug`'s write batch, or as its own kiocb without a plug.
+    ///
+    /// Returns `Ok(false)` for a page that is not dirty (nothing to write:
+    /// `pageout`'s `PAGE_CLEAN`), `Ok(true)` once the page is under
+    /// writeback. The outcome of the I/O shows in the page's flags when its
+    /// writeback ends: clean, or `DIRTY` again after a failure.
+    ///
+    /// # Errors
+    ///
+    /// [`SwapError::BadSlot`] for a slot not allocated;
+    /// [`SwapError::Busy`] for a page already under writeback. The page is
+    /// untouched.
+    pub fn swap_writepage(
+        &self,
+        page: PageRef,
+        slot: Slot,
+        plug: Option<&mut SwapPlug>,
+    ) -> Result<bool, SwapError> {
+        self.check_slot(slot)?;
+        if page.test(PageFlags::WRITEBACK) {
+            return Err(SwapError::Busy(slot));
+        }
+        // pageout(): folio_clear_dirty_for_io, then folio_set_reclaim.
+        if !page.test_and_clear(PageFlags::DIRTY) {
+            return Ok(false);
+        }
+        page.set_flags(PageFlags::RECLAIM);
+        // swap_writepage_fs: count at submission, start writeback.
+        add(&self.shared.stats.pswpout, 1);
+        page.set_flags(PageFlags::WRITEBACK);
+        let pos = slot.byte_offset();
+        let new_sio = |page| WriteSio {
+            dev: Arc::clone(&self.shared),
+            pos,
+            pages: {
+                let mut v = Vec::with_capacity(SWAP_CLUSTER_MAX);
+                v.push(page);
+                v
+            },
+        };
+        let Some(plug) = plug else {
+            new_sio(page).submit();
+            return Ok(true);
+        };
+        if let Some(sio) = &plug.write {
+            if !Arc::ptr_eq(&sio.dev, &self.shared) || end_of(sio.pos, sio.pages.len()) != pos {
+                plug.write_unplug();
+            }
+        }
+        match &mut plug.write {
+            Some(sio) => sio.pages.push(page),
+            None => plug.write = Some(new_sio(page)),
+        }
+        if plug
+            .write
+            .as_ref()
+            .is_some_and(|s| s.pages.len() >= SWAP_CLUSTER_MAX)
+        {
+            plug.write_unplug();
+        }
+        Ok(true)
+    }
+
+    /// Swaps `slot` in (`swap_read_folio` for an `FS_OPS` swap file): a
+    /// fresh locked page joins `plug`'s read batch (or is read at once
+    /// without a plug). The returned handle resolves to the page when the
+    /// batch completes.
+    ///
+    /// # Errors
+    ///
+    /// [`SwapError::BadSlot`] for a slot not allocated;
+    /// [`SwapError::Backend`] (ENOMEM) when no page can be allocated.
+    pub fn swap_readpage(
+        &self,
+        slot: Slot,
+        plug: Option<&mut SwapPlug>,
+    ) -> Result<SwapIn, SwapError> {
+        self.check_slot(slot)?;
+        let page = Page::try_new().map_err(SwapError::Backend)?;
+        // The swap-cache folio is locked until its read completes.
+        let locked = page.trylock();
+        debug_assert!(locked, "a fresh page is unlocked");
+        let cell = Arc::new(InCell {
+            slot,
+            state: Mutex::new(InState::Plugged),
+        });
+        let handle = SwapIn {
+            cell: Arc::clone(&cell),
+            dev: Arc::clone(&self.shared),
+        };
+        let pos = slot.byte_offset();
+        let new_sio = |page, cell| ReadSio {
+            dev: Arc::clone(&self.shared),
+            pos,
+            pages: vec![page],
+            cells: vec![cell],
+        };
+        let Some(plug) = plug else {
+            new_sio(page, cell).submit();
+            return Ok(handle);
+        };
+        if let Some(sio) = &plug.read {
+            if !Arc::ptr_eq(&sio.dev, &self.shared) || end_of(sio.pos, sio.pages.len()) != pos {
+                plug.read_unplug();
+            }
+        }
+        match &mut plug.read {
+            Some(sio) => {
+                sio.pages.push(page);
+                sio.cells.push(cell);
+            }
+            None => plug.read = Some(new_sio(page, cell)),
+        }
+        if plug
+            .read
+            .as_ref()
+            .is_some_and(|s| s.pages.len() >= SWAP_CLUSTER_MAX)
+        {
+            plug.read_unplug();
+        }
+        Ok(handle)
+    }
+
+    /// Reads `slot` without a plug and waits: the uptodate page or the
+    /// error.
+    ///
+    /// # Errors
+    ///
+    /// As [`SwapDevice::swap_readpage`], and [`SwapError::Read`].
+    pub fn read_page(&self, slot: Slot) -> Result<PageRef, SwapError> {
+        self.swap_readpage(slot, None)?.wait()
+    }
+
+    /// Frees `slot` in the swap map (`swap_free`): the page was swapped in
+    /// for good, or dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`SwapError::Map`]: double free, reserved or out-of-range slot.
+    pub fn swap_free(&self, slot: Slot) -> Result<(), SwapError> {
+        lock(&self.shared.map).free(slot).map_err(SwapError::Map)
+    }
+
+    /// Allocates one slot, next-fit.
+    pub fn alloc_slot(&self) -> Option<Slot> {
+        lock(&self.shared.map).alloc()
+    }
+
+    /// Allocates `n` consecutive slots.
+    pub fn alloc_contiguous(&self, n: u32) -> Option<SlotRange> {
+        lock(&self.shared.map).alloc_contiguous(n)
+    }
+
+    /// Allocates a slot chosen at random among the free ones.
+    pub fn alloc_random(&self, rng: &mut SlotRng) -> Option<Slot> {
+        lock(&self.shared.map).alloc_random(rng)
+    }
+
+    /// Slots that can ever hold a page.
+    pub fn usable_slots(&self) -> u32 {
+        lock(&self.shared.map).usable()
+    }
+
+    /// Slots currently allocated.
+    pub fn used_slots(&self) -> u32 {
+        lock(&self.shared.map).used_count()
+    }
+
+    /// Slots currently free.
+    pub fn free_slots(&self) -> u32 {
+        lock(&self.shared.map).free_count()
+    }
+
+    /// Delivers the completions already available, without blocking;
+    /// returns how many kiocbs are still in flight.
+    pub fn poll(&self) -> u64 {
+        #[cfg(feature = "uring")]
+        if let Backend::Uring { queue, .. } = &self.shared.backend {
+            queue.reap();
+            self.shared.collect_uring_reads();
+        }
+        self.in_flight()
+    }
+
+    /// Kiocbs submitted whose completion has not run.
+    pub fn in_flight(&self) -> u64 {
+        let s = &self.shared.stats;
+        s.writes_in_flight.load(Ordering::Acquire) + s.reads_in_flight.load(Ordering::Acquire)
+    }
+
+    /// Waits until every submitted kiocb has completed. Batches still in a
+    /// plug are not submitted: unplug first.
+    ///
+    /// # Errors
+    ///
+    /// [`SwapError::Backend`] when io_uring cannot be waited on.
+    pub fn drain(&self) -> Result<(), SwapError> {
+        #[cfg(feature = "uring")]
+        if let Backend::Uring { queue, .. } = &self.shared.backend {
+            queue.drain().map_err(SwapError::Backend)?;
+            self.shared.collect_uring_reads();
+        }
+        Ok(())
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> SwapCounters {
+        self.shared.stats.snapshot()
+    }
+
+    /// Per-kiocb latencies recorded since the last call.
+    pub fn take_latencies(&self) -> Latencies {
+        std::mem::take(&mut *lock(&self.shared.stats.latencies))
+    }
+
+    /// The first error messages (write and read failures), rate-limited as
+    /// the kernel's `pr_err_ratelimited` would.
+    pub fn error_log(&self) -> Vec<String> {
+        lock(&self.shared.stats.errors).clone()
+    }
+}
+
+impl Drop for SwapDevice {
+    fn drop(&mut self) {
+        // Let in-flight completions run while the caller still cares.
+        let _ = self.drain();
+    }
+}
+
+impl fmt::Debug for SwapDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwapDevice")
+            .field("mode", &self.mode())
+            .field("align", &self.shared.align)
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activate::{create_swap_file, open_swap_file};
+    use crate::header::{Label, Uuid};
+    use crate::testutil::TestDir;
+    use crate::workload::{check_page, check_swapped_in, make_page, plan, shuffle};
+    use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice};
+    use iov_iter::{Errno, Error};
+
+    const SEED: u64 = 0xfeed;
+    const ASYNC_BACKENDS: [IoMode; 2] = [IoMode::Sync, IoMode::AsyncInline];
+
+    /// A RAM device of `slots` slots and a swap device on it.
+    fn mem_device(mode: IoMode, slots: u64) -> (Arc<MemDevice>, SwapDevice) {
+        let mem = Arc::new(MemDevice::new(slots as usize * PAGE_SIZE));
+        let backend = match mode {
+            IoMode::Sync => SwapBackend::Sync(mem.clone()),
+            IoMode::AsyncInline => SwapBackend::AsyncInline(mem.clone()),
+            IoMode::Uring => unreachable!("no io_uring over RAM"),
+        };
+        (mem, SwapDevice::new(backend, slots).unwrap())
+    }
+
+    fn on_device(mem: &MemDevice, slot: Slot) -> [u8; PAGE_SIZE] {
+        let mut buf = [0u8; PAGE_SIZE];
+        assert_eq!(mem.read_at(slot.byte_offset(), &mut buf), PAGE_SIZE);
+        buf
+    }
+
+    fn assert_clean(page: &Page) {
+        assert!(page.test(PageFlags::UPTODATE), "{page:?}");
+        let busy = PageFlags::DIRTY | PageFlags::WRITEBACK | PageFlags::RECLAIM;
+        assert!(!page.flags().intersects(busy), "{page:?}");
+    }
+
+    fn assert_redirtied(page: &Page) {
+        assert!(
+            page.test(PageFlags::DIRTY | PageFlags::UPTODATE),
+            "{page:?}"
+        );
+        let gone = PageFlags::WRITEBACK | PageFlags::RECLAIM | PageFlags::ERROR;
+        assert!(!page.flags().intersects(gone), "{page:?}");
+    }
+
+    fn run_slots(dev: &SwapDevice, n: u32) -> Vec<Slot> {
+        dev.alloc_contiguous(n).unwrap().iter().collect()
+    }
+
+    #[test]
+    fn plug_merges_contiguous_pages_up_to_32_per_kiocb() {
+        for mode in ASYNC_BACKENDS {
+            let (mem, dev) = mem_device(mode, 128);
+            let slots = run_slots(&dev, 100);
+            let pages: Vec<PageRef> = (0..100).map(|i| make_page(i, SEED)).collect();
+            let mut plug = SwapPlug::new();
+            for (i, (page, &slot)) in pages.iter().zip(&slots).enumerate() {
+                assert!(
+                    dev.swap_writepage(page.clone(), slot, Some(&mut plug))
+                        .unwrap()
+                );
+                // The batch goes out when it reaches 32 pages.
+                assert_eq!(mem.stats().writes, (i as u64 + 1) / 32, "{mode} page {i}");
+            }
+            assert_eq!(plug.pending(), (4, 0));
+            for page in &pages[96..] {
+                // In the plug: dirty taken, under writeback, marked for reclaim.
+                let f = page.flags();
+                assert!(
+                    f.contains(PageFlags::WRITEBACK | PageFlags::RECLAIM),
+                    "{f:?}"
+                );
+                assert!(!f.contains(PageFlags::DIRTY));
+            }
+            assert_eq!(dev.counters().pswpout, 100, "counted at submission");
+            plug.unplug();
+            assert_eq!(mem.stats().writes, 4);
+            let c = dev.counters();
+            assert_eq!(c.write_batches, 4);
+            assert_eq!(c.write_batch_sizes[32], 3);
+            assert_eq!(c.write_batch_sizes[4], 1);
+            assert_eq!((c.merged_write_pages, c.written_pages()), (96, 100));
+            assert_eq!(c.max_write_batch(), SWAP_CLUSTER_MAX);
+            for (i, (page, &slot)) in pages.iter().zip(&slots).enumerate() {
+                assert_clean(page);
+                assert_eq!(PageRef::strong_count(page), 1, "the I/O let go of it");
+                assert_eq!(check_page(&on_device(&mem, slot), i as u64, SEED), Ok(()));
+            }
+
+            // Swap-in merges the same way: 4 read kiocbs.
+            let handles: Vec<SwapIn> = slots
+                .iter()
+                .map(|&s| dev.swap_readpage(s, Some(&mut plug)).unwrap())
+                .collect();
+            assert!(handles[99].is_plugged() && !handles[0].is_plugged());
+            drop(plug);
+            assert_eq!(mem.stats().reads, 4);
+            for (i, h) in handles.into_iter().enumerate() {
+                let page = h.wait().unwrap();
+                assert_eq!(check_swapped_in(&page, i as u64, SEED), Ok(()));
+                assert!(!page.test(PageFlags::DIRTY), "a bvec read dirties nothing");
+            }
+            let c = dev.counters();
+            assert_eq!(
+                (c.read_batches, c.merged_read_pages, c.pswpin),
+                (4, 96, 100)
+            );
+            assert_eq!(c.read_batch_sizes[32], 3);
+            assert_eq!(dev.in_flight(), 0);
+        }
+    }
+
+    #[test]
+    fn non_contiguous_pages_flush_the_plug() {
+        for mode in ASYNC_BACKENDS {
+            let (mem, dev) = mem_device(mode, 64);
+            let s = run_slots(&dev, 20);
+            let mut plug = SwapPlug::new();
+            let write = |i: usize, plug: &mut SwapPlug| {
+                dev.swap_writepage(make_page(i as u64, SEED), s[i], Some(plug))
+                    .unwrap()
+            };
+            for i in 0..3 {
+                write(i, &mut plug);
+            }
+            assert_eq!(mem.stats().writes, 0);
+            write(7, &mut plug); // a gap: the 3-page batch goes out
+            assert_eq!((mem.stats().writes, plug.pending()), (1, (1, 0)));
+            write(6, &mut plug); // backwards is not contiguous either
+            assert_eq!((mem.stats().writes, plug.pending()), (2, (1, 0)));
+            write(7 + 1, &mut plug); // not after 6
+            assert_eq!(mem.stats().writes, 3);
+            write(9, &mut plug); // after 8: merged
+            assert_eq!((mem.stats().writes, plug.pending()), (3, (2, 0)));
+            plug.write_unplug();
+            assert_eq!((mem.stats().writes, plug.pending()), (4, (0, 0)));
+            let c = dev.counters();
+            assert_eq!(&c.write_batch_sizes[..4], &[0, 2, 1, 1]);
+            assert_eq!(c.merged_write_pages, 3);
+        }
+    }
+
+    #[test]
+    fn another_device_flushes_the_plug() {
+        let (mem_a, a) = mem_device(IoMode::Sync, 16);
+        let (mem_b, b) = mem_device(IoMode::AsyncInline, 16);
+        let sa = run_slots(&a, 2);
+        let sb = run_slots(&b, 2);
+        let mut plug = SwapPlug::new();
+        a.swap_writepage(make_page(0, SEED), sa[0], Some(&mut plug))
+            .unwrap();
+        // Slot sa[1] on device b would be contiguous by position only.
+        assert_eq!(sb[1], sa[1]);
+        b.swap_writepage(make_page(1, SEED), sb[1], Some(&mut plug))
+            .unwrap();
+        assert_eq!((mem_a.stats().writes, mem_b.stats().writes), (1, 0));
+        let r = a.swap_readpage(sa[0], Some(&mut plug)).unwrap();
+        let r2 = b.swap_readpage(sb[1], Some(&mut plug)).unwrap();
+        assert_eq!(mem_a.stats().reads, 1);
+        assert!(!r.is_plugged() && r2.is_plugged());
+        drop(plug);
+        assert_eq!((mem_a.stats().ios(), mem_b.stats().ios()), (2, 2));
+        assert_eq!(check_swapped_in(&r.wait().unwrap(), 0, SEED), Ok(()));
+        assert_eq!(check_swapped_in(&r2.wait().unwrap(), 1, SEED), Ok(()));
+    }
+
+    #[test]
+    fn without_a_plug_every_page_is_its_own_kiocb() {
+        for mode in ASYNC_BACKENDS {
+            let (mem, dev) = mem_device(mode, 16);
+            let s = run_slots(&dev, 4);
+            for (i, &slot) in s.iter().enumerate() {
+                let page = make_page(i as u64, SEED);
+                assert!(dev.swap_writepage(page.clone(), slot, None).unwrap());
+                assert_eq!(mem.stats().writes, i as u64 + 1);
+                assert_clean(&page);
+            }
+            for (i, &slot) in s.iter().enumerate() {
+                let page = dev.read_page(slot).unwrap();
+                assert_eq!(check_swapped_in(&page, i as u64, SEED), Ok(()));
+            }
+            let c = dev.counters();
+            assert_eq!(
+                (c.write_batches, c.read_batches, c.merged_write_pages),
+                (4, 4, 0)
+            );
+            assert_eq!((c.pswpout, c.pswpin), (4, 4));
+        }
+    }
+
+    #[test]
+    fn clean_busy_and_unallocated_pages() {
+        let (mem, dev) = mem_device(IoMode::Sync, 16);
+        let slot = dev.alloc_slot().unwrap();
+        let clean = make_page(0, SEED);
+        clean.clear_flags(PageFlags::DIRTY);
+        assert_eq!(dev.swap_writepage(clean.clone(), slot, None), Ok(false));
+        assert_eq!(mem.stats().ios(), 0, "a clean page is not written");
+        let busy = make_page(0, SEED);
+        busy.set_flags(PageFlags::WRITEBACK);
+        assert_eq!(
+            dev.swap_writepage(busy.clone(), slot, None),
+            Err(SwapError::Busy(slot))
+        );
+        assert!(busy.test(PageFlags::DIRTY), "untouched");
+        let free = Slot::new(9);
+        assert_eq!(
+            dev.swap_writepage(make_page(0, SEED), free, None),
+            Err(SwapError::BadSlot(free))
+        );
+        assert_eq!(
+            dev.swap_readpage(Slot::new(0), None).unwrap_err(),
+            SwapError::BadSlot(Slot::new(0))
+        );
+        assert_eq!(dev.counters().pswpout, 0);
+        assert_eq!(dev.used_slots(), 1);
+        dev.swap_free(slot).unwrap();
+        assert!(matches!(dev.swap_free(slot), Err(SwapError::Map(_))));
+        assert_eq!(dev.used_slots(), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "still in a SwapPlug")]
+    fn waiting_on_a_plugged_read_panics() {
+        let (_mem, dev) = mem_device(IoMode::Sync, 16);
+        let slot = dev.alloc_slot().unwrap();
+        let mut plug = SwapPlug::new();
+        let h = dev.swap_readpage(slot, Some(&mut plug)).unwrap();
+        let _ = h.wait_page();
+    }
+
+    #[test]
+    fn a_failed_write_redirties_its_whole_batch() {
+        let faults = [
+            Fault::EIO,
+            Fault::Short(5 * PAGE_SIZE),
+            Fault::Short(512),
+            Fault::Error(Error::Os(Errno::ENOSPC)),
+        ];
+        for mode in ASYNC_BACKENDS {
+            for fault in faults {
+                let (mem, dev) = mem_device(mode, 80);
+                let s = run_slots(&dev, 64);
+                let pages: Vec<PageRef> = (0..64).map(|i| make_page(i, SEED)).collect();
+                // The second batch's transfer fails.
+                mem.inject(FaultPlan::at_seq(1, fault));
+                let mut plug = SwapPlug::new();
+                for (p, &slot) in pages.iter().zip(&s) {
+                    dev.swap_writepage(p.clone(), slot, Some(&mut plug))
+                        .unwrap();
+                }
+                drop(plug);
+                dev.drain().unwrap();
+                pages[..32].iter().for_each(|p| assert_clean(p));
+                pages[32..].iter().for_each(|p| assert_redirtied(p));
+                let c = dev.counters();
+                assert_eq!((c.pswpout, c.write_batches, c.write_errors), (64, 2, 1));
+                assert_eq!(c.redirtied_pages, 32);
+                let log = dev.error_log();
+                assert_eq!(log.len(), 1);
+                assert!(log[0].starts_with("Write error"), "{log:?}");
+                // The data is still in memory; a retry writes it.
+                for (i, p) in pages.iter().enumerate().skip(32) {
+                    assert_eq!(check_page(p.as_bytes(), i as u64, SEED), Ok(()));
+                    assert!(dev.swap_writepage(p.clone(), s[i], None).unwrap());
+                    assert_clean(p);
+                }
+                assert_eq!(dev.counters().pswpout, 96);
+                for (i, &slot) in s.iter().enumerate() {
+                    assert_eq!(check_page(&on_device(&mem, slot), i as u64, SEED), Ok(()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_read_marks_no_page_uptodate() {
+        for mode in ASYNC_BACKENDS {
+            for fault in [Fault::EIO, Fault::Short(3 * PAGE_SIZE), Fault::Short(0)] {
+                let (mem, dev) = mem_device(mode, 40);
+                let s = run_slots(&dev, 32);
+                let mut plug = SwapPlug::new();
+                for (i, &slot) in s.iter().enumerate() {
+                    dev.swap_writepage(make_page(i as u64, SEED), slot, Some(&mut plug))
+                        .unwrap();
+                }
+                plug.unplug();
+                mem.inject(FaultPlan::next(1, fault).reads_only());
+                let handles: Vec<SwapIn> = s
+                    .iter()
+                    .map(|&slot| dev.swap_readpage(slot, Some(&mut plug)).unwrap())
+                    .collect();
+                plug.unplug();
+                assert_eq!(mem.stats().reads, 1, "one kiocb of 32 pages");
+                let want = match fault {
+                    Fault::Short(done) => IoFailure::Short {
+                        done,
+                        len: 32 * PAGE_SIZE,
+                    },
+                    _ => IoFailure::Error(Error::Os(Errno::EIO)),
+                };
+                for (h, &slot) in handles.into_iter().zip(&s) {
+                    let (page, r) = h.wait_page();
+                    assert_eq!(
+                        r,
+                        Err(SwapError::Read {
+                            slot,
+                            failure: want
+                        })
+                    );
+                    assert!(!page.test(PageFlags::UPTODATE), "{page:?}");
+                    assert!(!page.test(PageFlags::LOCKED), "unlocked anyway");
+                }
+                let c = dev.counters();
+                assert_eq!((c.read_errors, c.read_failed_pages, c.pswpin), (1, 32, 0));
+                assert!(dev.error_log()[0].starts_with("Read-error on swap-device"));
+                // The data is intact on the device: a second try reads it.
+                for (i, &slot) in s.iter().enumerate() {
+                    let page = dev.read_page(slot).unwrap();
+                    assert_eq!(check_swapped_in(&page, i as u64, SEED), Ok(()));
+                }
+                assert_eq!(dev.counters().pswpin, 32);
+            }
+        }
+    }
+
+    /// Thousands of pages out and in with EIO and short transfers on random
+    /// I/Os: every page ends either dirty in memory (failed write) or on the
+    /// device, provably (read back through the swap path); failed reads
+    /// leave pages not uptodate; the counters add up; nothing is lost.
+    #[test]
+    fn random_faults_over_thousands_of_pages_lose_no_data() {
+        const PAGES: usize = 4096;
+        for (round, mode) in ASYNC_BACKENDS.into_iter().enumerate() {
+            let (mem, dev) = mem_device(mode, PAGES as u64 + 512);
+            let mut rng = SlotRng::new(0xbad5eed + round as u64);
+            // Roughly one I/O in 16 fails, reads and writes alike.
+            let mut armed = 0;
+            for seq in 0..9000u64 {
+                if rng.below(16) == 0 {
+                    let fault = match rng.below(3) {
+                        0 => Fault::EIO,
+                        1 => Fault::Error(Error::Os(Errno::ENOSPC)),
+                        // Shorter than any kiocb (one page at least).
+                        _ => Fault::Short(512 * rng.below(8) as usize),
+                    };
+                    mem.inject(FaultPlan::at_seq(seq, fault));
+                    armed += 1;
+                }
+            }
+            assert!(armed > 400);
+            let order = plan(&dev, PAGES, 48, &mut rng).unwrap();
+            let pages: Vec<PageRef> = (0..PAGES).map(|i| make_page(i as u64, SEED)).collect();
+
+            // Swap-out.
+            let mut plug = SwapPlug::new();
+            for (p, &slot) in pages.iter().zip(&order) {
+                dev.swap_writepage(p.clone(), slot, Some(&mut plug))
+                    .unwrap();
+            }
+            plug.unplug();
+            dev.drain().unwrap();
+            let c = dev.counters();
+            let dirty: Vec<usize> = (0..PAGES)
+                .filter(|&i| pages[i].test(PageFlags::DIRTY))
+                .collect();
+            assert!(c.write_errors > 0, "{mode}: no write fault hit");
+            assert_eq!(c.pswpout, PAGES as u64);
+            assert_eq!(c.written_pages(), PAGES as u64);
+            assert_eq!(c.redirtied_pages, dirty.len() as u64);
+            assert_eq!(
+                mem.stats().faults,
+                c.write_errors,
+                "one failed kiocb per fault"
+            );
+            for (i, p) in pages.iter().enumerate() {
+                if p.test(PageFlags::DIRTY) {
+                    // Failed: still in memory, intact, ready for a retry.
+                    assert_redirtied(p);
+                    assert_eq!(check_page(p.as_bytes(), i as u64, SEED), Ok(()));
+                } else {
+                    assert_clean(p);
+                    assert_eq!(
+                        check_page(&on_device(&mem, order[i]), i as u64, SEED),
+                        Ok(()),
+                        "{mode}: clean page {i} not on the device"
+                    );
+                }
+                assert_eq!(PageRef::strong_count(p), 1);
+            }
+
+            // Swap-in of every clean page, random order, faults still armed.
+            let mut clean: Vec<usize> = (0..PAGES)
+                .filter(|&i| !pages[i].test(PageFlags::DIRTY))
+                .collect();
+            shuffle(&mut clean, &mut rng);
+            let mut handles = Vec::new();
+            for &i in &clean {
+                handles.push((i, dev.swap_readpage(order[i], Some(&mut plug)).unwrap()));
+            }
+            plug.unplug();
+            let mut failed_reads = Vec::new();
+            for (i, h) in handles {
+                let (page, r) = h.wait_page();
+                assert!(!page.test(PageFlags::LOCKED));
+                match r {
+                    Ok(()) => assert_eq!(check_swapped_in(&page, i as u64, SEED), Ok(())),
+                    Err(SwapError::Read { slot, .. }) => {
+                        assert_eq!(slot, order[i]);
+                        assert!(!page.test(PageFlags::UPTODATE));
+                        failed_reads.push(i);
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let c = dev.counters();
+            assert!(c.read_errors > 0, "{mode}: no read fault hit");
+            assert_eq!(c.read_pages(), clean.len() as u64);
+            assert_eq!(c.read_failed_pages, failed_reads.len() as u64);
+            assert_eq!(c.pswpin + c.read_failed_pages, clean.len() as u64);
+            assert_eq!(mem.stats().faults, c.write_errors + c.read_errors);
+
+            // With the faults gone, the retries bring everything back.
+            mem.clear_faults();
+            let mut plug = SwapPlug::new();
+            for &i in &dirty {
+                assert!(
+                    dev.swap_writepage(pages[i].clone(), order[i], Some(&mut plug))
+                        .unwrap()
+                );
+            }
+            drop(plug);
+            for (i, p) in pages.into_iter().enumerate() {
+                assert_clean(&p);
+                drop(p); // out of memory for good
+                if failed_reads.contains(&i) || dirty.contains(&i) {
+                    let page = dev.read_page(order[i]).unwrap();
+                    assert_eq!(check_swapped_in(&page, i as u64, SEED), Ok(()));
+                }
+                dev.swap_free(order[i]).unwrap();
+            }
+            let c = dev.counters();
+            assert_eq!(c.pswpout, (PAGES + dirty.len()) as u64);
+            assert_eq!(c.pswpin, PAGES as u64);
+            assert_eq!(dev.used_slots(), 0);
+            assert_eq!(dev.in_flight(), 0);
+        }
+    }
+
+    #[cfg(not(feature = "uring"))]
+    #[test]
+    fn uring_mode_needs_the_feature() {
+        eprintln!("SKIPPED swapio io_uring tests: built without the `uring` feature");
+        let dir = TestDir::new("no-uring");
+        let path = dir.join("swapfile");
+        create_swap_file(&path, 64 * 4096, &Label::EMPTY, Uuid::NIL).unwrap();
+        let sf = open_swap_file(&path).unwrap();
+        assert!(matches!(
+            SwapDevice::open(&sf, IoMode::Uring, 8),
+            Err(SwapError::Unsupported(_))
+        ));
+    }
+
+    /// A swap device of `mode` on a fresh swap file under the target dir,
+    /// or `None` (after a loud message) when O_DIRECT or io_uring is not
+    /// available here.
+    fn file_device(dir: &TestDir, mode: IoMode, slots: u64) -> Option<(SwapFile, SwapDevice)> {
+        let path = dir.join("swapfile");
+        create_swap_file(&path, slots * 4096, &Label::new("test").unwrap(), Uuid::NIL).unwrap();
+        let sf = open_swap_file(&path).unwrap();
+        match SwapDevice::open(&sf, mode, 16) {
+            Ok(dev) => Some((sf, dev)),
+            Err(SwapError::Open(e)) => {
+                eprintln!("\n***** SKIPPED {mode} on a real file: {e} *****\n");
+                None
+            }
+            Err(SwapError::Backend(e))
+                if matches!(e.errno(), Errno::ENOSYS | Errno::EPERM | Errno::ENOMEM) =>
+            {
+                eprintln!("\n***** SKIPPED {mode}: io_uring unavailable: {e} *****\n");
+                None
+            }
+            Err(e) => panic!("{mode}: {e}"),
+        }
+    }
+
+    /// Every mode on a real O_DIRECT swap file: plugging, completions,
+    /// flags, the bytes in the file, and the way back.
+    #[test]
+    fn real_file_round_trip_in_every_mode() {
+        let mut modes = vec![IoMode::Sync, IoMode::AsyncInline];
+        if IoMode::URING_AVAILABLE {
+            modes.push(IoMode::Uring);
+        }
+        for mode in modes {
+            let dir = TestDir::new(&format!("swapio-{mode}"));
+            let Some((sf, dev)) = file_device(&dir, mode, 512) else {
+                continue;
+            };
+            assert_eq!(dev.mode(), mode);
+            let mut rng = SlotRng::new(7);
+            let mut order = run_slots(&dev, 100);
+            order.extend((0..200).map(|_| dev.alloc_random(&mut rng).unwrap()));
+            let pages: Vec<PageRef> = (0..300).map(|i| make_page(i, SEED)).collect();
+            let mut plug = SwapPlug::new();
+            for (p, &slot) in pages.iter().zip(&order) {
+                dev.swap_writepage(p.clone(), slot, Some(&mut plug))
+                    .unwrap();
+            }
+            plug.unplug();
+            dev.drain().unwrap();
+            assert_eq!(dev.in_flight(), 0);
+            let c = dev.counters();
+            assert_eq!(c.write_errors, 0, "{:?}", dev.error_log());
+            assert!(c.write_batch_sizes[32] >= 3, "{mode}: {c:?}");
+            assert_eq!(c.written_pages(), 300);
+            // The bytes are in the file, at the slots' offsets.
+            let file = std::fs::read(&sf.path).unwrap();
+            for (i, (p, &slot)) in pages.iter().zip(&order).enumerate() {
+                assert_clean(p);
+                assert_eq!(PageRef::strong_count(p), 1, "{mode}: page {i} still held");
+                let at = slot.byte_offset() as usize;
+                let bytes: &[u8; PAGE_SIZE] = file[at..at + PAGE_SIZE].try_into().unwrap();
+                assert_eq!(check_page(bytes, i as u64, SEED), Ok(()), "{mode}");
+            }
+            drop(pages);
+            // And back, in reverse order, 16 reads outstanding.
+            let mut pending = std::collections::VecDeque::new();
+            for (i, &slot) in order.iter().enumerate().rev() {
+                pending.push_back((i, dev.swap_readpage(slot, Some(&mut plug)).unwrap()));
+                if pending.len() > 16 {
+                    let (i, h) = pending.pop_front().unwrap();
+                    if h.is_plugged() {
+                        plug.unplug();
+                    }
+                    let page = h.wait().unwrap();
+                    assert_eq!(check_swapped_in(&page, i as u64, SEED), Ok(()), "{mode}");
+                }
+            }
+            plug.unplug();
+            for (i, h) in pending {
+                assert_eq!(check_swapped_in(&h.wait().unwrap(), i as u64, SEED), Ok(()));
+            }
+            let c = dev.counters();
+            assert_eq!((c.pswpin, c.read_errors), (300, 0));
+            assert!(dev.take_latencies().read.len() as u64 == c.read_batches);
+            for &slot in &order {
+                dev.swap_free(slot).unwrap();
+            }
+            assert_eq!(dev.used_slots(), 0);
+        }
+    }
+
+    /// io_uring completions arrive when the queue is driven: submitted
+    /// writes stay under writeback until then.
+    #[cfg(feature = "uring")]
+    #[test]
+    fn uring_completions_arrive_when_the_queue_is_driven() {
+        let dir = TestDir::new("swapio-uring-async");
+        let Some((_sf, dev)) = file_device(&dir, IoMode::Uring, 256) else {
+            return;
+        };
+        let slots = run_slots(&dev, 64);
+        let pages: Vec<PageRef> = (0..64).map(|i| make_page(i, SEED)).collect();
+        let mut plug = SwapPlug::new();
+        for (p, &s) in pages.iter().zip(&slots) {
+            dev.swap_writepage(p.clone(), s, Some(&mut plug)).unwrap();
+        }
+        plug.unplug();
+        // Nothing completes behind our back: whatever has not been reaped is
+        // still under writeback and still referenced by the queue.
+        let in_flight = dev.in_flight();
+        let busy = pages
+            .iter()
+            .filter(|p| p.test(PageFlags::WRITEBACK))
+            .count() as u64;
+        assert_eq!(busy, 32 * in_flight);
+        dev.drain().unwrap();
+        assert_eq!(dev.in_flight(), 0);
+        pages.iter().for_each(|p| assert_clean(p));
+        let handles: Vec<SwapIn> = slots
+            .iter()
+            .map(|&s| dev.swap_readpage(s, Some(&mut plug)).unwrap())
+            .collect();
+        plug.unplug();
+        for (i, h) in handles.into_iter().enumerate() {
+            assert_eq!(check_swapped_in(&h.wait().unwrap(), i as u64, SEED), Ok(()));
+        }
+        assert_eq!(dev.counters().read_batches, 2);
+        assert_eq!(dev.poll(), 0);
+    }
+}
