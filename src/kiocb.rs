@@ -743,16 +743,13 @@ impl Drop for Kiocb {
 mod async_completion {
     use alloc::boxed::Box;
     use alloc::sync::Arc;
-    use core::cell::UnsafeCell;
     use core::fmt;
     use core::future::Future;
-    use core::marker::PhantomData;
-    use core::ops::{Deref, DerefMut};
     use core::pin::Pin;
-    use core::sync::atomic::{AtomicBool, Ordering};
     use core::task::{Context, Poll, Waker};
 
     use super::{Completed, Errno, Error, Result};
+    use crate::sync::SpinLock;
 
     /// The right, and the obligation, to complete one async I/O exactly once
     /// (`ki_complete`). Requires the `alloc` feature.
@@ -960,76 +957,6 @@ mod async_completion {
             if let Some(w) = waker {
                 w.wake();
             }
-        }
-    }
-
-    /// A minimal test-and-test-and-set lock, so the `alloc`-only build needs
-    /// no `std::sync::Mutex`. Critical sections are a few moves long and
-    /// never run user code other than `Waker::clone` / `will_wake`.
-    struct SpinLock<T> {
-        locked: AtomicBool,
-        value: UnsafeCell<T>,
-    }
-
-    // SAFETY: `value` is only reached through a `SpinGuard`, and at most one
-    // guard exists at a time (the `locked` flag, acquired with `Acquire` and
-    // released with `Release`), so sharing the lock between threads only ever
-    // hands `T` from one thread to another: `T: Send` suffices.
-    unsafe impl<T: Send> Sync for SpinLock<T> {}
-
-    impl<T> SpinLock<T> {
-        const fn new(value: T) -> SpinLock<T> {
-            SpinLock {
-                locked: AtomicBool::new(false),
-                value: UnsafeCell::new(value),
-            }
-        }
-
-        fn lock(&self) -> SpinGuard<'_, T> {
-            while self
-                .locked
-                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {
-                while self.locked.load(Ordering::Relaxed) {
-                    core::hint::spin_loop();
-                }
-            }
-            SpinGuard {
-                lock: self,
-                _not_send: PhantomData,
-            }
-        }
-    }
-
-    /// Proof of holding the lock. `!Send` and `!Sync` (the raw-pointer
-    /// marker), so a `&T` never escapes to another thread through it.
-    struct SpinGuard<'a, T> {
-        lock: &'a SpinLock<T>,
-        _not_send: PhantomData<*mut ()>,
-    }
-
-    impl<T> Deref for SpinGuard<'_, T> {
-        type Target = T;
-        fn deref(&self) -> &T {
-            // SAFETY: this guard holds the lock, so no other reference to
-            // `value` exists; the returned borrow is tied to `&self`, so it
-            // ends before the guard releases the lock in `drop`.
-            unsafe { &*self.lock.value.get() }
-        }
-    }
-
-    impl<T> DerefMut for SpinGuard<'_, T> {
-        fn deref_mut(&mut self) -> &mut T {
-            // SAFETY: as in `deref`; `&mut self` makes this the only borrow
-            // through the guard.
-            unsafe { &mut *self.lock.value.get() }
-        }
-    }
-
-    impl<T> Drop for SpinGuard<'_, T> {
-        fn drop(&mut self) {
-            self.lock.locked.store(false, Ordering::Release);
         }
     }
 

@@ -73,6 +73,14 @@
 //!
 //! Without features the crate is `#![no_std]` and makes no syscalls.
 //!
+//! # Bad input
+//!
+//! Where the kernel has undefined behaviour, a `BUG` or a `WARN`, this crate
+//! returns an [`Error`] and changes nothing. [`bad_input`] lists every
+//! invalid input a caller can hand the crate (iterators, [`import_iovec`],
+//! direct I/O, `RWF_*` flags, and the swap example's headers), the error
+//! variant and errno each gets, and the test that shows it.
+//!
 //! # Safety
 //!
 //! No undefined behaviour is reachable from safe code. The unsafe
@@ -90,6 +98,7 @@ extern crate alloc;
 mod any;
 #[cfg(feature = "alloc")]
 pub mod backend;
+pub mod bad_input;
 #[cfg(feature = "alloc")]
 pub mod dio;
 mod dir;
@@ -102,6 +111,8 @@ mod iter;
 pub mod kiocb;
 mod page;
 mod seg;
+#[cfg(feature = "alloc")]
+mod sync;
 
 pub use any::AnyIter;
 pub use dir::{Dest, Direction, Source};

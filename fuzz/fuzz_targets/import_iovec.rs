@@ -237,7 +237,10 @@ fn check_shape<D: Direction>(it: &AnyIter<'_, D>, exp: &Expect) {
         assert!(matches!(it, AnyIter::Ubuf(_)), "one segment is a Ubuf");
         assert_eq!(it.nr_segs(), 1);
     } else {
-        assert!(matches!(it, AnyIter::Iovec(_)), "not one segment is an Iovec");
+        assert!(
+            matches!(it, AnyIter::Iovec(_)),
+            "not one segment is an Iovec"
+        );
         assert_eq!(it.nr_segs(), exp.lens.len());
     }
     assert!(it.is_user_backed());
@@ -338,7 +341,6 @@ fn big_source(u: &mut Unstructured) -> Result<()> {
     assert_eq!(it.copy_from_iter(&mut out), tail);
     let want = flat_bytes(&specs, &exp.lens, head + skip, tail, &buf_view(base));
     assert_eq!(out, want);
-    drop(it);
     drop(buf);
     Ok(())
 }

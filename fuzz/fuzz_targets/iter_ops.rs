@@ -27,7 +27,7 @@ use std::sync::LazyLock;
 use arbitrary::{Result, Unstructured};
 use iov_iter::{
     Bvec, BvecSeg, BvecSegMut, Dest, Direction, Discard, Error, Extracted, IoSeg, IoSegMut,
-    IovIter, IterState, Iovec, Kind, Kvec, MAX_RW_COUNT, PAGE_SIZE, Page, PageAddr, Source, Ubuf,
+    IovIter, Iovec, IterState, Kind, Kvec, MAX_RW_COUNT, PAGE_SIZE, Page, PageAddr, Source, Ubuf,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -336,7 +336,10 @@ fn any_ranges(u: &mut Unstructured, cap: usize) -> Result<Vec<(usize, usize)>> {
 
 /// Disjoint ranges in increasing address order (for destinations), and a
 /// permutation giving the iterator order.
-fn disjoint_ranges(u: &mut Unstructured, cap: usize) -> Result<(Vec<(usize, usize)>, Vec<usize>)> {
+/// `(start, len)` ranges and the order the iterator visits them in.
+type Layout = (Vec<(usize, usize)>, Vec<usize>);
+
+fn disjoint_ranges(u: &mut Unstructured, cap: usize) -> Result<Layout> {
     let n = u.int_in_range(0..=MAX_SEGS)?;
     let mut v = Vec::with_capacity(n);
     let mut cursor = 0;
@@ -478,8 +481,10 @@ fn source_array<K: ArrayKind>(u: &mut Unstructured, seed: usize, shape: Shape) -
     };
     let mut it = K::source(&segs);
     run(&mut it, &foreign, &mut m, u)?;
-    drop(it);
-    assert!(buf.bytes() == pat(seed, 0, BUF_LEN), "source memory was written");
+    assert!(
+        buf.bytes() == pat(seed, 0, BUF_LEN),
+        "source memory was written"
+    );
     Ok(())
 }
 
@@ -554,7 +559,10 @@ fn source_bvec(u: &mut Unstructured, seed: usize) -> Result<()> {
         match r {
             Ok(s) => {
                 assert!(range_ok(off, len), "accepted ({off}, {len})");
-                assert_eq!((s.offset(), s.len(), s.page().addr()), (off, len, page.addr()));
+                assert_eq!(
+                    (s.offset(), s.len(), s.page().addr()),
+                    (off, len, page.addr())
+                );
                 segs.push(s);
             }
             Err(e) => {
@@ -583,7 +591,6 @@ fn source_bvec(u: &mut Unstructured, seed: usize) -> Result<()> {
     let foreign = IovIter::<Source, Bvec>::new(&other_segs).save_state();
     let mut it = IovIter::<Source, Bvec>::new(&segs);
     run(&mut it, &foreign, &mut m, u)?;
-    drop(it);
     for (p, page) in pages.iter().enumerate() {
         assert!(
             page.as_bytes()[..] == *pat(seed, p * PAGE_SIZE, PAGE_SIZE),
@@ -664,7 +671,6 @@ fn dest_bvec(u: &mut Unstructured, seed: usize) -> Result<()> {
     let foreign = IovIter::<Dest, Bvec>::new(&mut other_segs).save_state();
     let mut it = IovIter::<Dest, Bvec>::new(&mut segs);
     run(&mut it, &foreign, &mut m, u)?;
-    drop(it);
     drop(segs);
     drop(slots);
     for (p, page) in pages.iter().enumerate() {
@@ -770,7 +776,11 @@ fn check<D: Direction, K: Kind>(it: &IovIter<'_, D, K>, m: &Model) {
     let ssc = it.single_seg_count();
     if m.is_array() && it.nr_segs() > 1 {
         let s = &m.segs[m.segs.len() - it.nr_segs()];
-        assert_eq!(ssc, m.count.min(s.len - it.iov_offset()), "single_seg_count");
+        assert_eq!(
+            ssc,
+            m.count.min(s.len - it.iov_offset()),
+            "single_seg_count"
+        );
     } else {
         assert_eq!(ssc, m.count, "single_seg_count");
     }
@@ -843,9 +853,17 @@ fn pages_op<D: Direction, K: Kind>(
         let a = m.addr_of(q);
         let v = e.offset0 + (q - m.pos);
         let (first, last) = (v / PAGE_SIZE, (v + l - 1) / PAGE_SIZE);
-        assert_eq!(a, out[first].0 + v % PAGE_SIZE, "first byte of piece at {q}");
+        assert_eq!(
+            a,
+            out[first].0 + v % PAGE_SIZE,
+            "first byte of piece at {q}"
+        );
         let (al, vl) = (a + l - 1, v + l - 1);
-        assert_eq!(al, out[last].0 + vl % PAGE_SIZE, "last byte of piece at {q}");
+        assert_eq!(
+            al,
+            out[last].0 + vl % PAGE_SIZE,
+            "last byte of piece at {q}"
+        );
         if m.shape == Shape::Bvec {
             assert_eq!(first, last, "a bvec piece spans two listed pages");
         }
@@ -1130,7 +1148,13 @@ impl<K: Kind> DirOps for IovIter<'_, Source, K> {
         page.as_mut_bytes().fill(SENTINEL);
         let r = self.copy_page_from_iter(&mut page, off, bytes);
         if !range_ok(off, bytes) {
-            assert_eq!(r, Err(Error::PageRange { offset: off, len: bytes }));
+            assert_eq!(
+                r,
+                Err(Error::PageRange {
+                    offset: off,
+                    len: bytes
+                })
+            );
             assert!(untouched(page.as_bytes()));
             return Ok(());
         }
@@ -1264,7 +1288,13 @@ impl<K: Kind> DirOps for IovIter<'_, Dest, K> {
         page.as_mut_bytes().copy_from_slice(pat(seed, 0, PAGE_SIZE));
         let r = self.copy_page_to_iter(&page, off, bytes);
         if !range_ok(off, bytes) {
-            assert_eq!(r, Err(Error::PageRange { offset: off, len: bytes }));
+            assert_eq!(
+                r,
+                Err(Error::PageRange {
+                    offset: off,
+                    len: bytes
+                })
+            );
             return Ok(());
         }
         let n = bytes.min(m.count);

@@ -123,7 +123,10 @@ fn fuzz_one(u: &mut Unstructured) -> Result<()> {
             let (k, f) = Kiocb::new_async(pos);
             (k.with_flags(start).with_ioprio(ioprio), Some(f))
         } else {
-            (Kiocb::new_sync(pos).with_flags(start).with_ioprio(ioprio), None)
+            (
+                Kiocb::new_sync(pos).with_flags(start).with_ioprio(ioprio),
+                None,
+            )
         };
         let sync = kiocb.is_sync();
         let got = kiocb.set_rw_flags(RwfFlags::from_raw_bits(flags), rw, &caps);
@@ -146,7 +149,10 @@ fn fuzz_one(u: &mut Unstructured) -> Result<()> {
                 "set_rw_flags({flags:#x}) on {ki_flags:#x}, {rw:?}, {caps:?}: got {got:?}, reference {want:?}"
             ),
         }
-        assert_eq!((kiocb.pos, kiocb.ioprio, kiocb.is_sync()), (pos, ioprio, sync));
+        assert_eq!(
+            (kiocb.pos, kiocb.ioprio, kiocb.is_sync()),
+            (pos, ioprio, sync)
+        );
     }
     Ok(())
 }

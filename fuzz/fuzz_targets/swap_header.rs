@@ -14,7 +14,8 @@
 
 #![no_main]
 
-#[allow(dead_code)]
+// The example's own code: not linted here.
+#[allow(dead_code, clippy::all)]
 #[path = "../../examples/swap/header.rs"]
 mod header;
 
@@ -133,9 +134,16 @@ fn reference(page: &[u8; PAGE_SIZE], area: AreaInfo) -> Result<(u32, Vec<u32>), 
             HeaderError::NoSignature
         });
     }
-    let word = |off: usize| u32::from_ne_bytes([page[off], page[off + 1], page[off + 2], page[off + 3]]);
+    let word =
+        |off: usize| u32::from_ne_bytes([page[off], page[off + 1], page[off + 2], page[off + 3]]);
     let swab = word(1024).swap_bytes() == 1;
-    let get = |off: usize| if swab { word(off).swap_bytes() } else { word(off) };
+    let get = |off: usize| {
+        if swab {
+            word(off).swap_bytes()
+        } else {
+            word(off)
+        }
+    };
     let (version, last_page, nr_badpages) = (get(1024), get(1028), get(1032));
     if swab && nr_badpages > 637 {
         return Err(HeaderError::TooManyBadPages { nr_badpages });
@@ -147,13 +155,13 @@ fn reference(page: &[u8; PAGE_SIZE], area: AreaInfo) -> Result<(u32, Vec<u32>), 
         return Err(HeaderError::EmptySwapFile);
     }
     let header_pages = u64::from(last_page) + 1;
-    if let Some(file_pages) = area.size_pages {
-        if file_pages < header_pages {
-            return Err(HeaderError::AreaShorterThanSignature {
-                header_pages,
-                file_pages,
-            });
-        }
+    if let Some(file_pages) = area.size_pages
+        && file_pages < header_pages
+    {
+        return Err(HeaderError::AreaShorterThanSignature {
+            header_pages,
+            file_pages,
+        });
     }
     if area.regular_file && nr_badpages != 0 {
         return Err(HeaderError::BadPagesOnRegularFile { nr_badpages });
@@ -161,7 +169,9 @@ fn reference(page: &[u8; PAGE_SIZE], area: AreaInfo) -> Result<(u32, Vec<u32>), 
     if nr_badpages > 637 {
         return Err(HeaderError::TooManyBadPages { nr_badpages });
     }
-    let bad: Vec<u32> = (0..nr_badpages as usize).map(|i| get(1536 + 4 * i)).collect();
+    let bad: Vec<u32> = (0..nr_badpages as usize)
+        .map(|i| get(1536 + 4 * i))
+        .collect();
     if let Some(&page) = bad.iter().find(|&&p| p == 0 || p > last_page) {
         return Err(HeaderError::BadPageOutOfRange { page, last_page });
     }

@@ -54,16 +54,14 @@
 //! ```
 
 use alloc::vec::Vec;
-use core::cell::UnsafeCell;
 use core::fmt;
-use core::marker::PhantomData;
-use core::ops::{Deref, DerefMut, Range};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::ops::Range;
 
 use crate::dio::{DioAlign, Transfer};
 use crate::error::{Errno, Error, Result};
 use crate::import::{UIO_MAXIOV, UserIovec};
 use crate::kiocb::{FileCaps, RwType, RwfFlags};
+use crate::sync::SpinLock;
 
 /// What an injected fault does to the transfer it hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -572,74 +570,6 @@ impl Transfer for MemDevice {
             RwType::Write => inner.stats.bytes_written += n as u64,
         }
         Ok(n)
-    }
-}
-
-/// A test-and-test-and-set lock, so the device is `Sync` without `std`.
-/// Critical sections copy bytes and never run user code.
-struct SpinLock<T> {
-    locked: AtomicBool,
-    value: UnsafeCell<T>,
-}
-
-// SAFETY: `value` is reached only through a `SpinGuard`, and at most one
-// guard exists at a time (the `locked` flag, taken with `Acquire` and
-// released with `Release`), so sharing the lock only ever hands `T` from one
-// thread to another: `T: Send` suffices.
-unsafe impl<T: Send> Sync for SpinLock<T> {}
-
-impl<T> SpinLock<T> {
-    const fn new(value: T) -> SpinLock<T> {
-        SpinLock {
-            locked: AtomicBool::new(false),
-            value: UnsafeCell::new(value),
-        }
-    }
-
-    fn lock(&self) -> SpinGuard<'_, T> {
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            while self.locked.load(Ordering::Relaxed) {
-                core::hint::spin_loop();
-            }
-        }
-        SpinGuard {
-            lock: self,
-            _not_send: PhantomData,
-        }
-    }
-}
-
-/// Proof of holding the lock; `!Send` so it is released where it was taken.
-struct SpinGuard<'a, T> {
-    lock: &'a SpinLock<T>,
-    _not_send: PhantomData<*mut ()>,
-}
-
-impl<T> Deref for SpinGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: this guard holds the lock, so no other reference to
-        // `value` exists; the borrow is tied to `&self` and ends before the
-        // guard releases the lock in `drop`.
-        unsafe { &*self.lock.value.get() }
-    }
-}
-
-impl<T> DerefMut for SpinGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes this the only borrow
-        // through the guard.
-        unsafe { &mut *self.lock.value.get() }
-    }
-}
-
-impl<T> Drop for SpinGuard<'_, T> {
-    fn drop(&mut self) {
-        self.lock.locked.store(false, Ordering::Release);
     }
 }
 
