@@ -147,6 +147,7 @@ pub unsafe fn import_iovec<'a, D: Direction>(
     for (i, v) in uvec.iter().enumerate() {
         check_len(i, v)?;
     }
+    storage.segs.reserve_exact(uvec.len());
     let mut total = 0usize;
     for (i, v) in uvec.iter().enumerate() {
         access_ok(i, v.base, v.len)?;
@@ -157,11 +158,13 @@ pub unsafe fn import_iovec<'a, D: Direction>(
     }
     // SAFETY: `storage` holds `len` initialised pairs laid out as
     // `struct iovec` (`RawSeg` is what `IoSeg` wraps), borrowed for 'a and
-    // not modified meanwhile; the memory promise is the caller's.
+    // not modified meanwhile, whose lengths add up to `total`; the memory
+    // promise is the caller's.
     Ok(AnyIter::Iovec(unsafe {
-        IovIter::from_raw_iovecs(
+        IovIter::from_raw_iovecs_counted(
             storage.segs.as_ptr().cast::<IoSeg<'a>>(),
             storage.segs.len(),
+            total,
         )
     }))
 }

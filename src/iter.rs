@@ -163,10 +163,58 @@ const fn is_array<K: Kind>() -> bool {
     )
 }
 
+/// Sum of the segment lengths, saturating at `usize::MAX`. The common case
+/// is one pass of independent wrapping adds (the OR of the lengths proves
+/// that no wrap happened); only absurd layouts take the saturating pass.
 fn saturating_total<E: Elem>(elems: &[E]) -> usize {
-    elems
-        .iter()
-        .fold(0usize, |acc, e| acc.saturating_add(e.len()))
+    let (mut sum, mut or) = (0usize, 0usize);
+    for e in elems {
+        sum = sum.wrapping_add(e.len());
+        or |= e.len();
+    }
+    // OVERFLOW: every length is <= `or`; if `or * n` fits, so does the sum.
+    if elems.is_empty() || or <= usize::MAX / elems.len() {
+        sum
+    } else {
+        elems
+            .iter()
+            .fold(0usize, |acc, e| acc.saturating_add(e.len()))
+    }
+}
+
+/// Copies `len` bytes from `src` to `dst`: small chunks inline with
+/// unaligned word moves (a libc `memcpy` call costs more than a 64-byte
+/// copy), larger ones through `copy_nonoverlapping`.
+///
+/// # Safety
+///
+/// As `core::ptr::copy_nonoverlapping`: `src` readable and `dst` writable
+/// for `len` bytes, the two ranges disjoint.
+#[inline(always)]
+unsafe fn copy_chunk(src: *const u8, dst: *mut u8, len: usize) {
+    type W = [u8; 16];
+    if (16..=64).contains(&len) {
+        let mut i = 0;
+        while i + 16 < len {
+            // SAFETY: i + 16 < len, so both 16-byte blocks are in range.
+            unsafe {
+                dst.add(i)
+                    .cast::<W>()
+                    .write_unaligned(src.add(i).cast::<W>().read_unaligned())
+            };
+            i += 16;
+        }
+        // The last block, overlapping the previous one when len % 16 != 0.
+        // SAFETY: len >= 16, so [len - 16, len) is in range.
+        unsafe {
+            dst.add(len - 16)
+                .cast::<W>()
+                .write_unaligned(src.add(len - 16).cast::<W>().read_unaligned())
+        };
+    } else {
+        // SAFETY: as the caller promises.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+    }
 }
 
 impl<'a, D: Direction, K: Kind> IovIter<'a, D, K> {
@@ -1098,6 +1146,31 @@ impl<'a, D: Direction> IovIter<'a, D, Iovec> {
             unsafe { core::slice::from_raw_parts(iov.cast::<crate::seg::RawSeg>(), nr_segs) };
         Self::from_elems(elems)
     }
+
+    /// [`from_raw_iovecs`](Self::from_raw_iovecs) with the total already
+    /// known (`import_iovec` computes it while clamping).
+    ///
+    /// # Safety
+    ///
+    /// As [`from_raw_iovecs`](Self::from_raw_iovecs), and `count` is at most
+    /// the sum of the `nr_segs` lengths.
+    #[cfg(feature = "alloc")]
+    pub(crate) unsafe fn from_raw_iovecs_counted(
+        iov: *const IoSeg<'a>,
+        nr_segs: usize,
+        count: usize,
+    ) -> Self {
+        debug_assert!(count <= nr_segs.saturating_mul(isize::MAX as usize));
+        // SAFETY: base/len describe the caller's `nr_segs` live elements and
+        // `count` is within their total, as the caller promises.
+        unsafe {
+            Self::from_parts(
+                NonNull::new_unchecked(iov.cast_mut()).cast(),
+                nr_segs,
+                count,
+            )
+        }
+    }
 }
 
 impl<'a, D: Direction> IovIter<'a, D, Ubuf> {
@@ -1156,7 +1229,7 @@ impl<'a, K: Kind> IovIter<'a, Source, K> {
         // so it cannot overlap the shared source memory.
         unsafe {
             self.walk(dst.len(), |src, len, progress| {
-                core::ptr::copy_nonoverlapping(src, d.add(progress), len);
+                copy_chunk(src, d.add(progress), len);
                 0
             })
         }
@@ -1170,7 +1243,7 @@ impl<'a, K: Kind> IovIter<'a, Source, K> {
         // `MaybeUninit<u8>` is always allowed.
         let n = unsafe {
             self.walk(dst.len(), |src, len, progress| {
-                core::ptr::copy_nonoverlapping(src, d.add(progress), len);
+                copy_chunk(src, d.add(progress), len);
                 0
             })
         };
@@ -1279,7 +1352,7 @@ impl<K: Kind> IovIter<'_, Dest, K> {
         // cannot overlap the destination.
         unsafe {
             self.walk(src.len(), |dst, len, progress| {
-                core::ptr::copy_nonoverlapping(s.add(progress), dst, len);
+                copy_chunk(s.add(progress), dst, len);
                 0
             })
         }
