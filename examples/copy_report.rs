@@ -193,7 +193,7 @@ fn main() {
                     verdict.push(format!("{} ≥{t}×memcpy", if ok { "✓" } else { "✗" }));
                     if !ok {
                         misses.push(format!(
-                            "{group} {kind} {label}: {x:.2}× memcpy (target {t})"
+                            "{group} {kind} {label}: {x:.3}× memcpy (target {t})"
                         ));
                     }
                 }
@@ -204,7 +204,7 @@ fn main() {
                         verdict.push("≈std (within noise)".to_string());
                     } else {
                         verdict.push("✗ ≥std".to_string());
-                        misses.push(format!("{group} {kind} {label}: {x:.2}× std"));
+                        misses.push(format!("{group} {kind} {label}: {x:.3}× std"));
                     }
                 }
                 if kind == "Discard" {

@@ -3,11 +3,12 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The help text.
 pub const USAGE: &str = "\
 usage: swap [OPTIONS]          swap pages out and back in, verify them, report
-       swap bench [ARGS]       benchmarks (not implemented yet)
+       swap bench [ARGS]       4 KiB swap-in / swap-out benchmarks (swap bench --help)
 
 Without options: a 64 MiB swap file in the system temp dir (or under ./target
 when O_DIRECT is refused there), both modes, then the file is removed.
@@ -228,6 +229,208 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     Ok(Command::Demo(o))
 }
 
+// ---------------------------------------------------------------------------
+// `swap bench`.
+
+/// The help text of `swap bench`.
+pub const BENCH_USAGE: &str = "\
+usage: swap bench [OPTIONS]
+
+4 KiB swap-in (random reads) and swap-out (random writes) through the swap
+paths of this example (Bvec iterators through DirectIo, or io_uring), each
+case for a fixed time on a preallocated swap file, offsets uniform over its
+usable slots (like fio's randread/randwrite with norandommap). Cases:
+
+  swapin-sync-qd1       sync kiocbs, preadv2, one read at a time
+  swapin-async-qd1      io_uring, one read in flight
+  swapin-async-qd32     io_uring, 32 single-page reads in flight
+  swapout-sync-qd1      sync kiocbs, pwritev2, one write at a time
+  swapout-async-qd1     io_uring, one write in flight
+  swapout-async-qd32    io_uring, 32 single-page writes in flight
+  swapout-plugged-sync  32 contiguous pages per kiocb (SwapPlug), sync
+  swapout-plugged-async 32 contiguous pages per kiocb (SwapPlug), io_uring,
+                        one batch in flight
+
+One line per case: IOPS (kiocbs/s), pages/s, MiB/s, p50/p99 latency per
+kiocb, CPU seconds of the benchmarking thread per 100k pages.
+
+options:
+  --file PATH     swap area to use (created with --size if missing, and kept);
+                  default: a scratch file in the temp dir (or ./target), removed
+  --size SIZE     size of a new swap file (K/M/G/T suffixes as for the demo);
+                  default 1G
+  --time SECS     run time per case, decimal seconds allowed; default 5
+  --case NAME     run only this case (repeat, or comma-separate, for several)
+  --seed N        seed of the random offsets (default: from the clock)
+  --json          print a JSON array, one object per case, on stdout (the
+                  human-readable lines go to stderr)
+  --prepare       create or open the area, print its geometry, run nothing
+  --list          print the case names
+  -h, --help      this text
+";
+
+/// Default size of the bench's swap file.
+pub const BENCH_DEFAULT_SIZE: u64 = 1 << 30;
+
+/// Default run time per case.
+pub const BENCH_DEFAULT_TIME: Duration = Duration::from_secs(5);
+
+/// Options of `swap bench`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchOptions {
+    /// `--file`.
+    pub file: Option<PathBuf>,
+    /// `--size`, if given.
+    pub size: Option<u64>,
+    /// `--time`.
+    pub time: Duration,
+    /// `--case` names, in the order given; empty: every case.
+    pub cases: Vec<String>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--json`.
+    pub json: bool,
+    /// `--prepare`.
+    pub prepare: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> BenchOptions {
+        BenchOptions {
+            file: None,
+            size: None,
+            time: BENCH_DEFAULT_TIME,
+            cases: Vec::new(),
+            seed: None,
+            json: false,
+            prepare: false,
+        }
+    }
+}
+
+/// What `swap bench` is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BenchCommand {
+    /// Run the cases (or only prepare the area).
+    Run(BenchOptions),
+    /// Print the case names.
+    List,
+    /// Print the help.
+    Help,
+}
+
+/// Parses a duration in decimal seconds (`5`, `0.25`), positive, at most a
+/// day.
+///
+/// # Errors
+///
+/// Malformed, non-positive or too long durations.
+pub fn parse_secs(s: &str) -> Result<Duration, CliError> {
+    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let v: f64 = match s.parse() {
+        Ok(v) if ok => v,
+        _ => {
+            return err(format!(
+                "--time: invalid duration {s:?} (seconds, e.g. 5 or 0.5)"
+            ));
+        }
+    };
+    if v <= 0.0 || v > 86_400.0 {
+        return err(format!("--time: {s} s is out of range (0 to 86400 s)"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Parses the arguments after `bench`; `known` says whether a case name
+/// exists.
+///
+/// # Errors
+///
+/// Unknown options or cases, missing or invalid values, options given
+/// twice.
+pub fn parse_bench<I: IntoIterator<Item = String>>(
+    args: I,
+    known: impl Fn(&str) -> bool,
+) -> Result<BenchCommand, CliError> {
+    let mut args = args.into_iter();
+    let mut o = BenchOptions::default();
+    let mut time = None;
+    let mut list = false;
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |inline: Option<String>| -> Result<String, CliError> {
+            match inline.or_else(|| args.next()) {
+                Some(v) => Ok(v),
+                None => err(format!("{name} needs a value")),
+            }
+        };
+        let flag = |inline: &Option<String>| -> Result<(), CliError> {
+            match inline {
+                Some(_) => err(format!("{name} takes no value")),
+                None => Ok(()),
+            }
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Ok(BenchCommand::Help),
+            "--list" => {
+                flag(&inline)?;
+                list = true;
+            }
+            "--json" => {
+                flag(&inline)?;
+                o.json = true;
+            }
+            "--prepare" => {
+                flag(&inline)?;
+                o.prepare = true;
+            }
+            "--file" => {
+                let v = value(inline)?;
+                if v.is_empty() {
+                    return err("--file: empty path");
+                }
+                set(&mut o.file, "--file", PathBuf::from(v))?;
+            }
+            "--size" => {
+                let v = parse_size(&value(inline)?)?;
+                set(&mut o.size, "--size", v)?;
+            }
+            "--time" => {
+                let v = parse_secs(&value(inline)?)?;
+                set(&mut time, "--time", v)?;
+            }
+            "--seed" => {
+                let v = parse_u64("--seed", &value(inline)?)?;
+                set(&mut o.seed, "--seed", v)?;
+            }
+            "--case" => {
+                for c in value(inline)?.split(',').map(str::trim) {
+                    if !known(c) {
+                        return err(format!(
+                            "--case: unknown case {c:?} (see swap bench --list)"
+                        ));
+                    }
+                    if !o.cases.iter().any(|x| x == c) {
+                        o.cases.push(c.to_owned());
+                    }
+                }
+            }
+            other if other.starts_with('-') => return err(format!("unknown bench option {other}")),
+            other => return err(format!("unexpected bench argument {other:?}")),
+        }
+    }
+    if list {
+        return Ok(BenchCommand::List);
+    }
+    if let Some(t) = time {
+        o.time = t;
+    }
+    Ok(BenchCommand::Run(o))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,5 +531,75 @@ mod tests {
         assert!(error(&["stray"]).contains("unexpected argument"));
         assert!(error(&["--pages", "1", "--pages", "2"]).contains("twice"));
         assert!(error(&["--file="]).contains("empty path"));
+    }
+
+    fn bench(s: &[&str]) -> Result<BenchCommand, String> {
+        parse_bench(args(s), |c| ["a-case", "b-case"].contains(&c)).map_err(|e| e.0)
+    }
+
+    fn bench_opts(s: &[&str]) -> BenchOptions {
+        match bench(s) {
+            Ok(BenchCommand::Run(o)) => o,
+            other => panic!("{s:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bench_usage_states_the_defaults() {
+        assert_eq!(BENCH_DEFAULT_SIZE, parse_size("1G").unwrap());
+        assert!(BENCH_USAGE.contains("default 1G"));
+        assert_eq!(BENCH_DEFAULT_TIME, Duration::from_secs(5));
+        assert!(BENCH_USAGE.contains("default 5\n"));
+    }
+
+    #[test]
+    fn bench_defaults_and_options() {
+        assert_eq!(bench_opts(&[]), BenchOptions::default());
+        let o = bench_opts(&[
+            "--file",
+            "/x/bench.swap",
+            "--size=256M",
+            "--time",
+            "0.25",
+            "--case",
+            "b-case",
+            "--case=a-case,b-case",
+            "--seed",
+            "0x2a",
+            "--json",
+            "--prepare",
+        ]);
+        assert_eq!(o.file, Some(PathBuf::from("/x/bench.swap")));
+        assert_eq!(o.size, Some(256 << 20));
+        assert_eq!(o.time, Duration::from_millis(250));
+        assert_eq!(o.cases, ["b-case", "a-case"], "in order, without repeats");
+        assert_eq!(o.seed, Some(42));
+        assert!(o.json && o.prepare);
+        assert_eq!(bench_opts(&["--time=10"]).time, Duration::from_secs(10));
+        assert_eq!(bench(&["--json", "-h"]), Ok(BenchCommand::Help));
+        assert_eq!(bench(&["--list", "--json"]), Ok(BenchCommand::List));
+        // Through the top-level parser.
+        assert_eq!(
+            parse(args(&["bench", "--time", "1"])),
+            Ok(Command::Bench(args(&["--time", "1"])))
+        );
+    }
+
+    #[test]
+    fn bench_errors() {
+        let e = |s: &[&str]| bench(s).unwrap_err();
+        assert!(e(&["--case", "c-case"]).contains("unknown case \"c-case\""));
+        assert!(e(&["--case", "a-case,"]).contains("unknown case \"\""));
+        assert!(e(&["--case"]).contains("needs a value"));
+        for bad in ["0", "-1", "abc", "", "1e3", "99999", "1.2.3", "nan", "inf"] {
+            assert!(e(&["--time", bad]).contains("--time"), "{bad:?}");
+        }
+        assert!(e(&["--time", "1", "--time", "2"]).contains("twice"));
+        assert!(e(&["--size", "0"]).contains("invalid size"));
+        assert!(e(&["--seed", "x"]).contains("invalid number"));
+        assert!(e(&["--json=yes"]).contains("takes no value"));
+        assert!(e(&["--file="]).contains("empty path"));
+        assert!(e(&["--pages", "3"]).contains("unknown bench option"));
+        assert!(e(&["stray"]).contains("unexpected bench argument"));
     }
 }

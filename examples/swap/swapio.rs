@@ -1150,6 +1150,25 @@ impl SwapDevice {
         self.in_flight()
     }
 
+    /// Blocks until at least one in-flight kiocb has completed and its
+    /// completion has run (io_uring); returns at once when nothing is in
+    /// flight, and on the other backends (they complete before submission
+    /// returns). Used to keep a fixed number of kiocbs in flight.
+    ///
+    /// # Errors
+    ///
+    /// [`SwapError::Backend`] when io_uring cannot be waited on.
+    pub fn wait_any(&self) -> Result<(), SwapError> {
+        #[cfg(feature = "uring")]
+        if let Backend::Uring { queue, .. } = &self.shared.backend {
+            if self.in_flight() > 0 {
+                queue.wait(1).map_err(SwapError::Backend)?;
+                self.shared.collect_uring_reads();
+            }
+        }
+        Ok(())
+    }
+
     /// Kiocbs submitted whose completion has not run.
     pub fn in_flight(&self) -> u64 {
         let s = &self.shared.stats;

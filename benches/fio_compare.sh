@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# The swap example's direct-I/O paths side by side with fio, on the same file.
+#
+#   benches/fio_compare.sh [--time SECS] [--size SIZE] [--file PATH] [--out DIR]
+#                          [--fio-first]
+#
+# 1. Installs fio if it is missing (apt-get), builds the swap example
+#    (release), and creates (or reuses) a swap file of SIZE (default 1G,
+#    zero-filled by the example, so every extent is written) under the cargo
+#    target dir, after checking that its filesystem is not tmpfs and takes
+#    O_DIRECT.
+# 2. For each case, runs ours (`swap bench --case NAME --json`) and then fio
+#    with the same parameters on the same file, interleaved, so both see the
+#    same machine state (--fio-first swaps the order within each pair, to
+#    check for an order bias between two runs): 4k randread and randwrite, direct=1, psync QD1,
+#    io_uring QD1 and QD32, time_based for SECS (default 10), norandommap,
+#    randrepeat=0, over the swap area's usable slots (offset=4096,
+#    size=(max_pages - 1) * 4096: fio never touches the header page).
+# 3. Runs the plugged swap-out cases (32 contiguous pages per kiocb) and
+#    compares their pages/s with fio's 4k randwrite QD1 IOPS (target >= 4x).
+# 4. Prints a table (fio IOPS, ours, ratio, latency, CPU seconds per 100k
+#    I/Os for both), a table of user and system CPU microseconds and
+#    context switches per I/O (the thread's, for both), and keeps the raw
+#    JSON and logs in the output directory.
+#
+# CPU: fio reports usr_cpu/sys_cpu as percentages of the job's run time
+# (getrusage(RUSAGE_THREAD) of the job thread); here they become
+# (usr_cpu + sys_cpu) / 100 * job_runtime / total_ios * 100000. Ours is the
+# bench thread's utime + stime from /proc/thread-self/stat, per 100k pages.
+#
+# Defaults take about 2.5 minutes: 14 runs of 10 s plus setup.
+set -euo pipefail
+
+TIME=10
+SIZE=1G
+FILE=""
+OUT=""
+FIO_FIRST=0
+
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -t | --time) TIME="$2"; shift 2 ;;
+    --time=*) TIME="${1#*=}"; shift ;;
+    -s | --size) SIZE="$2"; shift 2 ;;
+    --size=*) SIZE="${1#*=}"; shift ;;
+    -f | --file) FILE="$2"; shift 2 ;;
+    --file=*) FILE="${1#*=}"; shift ;;
+    -o | --out) OUT="$2"; shift 2 ;;
+    --out=*) OUT="${1#*=}"; shift ;;
+    --fio-first) FIO_FIRST=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "fio_compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+case "$TIME" in
+'' | *[!0-9]*) echo "fio_compare.sh: --time takes whole seconds (fio's runtime)" >&2; exit 2 ;;
+esac
+[ "$TIME" -gt 0 ] || { echo "fio_compare.sh: --time must be positive" >&2; exit 2; }
+
+cd "$(dirname "$0")/.."
+T0=$(date +%s)
+
+# --- Tools -----------------------------------------------------------------
+if ! command -v fio >/dev/null 2>&1; then
+    echo "fio not found: installing it (apt-get)"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update && $SUDO apt-get install -y fio
+fi
+command -v python3 >/dev/null 2>&1 || { echo "fio_compare.sh: python3 is needed to read fio's JSON" >&2; exit 1; }
+FIO_VERSION=$(fio --version)
+
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+echo "building the swap example (release)..."
+cargo build --release --example swap --quiet
+BIN="$TARGET_DIR/release/examples/swap"
+
+# --- The file --------------------------------------------------------------
+if [ -z "$FILE" ]; then
+    FILE="$TARGET_DIR/fio-compare/bench-$SIZE.swap"
+fi
+DIR=$(dirname "$FILE")
+mkdir -p "$DIR"
+FSTYPE=$(df --output=fstype "$DIR" | tail -1 | tr -d ' ')
+if [ "$FSTYPE" = "tmpfs" ] || [ "$FSTYPE" = "ramfs" ]; then
+    echo "fio_compare.sh: $DIR is on $FSTYPE, which has no O_DIRECT; use --file on a disk filesystem" >&2
+    exit 1
+fi
+PROBE="$DIR/.odirect-probe-$$"
+if ! dd if=/dev/zero of="$PROBE" bs=4096 count=1 oflag=direct status=none 2>/dev/null; then
+    rm -f "$PROBE"
+    echo "fio_compare.sh: O_DIRECT is refused in $DIR ($FSTYPE); use --file elsewhere" >&2
+    exit 1
+fi
+rm -f "$PROBE"
+
+if [ -z "$OUT" ]; then
+    OUT="$TARGET_DIR/fio-compare/run-$(date +%Y%m%d-%H%M%S)"
+fi
+mkdir -p "$OUT"
+
+echo "preparing $FILE ($SIZE; created and zero-filled if missing)..."
+"$BIN" bench --file "$FILE" --size "$SIZE" --prepare --json >"$OUT/area.json" 2>"$OUT/area.log" || {
+    cat "$OUT/area.log" >&2
+    exit 1
+}
+cat "$OUT/area.log"
+read -r USABLE DIO_MEM DIO_OFF < <(python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1]))
+print(a["usable"], a["dio_mem_align"], a["dio_offset_align"])' "$OUT/area.json")
+REGION=$((USABLE * 4096))
+
+{
+    echo "date:       $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpu:        $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "kernel:     $(uname -r)"
+    echo "file:       $FILE on $(df --output=source "$DIR" | tail -1) ($FSTYPE), $SIZE, $USABLE usable slots"
+    echo "dio align:  memory $DIO_MEM, offset $DIO_OFF (statx STATX_DIOALIGN)"
+    echo "fio:        $FIO_VERSION"
+    echo "runtime:    $TIME s per run, $([ "$FIO_FIRST" = 1 ] && echo "fio first" || echo "ours first") in each pair"
+    echo "load avg:   $(cut -d' ' -f1-3 /proc/loadavg) (before)"
+} | tee "$OUT/machine.txt"
+
+# --- The runs --------------------------------------------------------------
+FIO_COMMON=(
+    --filename="$FILE" --offset=4096 --size="$REGION"
+    --bs=4k --direct=1 --time_based --runtime="$TIME"
+    --norandommap --randrepeat=0 --lat_percentiles=1
+    --allow_file_create=0 --fallocate=none --invalidate=1
+    --output-format=json
+)
+
+ours() { # case
+    echo "  ours: swap bench --case $1 --time $TIME"
+    "$BIN" bench --file "$FILE" --case "$1" --time "$TIME" --json \
+        >"$OUT/ours-$1.json" 2>"$OUT/ours-$1.log" || {
+        cat "$OUT/ours-$1.log" >&2
+        echo "fio_compare.sh: swap bench --case $1 failed" >&2
+        exit 1
+    }
+}
+
+fio_run() { # case rw engine depth
+    echo "  fio:  --rw=$2 --ioengine=$3 --iodepth=$4 --runtime=$TIME"
+    fio --name="$1" --rw="$2" --ioengine="$3" --iodepth="$4" "${FIO_COMMON[@]}" \
+        >"$OUT/fio-$1.json" 2>"$OUT/fio-$1.log" || {
+        cat "$OUT/fio-$1.log" >&2
+        echo "fio_compare.sh: fio $1 failed" >&2
+        exit 1
+    }
+}
+
+# case            fio rw     engine   depth
+PAIRS="
+swapin-sync-qd1    randread  psync    1
+swapin-async-qd1   randread  io_uring 1
+swapin-async-qd32  randread  io_uring 32
+swapout-sync-qd1   randwrite psync    1
+swapout-async-qd1  randwrite io_uring 1
+swapout-async-qd32 randwrite io_uring 32
+"
+echo "$PAIRS" | grep -v '^$' >"$OUT/pairs.txt"
+while read -r name rw engine depth; do
+    echo "$name:"
+    if [ "$FIO_FIRST" = 1 ]; then
+        fio_run "$name" "$rw" "$engine" "$depth"
+        ours "$name"
+    else
+        ours "$name"
+        fio_run "$name" "$rw" "$engine" "$depth"
+    fi
+done <"$OUT/pairs.txt"
+for name in swapout-plugged-sync swapout-plugged-async; do
+    echo "$name:"
+    ours "$name"
+done
+
+# --- The table -------------------------------------------------------------
+python3 - "$OUT" <<'PY' | tee "$OUT/table.txt"
+import json, os, sys
+
+out = sys.argv[1]
+
+def load(path):
+    with open(path) as f:
+        text = f.read()
+    # fio may print notes before its JSON.
+    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
+    return json.loads(text[min(starts):])
+
+def ours(name):
+    path = os.path.join(out, "ours-%s.json" % name)
+    rows = load(path)
+    return rows[0] if rows else None
+
+def fio(name, rw):
+    j = load(os.path.join(out, "fio-%s.json" % name))["jobs"][0]
+    d = j["read" if rw == "randread" else "write"]
+    pct = d["lat_ns"].get("percentile", {})
+    cpu_s = (j["usr_cpu"] + j["sys_cpu"]) / 100.0 * j["job_runtime"] / 1000.0
+    ios = d["total_ios"]
+    return {
+        "iops": d["iops"],
+        "p50_us": pct.get("50.000000", 0) / 1000.0,
+        "p99_us": pct.get("99.000000", 0) / 1000.0,
+        "cpu_s_per_100k": cpu_s * 1e5 / ios if ios else float("nan"),
+        "errors": j.get("error", 0),
+        "usr_us": j["usr_cpu"] / 100.0 * j["job_runtime"] * 1e3 / ios if ios else float("nan"),
+        "sys_us": j["sys_cpu"] / 100.0 * j["job_runtime"] * 1e3 / ios if ios else float("nan"),
+        "ctx": j["ctx"] / ios if ios else float("nan"),
+    }
+
+def f(v, fmt):
+    return "n/a" if v is None else fmt % v
+
+pairs = [l.split() for l in open(os.path.join(out, "pairs.txt")) if l.strip()]
+print()
+print("| case | fio job | fio IOPS | ours IOPS | ours/fio | fio p50/p99 µs | ours p50/p99 µs "
+      "| fio CPU s/100k | ours CPU s/100k |")
+print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+fio_qd1_write = {}
+for name, rw, engine, depth in pairs:
+    o, x = ours(name), fio(name, rw)
+    if rw == "randwrite" and depth == "1":
+        fio_qd1_write[engine] = x["iops"]
+    ratio = o["iops"] / x["iops"] if o and x["iops"] else None
+    print("| %s | %s %s QD%s | %.0f | %s | %s | %.0f / %.0f | %s | %.2f | %s |" % (
+        name, rw, engine, depth, x["iops"],
+        f(o and o["iops"], "%.0f"), f(ratio, "**%.2f×**"),
+        x["p50_us"], x["p99_us"],
+        "%.0f / %.0f" % (o["p50_us"], o["p99_us"]) if o else "n/a",
+        x["cpu_s_per_100k"], f(o and o["cpu_s_per_100k"], "%.2f")))
+print()
+print("| case | fio usr / sys µs per I/O | ours usr / sys µs per I/O | fio ctx sw. per I/O "
+      "| ours ctx sw. per I/O |")
+print("|---|--:|--:|--:|--:|")
+for name, rw, engine, depth in pairs:
+    o, x = ours(name), fio(name, rw)
+    if not o:
+        continue
+    n = max(o["kiocbs"], 1)
+    octx = o.get("ctx_switches")
+    print("| %s | %.2f / %.2f | %.2f / %.2f | %.2f | %s |" % (
+        name, x["usr_us"], x["sys_us"], o["cpu_user_s"] * 1e6 / n, o["cpu_sys_s"] * 1e6 / n,
+        x["ctx"], "n/a" if octx is None else "%.2f" % (octx / n)))
+print()
+print("| plugged swap-out (32 pages/kiocb) | kiocbs/s | ours pages/s | fio randwrite psync QD1 IOPS "
+      "| ratio | fio randwrite io_uring QD1 IOPS | ratio | ours CPU s/100k pages |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|")
+for name in ("swapout-plugged-sync", "swapout-plugged-async"):
+    o = ours(name)
+    if not o:
+        print("| %s | skipped | | | | | | |" % name)
+        continue
+    ps, pu = fio_qd1_write.get("psync"), fio_qd1_write.get("io_uring")
+    print("| %s | %.0f | %.0f | %.0f | **%.1f×** | %.0f | **%.1f×** | %s |" % (
+        name, o["iops"], o["pages_s"], ps, o["pages_s"] / ps, pu, o["pages_s"] / pu,
+        f(o["cpu_s_per_100k"], "%.3f")))
+PY
+
+echo
+echo "load avg: $(cut -d' ' -f1-3 /proc/loadavg) (after)" | tee -a "$OUT/machine.txt"
+echo "raw JSON and logs: $OUT"
+echo "total time: $(($(date +%s) - T0)) s"
