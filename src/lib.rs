@@ -31,6 +31,7 @@
 //! | `ITER_IOVEC`, `ITER_KVEC`, `ITER_BVEC`, `ITER_UBUF`, `ITER_DISCARD` | [`Iovec`], [`Kvec`], [`Bvec`], [`Ubuf`], [`Discard`] |
 //! | `struct iovec`, `struct kvec` | [`IoSeg`], [`IoSegMut`] |
 //! | `struct bio_vec`, `struct page` | [`BvecSeg`], [`BvecSegMut`], [`Page`], [`PageRef`] |
+//! | `mempool_t` of pages, `mempool_alloc` / `mempool_free` | [`PagePool`], [`PagePool::get`], [`PagePool::put`] |
 //! | `user_backed_iter` | [`Kind::USER_BACKED`], [`IovIter::is_user_backed`] |
 //! | `iov_iter_init`, `iov_iter_kvec`, `iov_iter_bvec`, `iov_iter_ubuf`, `iov_iter_discard` | `IovIter::<D, K>::new` |
 //! | `iov_iter_count`, `nr_segs`, `iov_offset` | [`IovIter::count`], [`IovIter::nr_segs`], [`IovIter::iov_offset`] |
@@ -68,7 +69,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `std` | yes | `std::io::Read`/`Write` impls, `IoSlice` conversions, `From<Error> for io::Error`, the `O_DIRECT` file backend; implies `alloc` |
-//! | `alloc` | via `std` | heap [`Page`]s and [`PageRef`], [`import_iovec`] (spills past 8 segments), async [`kiocb`] completions and their `Future`, the `dio` layer and the RAM backend |
+//! | `alloc` | via `std` | heap [`Page`]s, [`PageRef`] and [`PagePool`], [`import_iovec`] (spills past 8 segments), async [`kiocb`] completions and their `Future`, the `dio` layer and the RAM backend |
 //! | `uring` | no | the io_uring backend (`backend::uring`); implies `std` |
 //!
 //! Without features the crate is `#![no_std]` and makes no syscalls.
@@ -120,9 +121,9 @@ pub use error::{Errno, Error, Misalignment, Result};
 #[cfg(feature = "alloc")]
 pub use import::{IovecArray, UIO_FASTIOV, UIO_MAXIOV, UserIovec, import_iovec};
 pub use iter::{Extracted, IovIter, IterState, MAX_RW_COUNT, RawChunks};
-#[cfg(feature = "alloc")]
-pub use page::PageRef;
 pub use page::{PAGE_OFFSET_MASK, PAGE_SHIFT, PAGE_SIZE, Page, PageFlags, PageFrame};
+#[cfg(feature = "alloc")]
+pub use page::{PagePool, PageRef};
 pub use seg::{
     Bvec, BvecSeg, BvecSegMut, Discard, IoSeg, IoSegMut, Iovec, IterType, Kind, Kvec, PageAddr,
     Ubuf,

@@ -327,6 +327,141 @@ impl fmt::Debug for Page {
     }
 }
 
+/// A free list of page frames (a `mempool` of pages): [`PagePool::get`]
+/// hands out a recycled [`Page`] when it has one, **without zeroing it**,
+/// and allocates a fresh zeroed page otherwise; [`PagePool::put`] takes a
+/// page back, up to [`PagePool::max_cached`] pages, and frees the rest.
+///
+/// This is for pages that an I/O is about to overwrite, such as a swap-in
+/// page that a read fills completely: the kernel does not zero a swap-in
+/// folio either. Zeroing a 4 KiB page and allocating it aligned costs more
+/// than the rest of a 4 KiB read's user-space work.
+///
+/// # Stale data
+///
+/// A recycled page holds **whatever its previous user left in it**. The
+/// bytes are initialised, so reading them is safe, but they are stale: a
+/// read that comes back short leaves the rest of the page with old data,
+/// not zeros (check the byte count, as the swap path does by not marking
+/// such a page uptodate), and a page put back here can show its contents
+/// to the next user of the pool. Do not put pages holding data that the
+/// pool's other users must not see; [`Page::new`] and [`Page::try_new`]
+/// always zero. Flags are cleared when a page is put back, so a page from
+/// the pool is unlocked, clean and not uptodate.
+///
+/// The pool is `Send` and `Sync`: one lock (a spin lock held for a push or
+/// a pop, so no `std` is needed) guards the free list.
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::{PageFlags, PagePool};
+///
+/// let pool = PagePool::with_capacity(8);
+/// let mut page = pool.get()?; // The pool is empty: a fresh, zeroed page.
+/// assert!(page.as_bytes().iter().all(|&b| b == 0));
+/// page.as_mut_bytes()[0] = 0xaa;
+/// page.set_flags(PageFlags::UPTODATE | PageFlags::LOCKED);
+/// let addr = page.addr();
+/// pool.put(page);
+/// assert_eq!(pool.len(), 1);
+///
+/// // The same frame comes back, flags cleared and bytes NOT zeroed.
+/// let page = pool.get()?;
+/// assert_eq!(page.addr(), addr);
+/// assert!(page.flags().is_empty());
+/// assert_eq!(page.as_bytes()[0], 0xaa);
+/// assert!(pool.is_empty());
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
+#[doc(alias = "alloc_page")]
+#[doc(alias = "mempool")]
+#[doc(alias = "mempool_t")]
+#[cfg(feature = "alloc")]
+pub struct PagePool {
+    free: crate::sync::SpinLock<alloc::vec::Vec<Page>>,
+    max_cached: usize,
+}
+
+#[cfg(feature = "alloc")]
+static_assertions::assert_impl_all!(PagePool: Send, Sync);
+
+#[cfg(feature = "alloc")]
+impl PagePool {
+    /// An empty pool that keeps at most `max_cached` pages put back
+    /// (`mempool_create` without a reserve: nothing is allocated up front).
+    /// With 0, [`PagePool::put`] frees every page and [`PagePool::get`]
+    /// always allocates.
+    #[doc(alias = "mempool_create")]
+    pub const fn with_capacity(max_cached: usize) -> PagePool {
+        PagePool {
+            free: crate::sync::SpinLock::new(alloc::vec::Vec::new()),
+            max_cached,
+        }
+    }
+
+    /// A page: the most recently put back one if there is any (its bytes
+    /// are stale, see the [type docs](PagePool#stale-data); its flags are
+    /// clear), else a freshly allocated zeroed page ([`Page::try_new`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`](crate::Error::Os)`(ENOMEM)` when the pool is empty and
+    /// no page can be allocated.
+    #[doc(alias = "mempool_alloc")]
+    #[doc(alias = "alloc_page")]
+    pub fn get(&self) -> crate::Result<Page> {
+        // The lock is released before a fresh page is allocated.
+        let recycled = self.free.lock().pop();
+        match recycled {
+            Some(page) => Ok(page),
+            None => Page::try_new(),
+        }
+    }
+
+    /// Takes `page` back: clears its flags and keeps it for a later
+    /// [`PagePool::get`], or frees it when the pool already holds
+    /// [`PagePool::max_cached`] pages. The bytes are left as they are.
+    #[doc(alias = "mempool_free")]
+    #[doc(alias = "put_page")]
+    pub fn put(&self, mut page: Page) {
+        *page.flags.get_mut() = 0;
+        let mut free = self.free.lock();
+        if free.len() < self.max_cached {
+            free.push(page);
+            return;
+        }
+        drop(free);
+        // Freed outside the lock.
+        drop(page);
+    }
+
+    /// Pages held for reuse.
+    pub fn len(&self) -> usize {
+        self.free.lock().len()
+    }
+
+    /// Whether the pool holds no page.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Most pages the pool keeps.
+    pub fn max_cached(&self) -> usize {
+        self.max_cached
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl fmt::Debug for PagePool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PagePool")
+            .field("len", &self.len())
+            .field("max_cached", &self.max_cached)
+            .finish()
+    }
+}
+
 /// A refcounted page handle (`get_page` / `put_page`): what an I/O in flight
 /// holds on the pages it reads, as the kernel's `bio_vec` does. Cloning takes
 /// a reference; dropping puts it.
@@ -334,3 +469,86 @@ impl fmt::Debug for Page {
 #[doc(alias = "put_page")]
 #[cfg(feature = "alloc")]
 pub type PageRef = alloc::sync::Arc<Page>;
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    //! The page pool, without syscalls (runs under Miri).
+
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn recycled_pages_are_reused_with_flags_cleared_and_bytes_kept() {
+        let pool = PagePool::with_capacity(4);
+        assert!(pool.is_empty());
+        let mut page = pool.get().unwrap();
+        assert!(
+            page.as_bytes().iter().all(|&b| b == 0),
+            "fresh pages are zeroed"
+        );
+        page.as_mut_bytes().fill(0x5c);
+        page.set_flags(PageFlags::all());
+        let addr = page.addr();
+        pool.put(page);
+        assert_eq!(pool.len(), 1);
+        let page = pool.get().unwrap();
+        assert_eq!(page.addr(), addr, "the same frame");
+        assert_eq!(page.flags(), PageFlags::empty());
+        assert!(page.trylock(), "a recycled page is unlocked");
+        assert!(
+            page.as_bytes().iter().all(|&b| b == 0x5c),
+            "stale, not zeroed"
+        );
+        assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn the_pool_keeps_at_most_max_cached_pages() {
+        let pool = PagePool::with_capacity(2);
+        assert_eq!(pool.max_cached(), 2);
+        let pages: Vec<Page> = (0..5).map(|_| pool.get().unwrap()).collect();
+        let addrs: Vec<usize> = pages.iter().map(Page::addr).collect();
+        for page in pages {
+            pool.put(page);
+        }
+        assert_eq!(pool.len(), 2, "the rest were freed");
+        // Last in, first out: the first two pages put back were kept.
+        assert_eq!(pool.get().unwrap().addr(), addrs[1]);
+        assert_eq!(pool.get().unwrap().addr(), addrs[0]);
+        assert!(pool.is_empty());
+        // An empty pool allocates.
+        let fresh = pool.get().unwrap();
+        assert!(fresh.as_bytes().iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn a_pool_of_zero_frees_everything() {
+        let pool = PagePool::with_capacity(0);
+        pool.put(Page::new());
+        assert_eq!(pool.len(), 0);
+        assert!(alloc::format!("{pool:?}").contains("max_cached: 0"));
+    }
+
+    #[test]
+    #[cfg(feature = "std")]
+    fn threads_share_a_pool() {
+        let pool = alloc::sync::Arc::new(PagePool::with_capacity(16));
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                let pool = alloc::sync::Arc::clone(&pool);
+                std::thread::spawn(move || {
+                    for _ in 0..8 {
+                        let mut page = pool.get().unwrap();
+                        page.as_mut_bytes().fill(t);
+                        assert!(page.as_bytes().iter().all(|&b| b == t));
+                        pool.put(page);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!((1..=4).contains(&pool.len()));
+    }
+}

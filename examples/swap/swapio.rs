@@ -22,15 +22,21 @@
 //!   `RECLAIM` (the error may be temporary; the pages stay in memory for a
 //!   retry, and no `ERROR` bit is set). Then writeback ends on every page
 //!   (`WRITEBACK` and, as `folio_end_writeback` does, `RECLAIM` cleared).
-//! * **Swap-in** ([`SwapDevice::swap_readpage`]): a fresh page is allocated
-//!   and `LOCKED` (the swap-cache folio), and joins the plug's read batch,
+//! * **Swap-in** ([`SwapDevice::swap_readpage`]): a page is taken from the
+//!   device's [`PagePool`] (a recycled frame, not zeroed, since the read
+//!   overwrites it, or a fresh zeroed one) and `LOCKED` (the swap-cache
+//!   folio), and joins the plug's read batch,
 //!   merged by the same rules, read through a [`Dest`] [`Bvec`] iterator, so
 //!   `should_dirty` is false and no page is dirtied by the read.
 //! * **Read completion** (`sio_read_complete`): the full length marks every
 //!   page `UPTODATE` and counts `PSWPIN` (at completion, as the fs path does);
 //!   anything else marks *no* page uptodate and reports the error for every
 //!   page of the batch. Every page is unlocked either way. [`SwapIn`] is the
-//!   caller's handle on the page, like waiting on the folio lock.
+//!   caller's handle on the page, like waiting on the folio lock. A caller
+//!   done with a swapped-in page hands it back with
+//!   [`SwapDevice::put_page`]. A recycled page whose read failed keeps
+//!   stale bytes from its last use; it is not uptodate, so nobody reads it
+//!   as data.
 //!
 //! # Backends ([`SwapBackend`])
 //!
@@ -58,7 +64,7 @@ use iov_iter::dio::{DioAlign, DirectIo, Transfer};
 use iov_iter::kiocb::{IocbFlags, Kiocb, Submitted};
 use iov_iter::{
     Bvec, BvecSeg, BvecSegMut, Dest, Error as IoError, IovIter, PAGE_SIZE, Page, PageFlags,
-    PageRef, Source,
+    PagePool, PageRef, Source,
 };
 
 use crate::activate::SwapFile;
@@ -70,6 +76,10 @@ pub const SWAP_CLUSTER_MAX: usize = 32;
 
 /// How many error messages a device keeps (the kernel rate-limits them).
 const ERROR_LOG_MAX: usize = 16;
+
+/// Most swap-in pages a device keeps for reuse (1 MiB): more than a queue
+/// depth of 32 and the pages its caller still holds.
+pub const PAGE_POOL_MAX: usize = 8 * SWAP_CLUSTER_MAX;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Completions never panic while holding these locks; a poisoned lock
@@ -519,7 +529,7 @@ struct WriteSio {
     pages: Vec<PageRef>,
 }
 
-/// A read batch: fresh locked pages for consecutive slots.
+/// A read batch: locked pages from the pool for consecutive slots.
 struct ReadSio {
     dev: Arc<Shared>,
     pos: u64,
@@ -808,6 +818,9 @@ struct Shared {
     stats: Arc<Stats>,
     map: Mutex<SwapMap>,
     align: DioAlign,
+    /// Swap-in pages: the reads overwrite them, so recycled frames need no
+    /// zeroing.
+    pool: PagePool,
 }
 
 impl Shared {
@@ -900,6 +913,7 @@ impl SwapDevice {
                 stats: Arc::new(Stats::new()),
                 map: Mutex::new(map),
                 align,
+                pool: PagePool::with_capacity(PAGE_POOL_MAX),
             }),
         })
     }
@@ -1030,9 +1044,9 @@ impl SwapDevice {
     }
 
     /// Swaps `slot` in (`swap_read_folio` for an `FS_OPS` swap file): a
-    /// fresh locked page joins `plug`'s read batch (or is read at once
-    /// without a plug). The returned handle resolves to the page when the
-    /// batch completes.
+    /// locked page from the device's pool (recycled, or freshly allocated)
+    /// joins `plug`'s read batch (or is read at once without a plug). The
+    /// returned handle resolves to the page when the batch completes.
     ///
     /// # Errors
     ///
@@ -1044,10 +1058,10 @@ impl SwapDevice {
         plug: Option<&mut SwapPlug>,
     ) -> Result<SwapIn, SwapError> {
         self.check_slot(slot)?;
-        let page = Page::try_new().map_err(SwapError::Backend)?;
+        let page = self.shared.pool.get().map_err(SwapError::Backend)?;
         // The swap-cache folio is locked until its read completes.
         let locked = page.trylock();
-        debug_assert!(locked, "a fresh page is unlocked");
+        debug_assert!(locked, "a page from the pool is unlocked");
         let cell = Arc::new(InCell {
             slot,
             state: Mutex::new(InState::Plugged),
@@ -1097,6 +1111,22 @@ impl SwapDevice {
     /// As [`SwapDevice::swap_readpage`], and [`SwapError::Read`].
     pub fn read_page(&self, slot: Slot) -> Result<PageRef, SwapError> {
         self.swap_readpage(slot, None)?.wait()
+    }
+
+    /// Drops a reference to a swapped-in page whose data is no longer
+    /// needed (`put_page`): the last reference hands the frame back to the
+    /// device's page pool for a later swap-in, flags cleared and bytes
+    /// left as they are. Pages the pool has no room for are freed.
+    #[doc(alias = "folio_put")]
+    pub fn put_page(&self, page: PageRef) {
+        if let Ok(page) = PageRef::try_unwrap(page) {
+            self.shared.pool.put(page);
+        }
+    }
+
+    /// Pages the device keeps for reuse by swap-in.
+    pub fn pooled_pages(&self) -> usize {
+        self.shared.pool.len()
     }
 
     /// Frees `slot` in the swap map (`swap_free`): the page was swapped in
@@ -1388,6 +1418,47 @@ mod tests {
         assert_eq!((mem_a.stats().ios(), mem_b.stats().ios()), (2, 2));
         assert_eq!(check_swapped_in(&r.wait().unwrap(), 0, SEED), Ok(()));
         assert_eq!(check_swapped_in(&r2.wait().unwrap(), 1, SEED), Ok(()));
+    }
+
+    #[test]
+    fn swap_in_reuses_pages_put_back_without_zeroing() {
+        for mode in ASYNC_BACKENDS {
+            let (mem, dev) = mem_device(mode, 8);
+            let s = run_slots(&dev, 2);
+            for (i, &slot) in s.iter().enumerate() {
+                dev.swap_writepage(make_page(i as u64, SEED), slot, None)
+                    .unwrap();
+            }
+            let first = dev.read_page(s[0]).unwrap();
+            assert_eq!(check_swapped_in(&first, 0, SEED), Ok(()));
+            let addr = first.addr();
+            // Still referenced elsewhere: not pooled.
+            dev.put_page(PageRef::clone(&first));
+            assert_eq!(dev.pooled_pages(), 0);
+            dev.put_page(first);
+            assert_eq!(dev.pooled_pages(), 1);
+            // The next swap-in gets the same frame, holding page 0's bytes
+            // until the read overwrites all of them with page 1's.
+            let second = dev.read_page(s[1]).unwrap();
+            assert_eq!(second.addr(), addr);
+            assert_eq!(check_swapped_in(&second, 1, SEED), Ok(()));
+            assert_eq!(dev.pooled_pages(), 0);
+            // A failed read of a recycled page: stale bytes, not uptodate.
+            dev.put_page(second);
+            mem.inject(FaultPlan::next(1, Fault::Short(0)).reads_only());
+            let (page, r) = dev.swap_readpage(s[0], None).unwrap().wait_page();
+            assert!(r.is_err());
+            assert_eq!(page.addr(), addr);
+            assert!(!page.test(PageFlags::UPTODATE) && !page.test(PageFlags::LOCKED));
+            assert_eq!(check_page(page.as_bytes(), 1, SEED), Ok(()), "stale");
+            dev.put_page(page);
+            // The pool keeps at most PAGE_POOL_MAX pages.
+            let pages: Vec<PageRef> = (0..PAGE_POOL_MAX + 3)
+                .map(|_| dev.read_page(s[0]).unwrap())
+                .collect();
+            pages.into_iter().for_each(|p| dev.put_page(p));
+            assert_eq!(dev.pooled_pages(), PAGE_POOL_MAX);
+        }
     }
 
     #[test]

@@ -454,7 +454,8 @@ fn wait_oldest(
 ///    I/O path kept no reference;
 /// 4. swap them in in random order, `cfg.window` reads outstanding
 ///    (timed); retry failed reads;
-/// 5. verify every byte, free every slot.
+/// 5. verify every byte, hand the pages back to the device's page pool,
+///    free every slot.
 ///
 /// # Errors
 ///
@@ -551,7 +552,8 @@ pub fn run(dev: &SwapDevice, cfg: &WorkloadConfig) -> Result<RunReport, SwapErro
     for _ in 0..cfg.retries {
         for r in results.iter_mut().filter(|r| r.3.is_err()) {
             let (page, outcome) = dev.swap_readpage(r.0, None)?.wait_page();
-            r.2 = page;
+            // The failed read's page holds nothing worth keeping.
+            dev.put_page(std::mem::replace(&mut r.2, page));
             r.3 = outcome;
         }
     }
@@ -573,6 +575,8 @@ pub fn run(dev: &SwapDevice, cfg: &WorkloadConfig) -> Result<RunReport, SwapErro
                 }
             }
         }
+        // Verified (or failed): the data is no longer needed.
+        dev.put_page(page);
         dev.swap_free(slot)?;
     }
     Ok(RunReport {

@@ -20,15 +20,16 @@
 //!    kernel's `bio_vec` holds them). The batch *and* the heap-allocated
 //!    iovec array the SQE points to move into a table inside the queue,
 //!    keyed by the SQE's `user_data`, and leave it only when that
-//!    `user_data`'s CQE has been reaped. A page frame never moves when its
-//!    `Page` or `PageRef` moves, so the addresses in the iovec array stay
-//!    valid. Nobody else can write a frame meanwhile: an owned `Page` is
-//!    unreachable inside the queue, and writing a `Page` behind a shared
-//!    `PageRef` needs `&mut Page`, which `Arc::get_mut` refuses while the
-//!    queue holds its reference. The [`UringOp`] handle (a [`Future`]) only
-//!    *observes* the operation: dropping it, or never polling it, detaches
-//!    it, and the buffers are freed after the CQE instead of being handed
-//!    back.
+//!    `user_data`'s CQE has been reaped (the queue then keeps the emptied
+//!    iovec array's allocation for a later request). A page frame never
+//!    moves when its `Page` or `PageRef` moves, so the addresses in the
+//!    iovec array stay valid. Nobody else can write a frame meanwhile: an
+//!    owned `Page` is unreachable inside the queue, and writing a `Page`
+//!    behind a shared `PageRef` needs `&mut Page`, which `Arc::get_mut`
+//!    refuses while the queue holds its reference. The [`UringOp`] handle
+//!    (a [`Future`]) only *observes* the operation: dropping it, or never
+//!    polling it, detaches it, and the buffers are freed after the CQE
+//!    instead of being handed back.
 //! 2. **Borrowed memory waits.** The [`Transfer`] implementation (and so
 //!    [`DirectIo`](crate::dio::DirectIo) on any borrowed iterator) submits
 //!    one READV/WRITEV and waits for its CQE before returning, like a
@@ -105,6 +106,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -119,6 +121,7 @@ use std::thread::{self, Thread};
 use std::time::Duration;
 
 use io_uring::{IoUring, opcode, types};
+use smallvec::SmallVec;
 
 use crate::backend::file::DirectFile;
 use crate::dio::{DioAlign, Transfer, rwf_of};
@@ -191,8 +194,13 @@ impl PageHandle for PageRef {
 pub struct PageBatch<P> {
     pages: Vec<P>,
     /// `(offset, len)` of each segment in its page; always inside the page.
+    /// Empty while every segment is a whole page (the usual batch, which
+    /// then costs one allocation, not two); otherwise one entry per page.
     ranges: Vec<(u32, u32)>,
 }
+
+/// The range of a whole page.
+const WHOLE_PAGE: (u32, u32) = (0, PAGE_SIZE as u32);
 
 impl<P> PageBatch<P> {
     /// An empty batch.
@@ -207,14 +215,16 @@ impl<P> PageBatch<P> {
     pub fn with_capacity(n: usize) -> PageBatch<P> {
         PageBatch {
             pages: Vec::with_capacity(n),
-            ranges: Vec::with_capacity(n),
+            ranges: Vec::new(),
         }
     }
 
     /// Appends a whole page.
     pub fn push(&mut self, page: P) {
+        if !self.ranges.is_empty() {
+            self.ranges.push(WHOLE_PAGE);
+        }
         self.pages.push(page);
-        self.ranges.push((0, PAGE_SIZE as u32));
     }
 
     /// Appends `len` bytes at `offset` of `page`.
@@ -225,8 +235,18 @@ impl<P> PageBatch<P> {
     /// page comes back in the error.
     pub fn push_range(&mut self, page: P, offset: usize, len: usize) -> Result<(), BufError<P>> {
         match offset.checked_add(len) {
+            Some(PAGE_SIZE) if offset == 0 => {
+                self.push(page);
+                Ok(())
+            }
             // Both fit in u32: offset + len <= PAGE_SIZE.
             Some(end) if end <= PAGE_SIZE => {
+                if self.ranges.is_empty() {
+                    // The first partial page: spell out the whole ones.
+                    self.ranges
+                        .reserve(self.pages.capacity().max(self.pages.len() + 1));
+                    self.ranges.resize(self.pages.len(), WHOLE_PAGE);
+                }
                 self.pages.push(page);
                 self.ranges.push((offset as u32, len as u32));
                 Ok(())
@@ -245,7 +265,11 @@ impl<P> PageBatch<P> {
 
     /// Total bytes of all segments.
     pub fn len(&self) -> usize {
-        self.ranges.iter().map(|&(_, len)| len as usize).sum()
+        if self.ranges.is_empty() {
+            self.pages.len() * PAGE_SIZE
+        } else {
+            self.ranges.iter().map(|&(_, len)| len as usize).sum()
+        }
     }
 
     /// Whether the batch holds no bytes.
@@ -266,9 +290,20 @@ impl<P> PageBatch<P> {
 
     /// The `(offset, len)` range of segment `index` in its page.
     pub fn range(&self, index: usize) -> Option<(usize, usize)> {
-        self.ranges
-            .get(index)
-            .map(|&(off, len)| (off as usize, len as usize))
+        (index < self.pages.len()).then(|| {
+            let (off, len) = self.range_u32(index);
+            (off as usize, len as usize)
+        })
+    }
+
+    /// The range of segment `index`, which must be below `nr_segs`.
+    #[inline]
+    fn range_u32(&self, index: usize) -> (u32, u32) {
+        if self.ranges.is_empty() {
+            WHOLE_PAGE
+        } else {
+            self.ranges[index]
+        }
     }
 
     /// The pages, in file order, dropping the ranges.
@@ -286,8 +321,10 @@ impl<P> Default for PageBatch<P> {
 impl<P> From<Vec<P>> for PageBatch<P> {
     /// A batch of whole pages.
     fn from(pages: Vec<P>) -> Self {
-        let ranges = vec![(0, PAGE_SIZE as u32); pages.len()];
-        PageBatch { pages, ranges }
+        PageBatch {
+            pages,
+            ranges: Vec::new(),
+        }
     }
 }
 
@@ -363,14 +400,26 @@ impl<B> From<BufError<B>> for io::Error {
 // Request preparation (no syscalls).
 
 /// A heap-allocated iovec array that an SQE points into. The heap buffer
-/// never moves (the `Vec` is never grown after it is built), so moving an
-/// `IovArray` leaves the SQE's pointer valid.
+/// never moves (the `Vec` is never grown after the SQE is built), so moving
+/// an `IovArray` leaves the SQE's pointer valid. After the operation's CQE
+/// the table keeps the emptied `Vec` for a later operation
+/// ([`OpTable::recycle_iov`]), saving an allocation per request.
 struct IovArray(Vec<UserIovec>);
 
 // SAFETY: the array holds addresses only; the memory they describe is owned
 // by the same in-flight operation's buffers (which are `Send`), or borrowed
-// by a thread that is blocked until the operation completes.
+// by a thread that is blocked until the operation completes. A recycled
+// array is empty.
 unsafe impl Send for IovArray {}
+
+/// Segments of one request held without a heap allocation: the bvec array
+/// of a `struct swap_iocb` (`SWAP_CLUSTER_MAX` = 32 pages).
+const INLINE_SEGS: usize = 32;
+
+/// A request's iovecs as validated, before they are copied into the
+/// [`IovArray`] the SQE points to (under the queue's lock, where a recycled
+/// array is at hand).
+type IovStage = SmallVec<[UserIovec; INLINE_SEGS]>;
 
 /// The kernel's `rw_verify_area` bounds: a position above `i64::MAX` is
 /// negative as `loff_t` (and `-1` means "current position" to io_uring),
@@ -385,8 +434,8 @@ fn check_pos(pos: u64, len: usize) -> Result<()> {
 }
 
 /// Validates a write batch (segment count, position, alignment through a
-/// [`Source`] [`Bvec`] iterator over it) and builds its iovec array.
-fn write_iov<P: PageHandle>(batch: &PageBatch<P>, pos: u64, align: DioAlign) -> Result<IovArray> {
+/// [`Source`] [`Bvec`] iterator over it) and lists its iovecs.
+fn write_iov<P: PageHandle>(batch: &PageBatch<P>, pos: u64, align: DioAlign) -> Result<IovStage> {
     if batch.nr_segs() > UIO_MAXIOV {
         return Err(Error::TooManySegments(batch.nr_segs()));
     }
@@ -394,38 +443,42 @@ fn write_iov<P: PageHandle>(batch: &PageBatch<P>, pos: u64, align: DioAlign) -> 
     let segs = batch
         .pages
         .iter()
-        .zip(&batch.ranges)
-        .map(|(p, &(off, len))| BvecSeg::new(p.page(), off as usize, len as usize))
-        .collect::<Result<Vec<_>>>()?;
+        .enumerate()
+        .map(|(i, p)| {
+            let (off, len) = batch.range_u32(i);
+            BvecSeg::new(p.page(), off as usize, len as usize)
+        })
+        .collect::<Result<SmallVec<[_; INLINE_SEGS]>>>()?;
     let iter = IovIter::<Source, Bvec>::new(&segs);
     align.check(pos, &iter)?;
-    Ok(IovArray(
-        iter.raw_chunks()
-            .map(|(p, len)| UserIovec::new(p.as_ptr(), len))
-            .collect(),
-    ))
+    Ok(iter
+        .raw_chunks()
+        .map(|(p, len)| UserIovec::new(p.as_ptr(), len))
+        .collect())
 }
 
 /// Validates a read batch (as [`write_iov`], through a [`Dest`] [`Bvec`]
-/// iterator) and builds its iovec array.
-fn read_iov(batch: &mut PageBatch<Page>, pos: u64, align: DioAlign) -> Result<IovArray> {
+/// iterator) and lists its iovecs.
+fn read_iov(batch: &mut PageBatch<Page>, pos: u64, align: DioAlign) -> Result<IovStage> {
     if batch.nr_segs() > UIO_MAXIOV {
         return Err(Error::TooManySegments(batch.nr_segs()));
     }
     check_pos(pos, batch.len())?;
-    let mut segs = batch
-        .pages
+    let PageBatch { pages, ranges } = batch;
+    let mut segs = pages
         .iter_mut()
-        .zip(&batch.ranges)
-        .map(|(p, &(off, len))| BvecSegMut::new(p, off as usize, len as usize))
-        .collect::<Result<Vec<_>>>()?;
+        .enumerate()
+        .map(|(i, p)| {
+            let (off, len) = ranges.get(i).copied().unwrap_or(WHOLE_PAGE);
+            BvecSegMut::new(p, off as usize, len as usize)
+        })
+        .collect::<Result<SmallVec<[_; INLINE_SEGS]>>>()?;
     let iter = IovIter::<Dest, Bvec>::new(&mut segs);
     align.check(pos, &iter)?;
-    Ok(IovArray(
-        iter.raw_chunks()
-            .map(|(p, len)| UserIovec::new(p.as_ptr(), len))
-            .collect(),
-    ))
+    Ok(iter
+        .raw_chunks()
+        .map(|(p, len)| UserIovec::new(p.as_ptr(), len))
+        .collect())
 }
 
 /// The iovec array as the pointer type an opcode builder expects (the
@@ -544,7 +597,8 @@ impl<B> OpShared<B> {
     }
 }
 
-/// Where a finished owned operation's buffers go.
+/// Where a finished owned operation's buffers go (for buffer types other
+/// than page batches: see [`Owned`]).
 trait OwnedSink: Send {
     /// Hands the buffers back through the operation's handle.
     fn finish(self: Box<Self>, completed: Completed);
@@ -558,16 +612,83 @@ struct OpSink<B> {
     shared: Arc<OpShared<B>>,
 }
 
-impl<B: Send> OwnedSink for OpSink<B> {
-    fn finish(self: Box<Self>, completed: Completed) {
-        let OpSink { buffers, shared } = *self;
+impl<B> OpSink<B> {
+    fn finish(self, completed: Completed) {
+        let OpSink { buffers, shared } = self;
         shared.set(OpState::Ready(OpOutput { completed, buffers }));
     }
 
-    fn lose(self: Box<Self>) {
-        let OpSink { buffers, shared } = *self;
+    fn lose(self) {
+        let OpSink { buffers, shared } = self;
         core::mem::forget(buffers);
         shared.set(OpState::Lost);
+    }
+}
+
+/// Boxed as an `Option` so that [`Owned::new`] has no failure path: it
+/// runs after the SQE is pushed, where unwinding would free buffers the
+/// kernel may be using. It is always `Some`.
+impl<B: Send> OwnedSink for Option<OpSink<B>> {
+    fn finish(self: Box<Self>, completed: Completed) {
+        if let Some(sink) = *self {
+            sink.finish(completed);
+        }
+    }
+
+    fn lose(self: Box<Self>) {
+        if let Some(sink) = *self {
+            sink.lose();
+        }
+    }
+}
+
+/// An owned operation's buffers and handle, as the table holds them. Page
+/// batches, the only buffers [`UringQueue::submit_read`] and
+/// [`UringQueue::submit_write`] take, are held inline in the table entry;
+/// other buffer types would be boxed.
+enum Owned {
+    Pages(OpSink<PageBatch<Page>>),
+    Refs(OpSink<PageBatch<PageRef>>),
+    Boxed(Box<dyn OwnedSink>),
+}
+
+impl Owned {
+    /// Wraps `sink` without panicking (it runs after the SQE is pushed).
+    fn new<B: Send + 'static>(sink: OpSink<B>) -> Owned {
+        // By-value downcasts (through `Option::take`); `B` is one of the
+        // batch types in practice.
+        let mut sink = Some(sink);
+        let any: &mut dyn Any = &mut sink;
+        if let Some(s) = any
+            .downcast_mut::<Option<OpSink<PageBatch<Page>>>>()
+            .and_then(Option::take)
+        {
+            return Owned::Pages(s);
+        }
+        let any: &mut dyn Any = &mut sink;
+        if let Some(s) = any
+            .downcast_mut::<Option<OpSink<PageBatch<PageRef>>>>()
+            .and_then(Option::take)
+        {
+            return Owned::Refs(s);
+        }
+        Owned::Boxed(Box::new(sink))
+    }
+
+    fn finish(self, completed: Completed) {
+        match self {
+            Owned::Pages(s) => s.finish(completed),
+            Owned::Refs(s) => s.finish(completed),
+            Owned::Boxed(s) => s.finish(completed),
+        }
+    }
+
+    fn lose(self) {
+        match self {
+            Owned::Pages(s) => s.lose(),
+            Owned::Refs(s) => s.lose(),
+            Owned::Boxed(s) => s.lose(),
+        }
     }
 }
 
@@ -667,7 +788,13 @@ impl Wake for Unparker {
 }
 
 fn thread_waker() -> Waker {
-    Waker::from(Arc::new(Unparker(thread::current())))
+    thread_local! {
+        /// Made once per thread: waiting allocates nothing.
+        static WAKER: Waker = Waker::from(Arc::new(Unparker(thread::current())));
+    }
+    WAKER
+        .try_with(Waker::clone)
+        .unwrap_or_else(|_| Waker::from(Arc::new(Unparker(thread::current()))))
 }
 
 /// Polls `fut` on this thread, parking between polls.
@@ -689,9 +816,12 @@ fn park_on<F: Future>(fut: F) -> F::Output {
 /// `user_data` of the queue's own `ASYNC_CANCEL` SQEs; never a table key.
 const CANCEL_KEY: u64 = u64::MAX;
 
+/// Largest iovec array (in entries) the table keeps for reuse.
+const RECYCLE_IOV_MAX: usize = 64;
+
 enum Sink {
     /// Owned buffers, handed back through a [`UringOp`].
-    Owned(Box<dyn OwnedSink>),
+    Owned(Owned),
     /// Memory borrowed by a thread blocked in [`Transfer::transfer`]; the
     /// result is parked in the table for it.
     Borrowed,
@@ -729,6 +859,9 @@ enum Slot {
 struct OpTable {
     slots: Vec<Slot>,
     free: Vec<u32>,
+    /// Emptied iovec arrays of completed operations, for reuse; at most
+    /// `cap`, each of at most [`RECYCLE_IOV_MAX`] entries.
+    spare_iovs: Vec<IovArray>,
     /// Busy and Done slots.
     busy: usize,
     /// Busy slots holding owned buffers.
@@ -751,13 +884,17 @@ struct Finished {
     start: u64,
     result: Result<usize>,
     completion: Option<Completion>,
-    sink: Option<Box<dyn OwnedSink>>,
+    sink: Option<Owned>,
 }
+
+/// Operations reaped under the queue's lock, delivered after it is
+/// released; a burst of up to 16 needs no heap allocation.
+type FinishedList = SmallVec<[Finished; 16]>;
 
 impl Drop for Finished {
     fn drop(&mut self) {
         /// Hands the buffers back even if the completion panics.
-        struct FinishGuard(Option<Box<dyn OwnedSink>>, Completed);
+        struct FinishGuard(Option<Owned>, Completed);
         impl Drop for FinishGuard {
             fn drop(&mut self) {
                 if let Some(sink) = self.0.take() {
@@ -778,6 +915,7 @@ impl OpTable {
         OpTable {
             slots: Vec::with_capacity(cap),
             free: Vec::new(),
+            spare_iovs: Vec::new(),
             busy: 0,
             owned: 0,
             cap,
@@ -822,6 +960,26 @@ impl OpTable {
         }
     }
 
+    /// An iovec array holding a copy of `iov`: a recycled one when there
+    /// is one.
+    fn iov_array(&mut self, iov: &[UserIovec]) -> IovArray {
+        let mut arr = self.spare_iovs.pop().unwrap_or(IovArray(Vec::new()));
+        arr.0.extend_from_slice(iov);
+        arr
+    }
+
+    /// Keeps the array of an operation the kernel is done with (its CQE
+    /// was reaped, or it was never submitted) for [`OpTable::iov_array`].
+    fn recycle_iov(&mut self, mut iov: IovArray) {
+        if iov.0.capacity() != 0
+            && iov.0.capacity() <= RECYCLE_IOV_MAX
+            && self.spare_iovs.len() < self.cap
+        {
+            iov.0.clear();
+            self.spare_iovs.push(iov);
+        }
+    }
+
     fn release(&mut self, index: usize, generation: u32) {
         self.slots[index] = Slot::Free {
             generation: generation.wrapping_add(1),
@@ -850,7 +1008,8 @@ impl OpTable {
             Sink::Owned(sink) => {
                 self.owned -= 1;
                 self.release(index, generation);
-                drop(op.iov);
+                // The kernel is done with the array: reuse it.
+                self.recycle_iov(op.iov);
                 Some(Finished {
                     start: op.start,
                     result: cqe_result(res),
@@ -969,7 +1128,7 @@ fn io_err(e: io::Error) -> Error {
 
 impl State {
     /// Reaps every available CQE; owned operations go to `out`.
-    fn reap(&mut self, out: &mut Vec<Finished>) {
+    fn reap(&mut self, out: &mut FinishedList) {
         let State { ring, ops } = self;
         for cqe in ring.completion() {
             if let Some(f) = ops.complete(cqe.user_data(), cqe.result()) {
@@ -989,7 +1148,7 @@ impl State {
     }
 
     /// Waits until the table has room for one more operation.
-    fn make_room(&mut self, out: &mut Vec<Finished>) -> Result<()> {
+    fn make_room(&mut self, out: &mut FinishedList) -> Result<()> {
         loop {
             self.reap(out);
             if !self.ops.is_full() {
@@ -1021,7 +1180,7 @@ impl State {
 
     /// Cancels every owned operation, then waits for every CQE. `false`
     /// when the ring failed and operations are still in flight.
-    fn cancel_and_drain(&mut self, out: &mut Vec<Finished>) -> bool {
+    fn cancel_and_drain(&mut self, out: &mut FinishedList) -> bool {
         for key in self.ops.owned_keys() {
             let cancel = opcode::AsyncCancel::new(key).build().user_data(CANCEL_KEY);
             loop {
@@ -1039,7 +1198,7 @@ impl State {
         self.drain(out)
     }
 
-    fn drain(&mut self, out: &mut Vec<Finished>) -> bool {
+    fn drain(&mut self, out: &mut FinishedList) -> bool {
         loop {
             self.reap(out);
             if self.ops.busy == 0 {
@@ -1209,7 +1368,7 @@ impl UringQueue {
         // SAFETY: `iov` describes the frames of the pages `batch` owns
         // exclusively: their addresses do not change when `batch` moves, and
         // nothing else can reach them while the queue holds `batch`.
-        unsafe { self.submit_owned(kiocb, RwType::Read, batch, iov, len) }
+        unsafe { self.submit_owned(kiocb, RwType::Read, batch, &iov, len) }
     }
 
     /// Writes `batch.len()` bytes from the pages of `batch` at `kiocb.pos`
@@ -1247,10 +1406,12 @@ impl UringQueue {
         // by reference): their addresses do not change when `batch` moves,
         // and nobody can write them while the queue holds `batch` (a shared
         // `PageRef` gives no `&mut Page`).
-        unsafe { self.submit_owned(kiocb, RwType::Write, batch, iov, len) }
+        unsafe { self.submit_owned(kiocb, RwType::Write, batch, &iov, len) }
     }
 
-    /// The common owned-buffer submission.
+    /// The common owned-buffer submission. `iov` is copied into a
+    /// heap-allocated [`IovArray`] (recycled when the table has one) that
+    /// the SQE points to and the table owns with `buffers`.
     ///
     /// # Safety
     ///
@@ -1264,7 +1425,7 @@ impl UringQueue {
         kiocb: &mut Kiocb,
         rw: RwType,
         buffers: B,
-        iov: IovArray,
+        iov: &[UserIovec],
         len: usize,
     ) -> Result<UringOp<B>, BufError<B>> {
         let sync = kiocb.is_sync();
@@ -1295,14 +1456,14 @@ impl UringQueue {
                 queue_id: self.id,
             });
         }
-        let Ok(nr) = u32::try_from(iov.0.len()) else {
+        let Ok(nr) = u32::try_from(iov.len()) else {
             return Err(BufError {
-                error: Error::TooManySegments(iov.0.len()),
+                error: Error::TooManySegments(iov.len()),
                 buffers,
             });
         };
         let shared = Arc::new(OpShared::new());
-        let mut finished = Vec::new();
+        let mut finished = FinishedList::new();
         let queued = {
             let mut st = self.lock();
             match st.make_room(&mut finished) {
@@ -1310,6 +1471,9 @@ impl UringQueue {
                 Ok(()) => {
                     let key = st.ops.next_key();
                     let fd = types::Fd(self.fd.as_raw_fd());
+                    // Filled here and never grown after: `ptr` stays valid
+                    // while the array moves into the table.
+                    let iov = st.ops.iov_array(iov);
                     let ptr = iovec_ptr(&iov.0);
                     let rwf = rwf_of(kiocb.flags).bits() as i32;
                     let entry = match rw {
@@ -1325,21 +1489,25 @@ impl UringQueue {
                             .build(),
                     }
                     .user_data(key);
-                    // SAFETY: the SQE points to `iov`'s heap array and,
-                    // through it, to memory `buffers` owns (the caller's
-                    // promise). Both move into the table right below, under
-                    // this lock, before any CQE can be reaped, and stay
-                    // there until this key's CQE is: moving them leaves the
-                    // addresses valid (a `Vec`'s heap buffer and page frames
-                    // do not move).
+                    // SAFETY: the SQE points to `iov`'s heap array (filled
+                    // above, never grown again) and, through it, to memory
+                    // `buffers` owns (the caller's promise). Both move into
+                    // the table right below, under this lock, before any CQE
+                    // can be reaped, and stay there until this key's CQE is:
+                    // moving them leaves the addresses valid (a `Vec`'s heap
+                    // buffer and page frames do not move).
                     match unsafe { st.push(&entry) } {
-                        Err(error) => Err(BufError { error, buffers }),
+                        Err(error) => {
+                            // Not queued: the kernel never saw the array.
+                            st.ops.recycle_iov(iov);
+                            Err(BufError { error, buffers })
+                        }
                         Ok(()) => {
                             let op = InFlight {
                                 iov,
                                 start,
                                 completion: kiocb.take_completion(),
-                                sink: Sink::Owned(Box::new(OpSink {
+                                sink: Sink::Owned(Owned::new(OpSink {
                                     buffers,
                                     shared: Arc::clone(&shared),
                                 })),
@@ -1358,7 +1526,7 @@ impl UringQueue {
         // Deliver what was reaped while making room, outside the lock.
         drop(finished);
         let key = queued?;
-        let op = UringOp {
+        let mut op = UringOp {
             shared,
             submitted: Submitted::Queued,
             key,
@@ -1367,16 +1535,17 @@ impl UringQueue {
         if !sync {
             return Ok(op);
         }
-        let out = op.wait(self);
+        self.wait_for_key(key);
+        // Delivery may still be running on another thread: park until it
+        // wakes us.
+        let out = park_on(&mut op);
         match out.completed.result {
             Ok(n) => {
                 kiocb.advance_pos(n);
-                Ok(UringOp {
-                    shared: Arc::new(OpShared::ready(out)),
-                    submitted: Submitted::Done(n),
-                    key,
-                    queue_id: self.id,
-                })
+                // The same handle, holding the outcome again.
+                *op.shared.lock() = OpState::Ready(out);
+                op.submitted = Submitted::Done(n);
+                Ok(op)
             }
             Err(error) => Err(BufError {
                 error,
@@ -1392,7 +1561,7 @@ impl UringQueue {
     #[doc(alias = "poll_completions")]
     #[doc(alias = "io_uring_peek_cqe")]
     pub fn reap(&self) -> usize {
-        let mut finished = Vec::new();
+        let mut finished = FinishedList::new();
         {
             let mut st = match self.state.try_lock() {
                 Ok(st) => st,
@@ -1422,7 +1591,7 @@ impl UringQueue {
     pub fn wait(&self, min_complete: usize) -> Result<usize> {
         let mut got = 0;
         loop {
-            let mut finished = Vec::new();
+            let mut finished = FinishedList::new();
             let step = {
                 let mut st = self.lock();
                 st.reap(&mut finished);
@@ -1475,7 +1644,7 @@ impl UringQueue {
     /// by this thread or another).
     fn wait_for_key(&self, key: u64) {
         loop {
-            let mut finished = Vec::new();
+            let mut finished = FinishedList::new();
             let gone = {
                 let mut st = self.lock();
                 st.reap(&mut finished);
@@ -1507,7 +1676,7 @@ impl UringQueue {
         nr: u32,
         flags: RwfFlags,
     ) -> Result<i32> {
-        let mut finished = Vec::new();
+        let mut finished = FinishedList::new();
         let res = {
             let mut st = self.lock();
             st.make_room(&mut finished)?;
@@ -1628,7 +1797,7 @@ impl Drop for UringQueue {
     /// buffers and the ring; leaks both if the ring fails meanwhile.
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let mut finished = Vec::new();
+        let mut finished = FinishedList::new();
         let drained = st.cancel_and_drain(&mut finished);
         drop(finished);
         if drained {
@@ -1665,16 +1834,17 @@ mod tests {
         table: &mut OpTable,
         kiocb: &mut Kiocb,
         buffers: B,
-        iov: IovArray,
+        iov: IovStage,
     ) -> (u64, Arc<OpShared<B>>, Vec<UserIovec>) {
         let shared = Arc::new(OpShared::new());
+        let iov = table.iov_array(&iov);
         let raw = iov.0.clone();
         let key = table.next_key();
         let got = table.insert(InFlight {
             iov,
             start: kiocb.pos,
             completion: kiocb.take_completion(),
-            sink: Sink::Owned(Box::new(OpSink {
+            sink: Sink::Owned(Owned::new(OpSink {
                 buffers,
                 shared: Arc::clone(&shared),
             })),
@@ -1841,8 +2011,101 @@ mod tests {
         batch.push_range(Page::new(), 0, 0).unwrap();
         batch.push(Page::new());
         let iov = read_iov(&mut batch, 0, align512()).unwrap();
-        assert_eq!(iov.0.len(), 2);
+        assert_eq!(iov.len(), 2);
         assert_eq!(batch.len(), 8192);
+    }
+
+    #[test]
+    fn whole_page_batches_keep_no_ranges_until_a_partial_page() {
+        let mut batch: PageBatch<Page> = (0..3).map(|_| Page::new()).collect();
+        assert!(batch.ranges.is_empty());
+        assert_eq!(
+            (batch.len(), batch.range(2), batch.range(3)),
+            (3 * 4096, Some((0, 4096)), None)
+        );
+        batch.push(Page::new());
+        batch.push_range(Page::new(), 0, PAGE_SIZE).unwrap();
+        assert!(batch.ranges.is_empty(), "whole pages spell out nothing");
+        batch.push_range(Page::new(), 512, 1024).unwrap();
+        batch.push(Page::new());
+        assert_eq!(batch.ranges.len(), batch.nr_segs());
+        assert_eq!(batch.nr_segs(), 7);
+        assert_eq!(batch.len(), 6 * 4096 + 1024);
+        assert_eq!(batch.range(4), Some((0, 4096)));
+        assert_eq!(batch.range(5), Some((512, 1024)));
+        assert_eq!(batch.range(6), Some((0, 4096)));
+        assert_eq!(batch.range(7), None);
+        let iov = read_iov(&mut batch, 0, align512()).unwrap();
+        let lens: Vec<usize> = iov.iter().map(|v| v.len).collect();
+        assert_eq!(lens, [4096, 4096, 4096, 4096, 4096, 1024, 4096]);
+        assert_eq!(iov[5].base as usize, batch.pages()[5].addr() + 512);
+        let mut empty = PageBatch::<Page>::with_capacity(2);
+        empty.push_range(Page::new(), 0, 0).unwrap();
+        assert_eq!(
+            (empty.len(), empty.nr_segs(), empty.range(0)),
+            (0, 1, Some((0, 0)))
+        );
+    }
+
+    #[test]
+    fn page_batches_are_held_inline() {
+        let shared = Arc::new(OpShared::<PageBatch<Page>>::new());
+        let sink = OpSink {
+            buffers: PageBatch::<Page>::new(),
+            shared: Arc::clone(&shared),
+        };
+        assert!(matches!(Owned::new(sink), Owned::Pages(_)));
+        let refs = OpSink {
+            buffers: PageBatch::<PageRef>::new(),
+            shared: Arc::new(OpShared::new()),
+        };
+        assert!(matches!(Owned::new(refs), Owned::Refs(_)));
+        let other = OpSink {
+            buffers: vec![1u8],
+            shared: Arc::new(OpShared::new()),
+        };
+        let other = Owned::new(other);
+        assert!(matches!(other, Owned::Boxed(_)));
+        other.finish(Completed::new(0, Ok(1)));
+    }
+
+    #[test]
+    fn iovec_arrays_are_reused_after_the_cqe() {
+        let mut t = OpTable::new(2);
+        let mut batch: PageBatch<Page> = vec![Page::new()].into();
+        let (mut kiocb, _fut) = Kiocb::new_async(0);
+        let iov = read_iov(&mut batch, 0, align512()).unwrap();
+        let (key, _shared, _) = queue_op(&mut t, &mut kiocb, batch, iov);
+        let first = match &t.slots[0] {
+            Slot::Busy { op, .. } => op.iov.0.as_ptr(),
+            _ => panic!("not busy"),
+        };
+        assert!(t.spare_iovs.is_empty());
+        drop(t.complete(key, 4096));
+        assert_eq!(t.spare_iovs.len(), 1);
+        let mut batch: PageBatch<Page> = vec![Page::new()].into();
+        let (mut kiocb, _fut) = Kiocb::new_async(4096);
+        let iov = read_iov(&mut batch, 4096, align512()).unwrap();
+        let (key, _shared, raw) = queue_op(&mut t, &mut kiocb, batch, iov);
+        let Slot::Busy { op, .. } = &t.slots[0] else {
+            panic!("not busy")
+        };
+        assert_eq!(op.iov.0.as_ptr(), first, "the same heap array");
+        assert_eq!(op.iov.0, raw);
+        assert!(t.spare_iovs.is_empty());
+        drop(t.complete(key, 4096));
+        // Arrays too large to keep, and the spare list's bound.
+        t.recycle_iov(IovArray(Vec::with_capacity(RECYCLE_IOV_MAX + 1)));
+        t.recycle_iov(IovArray(Vec::new()));
+        assert_eq!(t.spare_iovs.len(), 1);
+        t.recycle_iov(IovArray(Vec::with_capacity(1)));
+        t.recycle_iov(IovArray(Vec::with_capacity(1)));
+        assert_eq!(t.spare_iovs.len(), 2, "at most one per slot");
+    }
+
+    #[test]
+    fn thread_wakers_are_made_once_per_thread() {
+        assert!(thread_waker().will_wake(&thread_waker()));
     }
 
     #[test]
