@@ -51,7 +51,7 @@
 //! | `struct kiocb`, `IOCB_*`, `RWF_*`, `kiocb_set_rw_flags`, `-EIOCBQUEUED` | [`kiocb::Kiocb`], [`kiocb::IocbFlags`], [`kiocb::RwfFlags`], [`kiocb::Kiocb::set_rw_flags`], [`kiocb::Submitted::Queued`] |
 //! | `->direct_IO`, `iomap_dio_rw`, `should_dirty` | `dio::DirectIo`, `dio::dio_rw`, `dio::should_dirty` (feature `alloc`) |
 //! | `statx` `STATX_DIOALIGN`, `bio_set_pages_dirty` | `dio::DioAlign`, `dio::DirtyTracker`, `dio::DirtyBitmap` |
-//! | `O_DIRECT` + `preadv2`/`pwritev2`, io_uring `READV`/`WRITEV` | `backend::file::DirectFile` (`std`), `backend::uring::UringQueue` (`uring`), `backend::mem::MemDevice` |
+//! | `O_DIRECT` + `preadv2`/`pwritev2`, io_uring `READV`/`WRITEV` (`READ`/`WRITE` for one segment) | `backend::file::DirectFile` (`std`), `backend::uring::UringQueue` (`uring`), `backend::mem::MemDevice` |
 //!
 //! # Relation with `std::io`
 //!

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 use iov_iter::backend::file::DirectFile;
-use iov_iter::backend::uring::{PageBatch, UringOp, UringQueue};
+use iov_iter::backend::uring::{PageBatch, UringBuilder, UringOp, UringQueue};
 use iov_iter::dio::{DioAlign, DirectIo, Transfer};
 use iov_iter::kiocb::{Completed, IocbFlags, Kiocb, Submitted};
 use iov_iter::{
@@ -36,6 +36,11 @@ fn skip(name: &str, why: &str) {
 /// A fresh, empty file and a queue on it, or `None` (after a loud skip
 /// message) when io_uring or O_DIRECT is unavailable here.
 fn setup(name: &str, depth: u32) -> Option<(UringQueue, PathBuf)> {
+    setup_with(name, UringQueue::builder().depth(depth))
+}
+
+/// As [`setup`], with the queue built by `builder`.
+fn setup_with(name: &str, builder: UringBuilder) -> Option<(UringQueue, PathBuf)> {
     let p = path(name);
     let _ = std::fs::remove_file(&p);
     let file = match DirectFile::options().create(true).truncate(true).open(&p) {
@@ -46,7 +51,7 @@ fn setup(name: &str, depth: u32) -> Option<(UringQueue, PathBuf)> {
         }
         Err(e) => panic!("open {}: {e}", p.display()),
     };
-    match UringQueue::new(file, depth) {
+    match builder.build(file) {
         Ok(q) => Some((q, p)),
         Err(e) if matches!(e.errno(), Errno::ENOSYS | Errno::EPERM | Errno::ENOMEM) => {
             skip(name, &format!("io_uring setup failed: {e}"));
@@ -247,6 +252,78 @@ fn async_round_trip_qd32_many_in_flight() {
     assert_eq!(std::fs::metadata(&p).unwrap().len(), n * PS);
 }
 
+/// With `COOP_TASKRUN` (the queue the swap example uses), one thread that
+/// submits and waits sees every completion: single-page operations (which
+/// go out as `IORING_OP_READ` / `WRITE`) and multi-page ones (`READV` /
+/// `WRITEV`), full and short, sync and async, with the depth exhausted.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn coop_taskrun_queue_single_and_vectored_round_trips() {
+    let builder = UringQueue::builder().depth(8).coop_taskrun(true);
+    let Some((q, p)) = setup_with("coop", builder) else {
+        return;
+    };
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    if (major, minor) >= (5, 19) {
+        assert!(
+            q.is_coop_taskrun(),
+            "kernel {release} has IORING_SETUP_COOP_TASKRUN"
+        );
+    }
+    assert!(!setup("coop_off", 8).unwrap().0.is_coop_taskrun());
+    // 40 single-page async writes: five times the depth.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut ops = Vec::new();
+    for i in 0..40u64 {
+        let mut kiocb = counted(i * PS, &runs, &log);
+        ops.push(q.submit_write(&mut kiocb, pages(i..i + 1, 3)).unwrap());
+    }
+    for op in ops {
+        assert_eq!(op.wait(&q).completed.result, Ok(PAGE_SIZE));
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 40, "each completion ran once");
+    // Vectored: 8 pages per read, async, then one sync.
+    for i in (0..5u64).rev().map(|k| k * 8) {
+        let (mut kiocb, done) = Kiocb::new_async(i * PS);
+        let out = q.block_on(q.submit_read(&mut kiocb, blank(8)).unwrap());
+        assert_eq!(out.completed.result, Ok(8 * PAGE_SIZE));
+        assert_eq!(done.try_get().unwrap().pos, (i + 8) * PS);
+        for (k, page) in out.buffers.pages().iter().enumerate() {
+            assert_eq!(check(page.as_bytes()), (i + k as u64, 3));
+        }
+    }
+    // A single page straddling nothing: sync read, then short at EOF.
+    let mut sync = Kiocb::new_sync(39 * PS);
+    let out = q
+        .submit_read(&mut sync, blank(1))
+        .unwrap()
+        .try_take()
+        .unwrap();
+    assert_eq!(check(out.buffers.pages()[0].as_bytes()), (39, 3));
+    assert_eq!(sync.pos, 40 * PS);
+    let out = q
+        .submit_read(&mut sync, blank(1))
+        .unwrap()
+        .try_take()
+        .unwrap();
+    assert_eq!(out.completed.result, Ok(0), "one page at EOF reads nothing");
+    // A single-page write at EOF that is not page-aligned in size: the
+    // file grows by exactly one page.
+    let mut w = Kiocb::new_sync(40 * PS);
+    q.submit_write(&mut w, pages(40..41, 3)).unwrap();
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), 41 * PS);
+    assert_eq!(q.in_flight(), 0);
+}
+
+/// Without `COOP_TASKRUN` (the default), a thread that submits and then
+/// sleeps (here: parks) still has its completions delivered by a driver
+/// thread that waits on the queue; the io_uring_setup(2) manual names this
+/// as the case `COOP_TASKRUN` is not for.
 #[test]
 #[cfg_attr(miri, ignore)]
 fn futures_work_with_any_executor() {

@@ -943,7 +943,14 @@ impl SwapDevice {
             IoMode::AsyncInline => SwapBackend::AsyncInline(Arc::new(direct()?)),
             #[cfg(feature = "uring")]
             IoMode::Uring => {
-                SwapBackend::Uring(UringQueue::new(direct()?, depth).map_err(SwapError::Backend)?)
+                // One thread drives a swap device: completions may wait for
+                // its next io_uring_enter instead of interrupting it.
+                let queue = UringQueue::builder()
+                    .depth(depth)
+                    .coop_taskrun(true)
+                    .build(direct()?)
+                    .map_err(SwapError::Backend)?;
+                SwapBackend::Uring(queue)
             }
             #[cfg(not(feature = "uring"))]
             IoMode::Uring => {
