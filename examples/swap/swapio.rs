@@ -69,6 +69,8 @@ use iov_iter::{
 
 use crate::activate::SwapFile;
 use crate::swapmap::{Slot, SlotRange, SlotRng, SwapMap, SwapMapError};
+#[cfg(feature = "uring")]
+use smallvec::SmallVec;
 
 /// Most pages in one swap kiocb (`SWAP_CLUSTER_MAX`, the size of
 /// `swap_iocb.bvec[]`).
@@ -847,9 +849,11 @@ impl Shared {
         let Backend::Uring { reads, .. } = &self.backend else {
             return;
         };
-        let done: Vec<UringRead> = {
+        // A QD32 bench collects after every read: keep the usual handful
+        // of finished reads off the heap.
+        let done: SmallVec<[UringRead; 8]> = {
             let mut reads = lock(reads);
-            let mut done = Vec::new();
+            let mut done = SmallVec::new();
             let mut i = 0;
             while i < reads.len() {
                 if reads[i].op.is_complete() {

@@ -116,7 +116,7 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
@@ -612,18 +612,25 @@ enum OpState<B> {
 
 struct OpShared<B> {
     state: Mutex<OpState<B>>,
+    /// Set once `state` has left `Pending` (never cleared): lets
+    /// [`UringOp::is_complete`] answer without taking the lock, which a
+    /// caller that scans many operations per completion would otherwise
+    /// take for each of them.
+    done: AtomicBool,
 }
 
 impl<B> OpShared<B> {
     fn new() -> OpShared<B> {
         OpShared {
             state: Mutex::new(OpState::Pending(None)),
+            done: AtomicBool::new(false),
         }
     }
 
     fn ready(out: OpOutput<B>) -> OpShared<B> {
         OpShared {
             state: Mutex::new(OpState::Ready(out)),
+            done: AtomicBool::new(true),
         }
     }
 
@@ -634,7 +641,12 @@ impl<B> OpShared<B> {
     }
 
     fn set(&self, next: OpState<B>) {
+        let done = !matches!(next, OpState::Pending(_));
         let old = core::mem::replace(&mut *self.lock(), next);
+        // After the state: whoever sees `done` and then locks finds it.
+        if done {
+            self.done.store(true, Ordering::Release);
+        }
         // Wake (and drop the old waker) outside the lock.
         if let OpState::Pending(Some(w)) = old {
             w.wake();
@@ -642,7 +654,7 @@ impl<B> OpShared<B> {
     }
 
     fn is_complete(&self) -> bool {
-        !matches!(*self.lock(), OpState::Pending(_))
+        self.done.load(Ordering::Acquire)
     }
 
     fn poll_take(&self, cx: &mut Context<'_>) -> Poll<OpOutput<B>> {
@@ -2294,5 +2306,30 @@ mod tests {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(fin)));
         assert!(r.is_err());
         assert!(matches!(*shared.lock(), OpState::Ready(_)));
+        assert!(shared.is_complete());
+    }
+
+    #[test]
+    fn is_complete_turns_true_with_delivery_and_stays() {
+        let mut t = OpTable::new(1);
+        let (mut kiocb, _done) = Kiocb::new_async(0);
+        let mut batch: PageBatch<Page> = vec![Page::new()].into();
+        let iov = read_iov(&mut batch, 0, align512()).unwrap();
+        let (key, shared, _) = queue_op(&mut t, &mut kiocb, batch, iov);
+        assert!(!shared.is_complete(), "in flight");
+        // A waker registered while pending is still pending.
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(shared.poll_take(&mut cx).is_pending());
+        assert!(!shared.is_complete());
+        drop(t.complete(key, 4096).unwrap());
+        assert!(shared.is_complete(), "delivered");
+        assert!(shared.poll_take(&mut cx).is_ready());
+        assert!(shared.is_complete(), "taken: still complete");
+        assert!(OpShared::<Vec<u8>>::ready(OpOutput {
+            completed: Completed::new(0, Ok(0)),
+            buffers: Vec::new(),
+        })
+        .is_complete());
     }
 }
