@@ -20,7 +20,9 @@
 #    compares their pages/s with fio's 4k randwrite QD1 IOPS (target >= 4x).
 # 4. Prints a table (fio IOPS, ours, ratio, latency, CPU seconds per 100k
 #    I/Os for both), a table of user and system CPU microseconds and
-#    context switches per I/O (the thread's, for both), and keeps the raw
+#    context switches per I/O (the thread's, for both) with the mean
+#    latency and the mean number of I/Os in flight (rate x mean latency,
+#    Little's law: how full each side kept its queue), and keeps the raw
 #    JSON and logs in the output directory.
 #
 # CPU: fio reports usr_cpu/sys_cpu as percentages of the job's run time
@@ -208,6 +210,7 @@ def fio(name, rw):
         "iops": d["iops"],
         "p50_us": pct.get("50.000000", 0) / 1000.0,
         "p99_us": pct.get("99.000000", 0) / 1000.0,
+        "mean_us": d["lat_ns"]["mean"] / 1000.0,
         "cpu_s_per_100k": cpu_s * 1e5 / ios if ios else float("nan"),
         "errors": j.get("error", 0),
         "usr_us": j["usr_cpu"] / 100.0 * j["job_runtime"] * 1e3 / ios if ios else float("nan"),
@@ -237,17 +240,21 @@ for name, rw, engine, depth in pairs:
         x["cpu_s_per_100k"], f(o and o["cpu_s_per_100k"], "%.2f")))
 print()
 print("| case | fio usr / sys µs per I/O | ours usr / sys µs per I/O | fio ctx sw. per I/O "
-      "| ours ctx sw. per I/O |")
-print("|---|--:|--:|--:|--:|")
+      "| ours ctx sw. per I/O | fio / ours mean lat. µs | fio / ours in flight |")
+print("|---|--:|--:|--:|--:|--:|--:|")
 for name, rw, engine, depth in pairs:
     o, x = ours(name), fio(name, rw)
     if not o:
         continue
     n = max(o["kiocbs"], 1)
     octx = o.get("ctx_switches")
-    print("| %s | %.2f / %.2f | %.2f / %.2f | %.2f | %s |" % (
+    omean = o.get("mean_us")
+    # Little's law: mean I/Os in flight = rate x mean latency.
+    print("| %s | %.2f / %.2f | %.2f / %.2f | %.2f | %s | %.0f / %s | %.1f / %s |" % (
         name, x["usr_us"], x["sys_us"], o["cpu_user_s"] * 1e6 / n, o["cpu_sys_s"] * 1e6 / n,
-        x["ctx"], "n/a" if octx is None else "%.2f" % (octx / n)))
+        x["ctx"], "n/a" if octx is None else "%.2f" % (octx / n),
+        x["mean_us"], f(omean, "%.0f"),
+        x["iops"] * x["mean_us"] / 1e6, f(omean and o["iops"] * omean / 1e6, "%.1f")))
 print()
 print("| plugged swap-out (32 pages/kiocb) | kiocbs/s | ours pages/s | fio randwrite psync QD1 IOPS "
       "| ratio | fio randwrite io_uring QD1 IOPS | ratio | ours CPU s/100k pages |")

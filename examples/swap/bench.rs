@@ -349,7 +349,7 @@ pub fn result_json(r: &CaseResult) -> String {
     format!(
         "{{\"name\": {}, \"mode\": {}, \"backend\": {}, \"rw\": {}, \"depth\": {}, \
          \"plugged\": {}, \"pages_per_kiocb\": {}, \"iops\": {}, \"pages_s\": {}, \
-         \"mib_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_s_per_100k\": {}, \
+         \"mib_s\": {}, \"mean_us\": {}, \"p50_us\": {}, \"p99_us\": {}, \"cpu_s_per_100k\": {}, \
          \"cpu_user_s\": {}, \"cpu_sys_s\": {}, \"ctx_switches\": {}, \"kiocbs\": {}, \
          \"pages\": {}, \"errors\": {}, \"elapsed_s\": {}}}",
         json_str(c.name),
@@ -362,6 +362,7 @@ pub fn result_json(r: &CaseResult) -> String {
         json_num(r.iops(), 1),
         json_num(r.pages_per_s(), 1),
         json_num(r.mib_s(), 2),
+        json_num(us(r.latency.mean), 1),
         json_num(us(r.latency.p50), 1),
         json_num(us(r.latency.p99), 1),
         opt(r.cpu_s_per_100k(), 4),
@@ -1024,6 +1025,7 @@ mod tests {
             "iops",
             "pages_s",
             "mib_s",
+            "mean_us",
             "p50_us",
             "p99_us",
             "cpu_s_per_100k",
@@ -1049,6 +1051,7 @@ mod tests {
         let pages_s = o.num("pages_s");
         assert!((pages_s - iops * case.pages_per_kiocb() as f64).abs() <= 0.1 * pages_s + 1.0);
         assert!(o.num("p50_us") <= o.num("p99_us"));
+        assert!(o.num("mean_us") >= 0.0);
         assert!(matches!(
             o.get("cpu_s_per_100k"),
             Some(Json::Num(_) | Json::Null)
@@ -1080,6 +1083,7 @@ mod tests {
         assert_eq!(first.num("iops"), 25_000.0);
         assert_eq!(first.num("mib_s"), 97.66);
         assert_eq!((first.num("p50_us"), first.num("p99_us")), (50.0, 900.0));
+        assert_eq!(first.num("mean_us"), 330.0);
         // 1 CPU second for 50k pages: 2 s per 100k.
         assert_eq!(first.num("cpu_s_per_100k"), 2.0);
         assert_eq!(v[1].get("cpu_s_per_100k"), Some(&Json::Null));
@@ -1183,6 +1187,15 @@ mod tests {
             assert!(r.latency.count as u64 == r.kiocbs, "{}", r.case.name);
             assert!(r.elapsed >= opts.time);
             assert!(err.contains(&result_line(r)), "human lines go to stderr");
+            // Little's law: a closed loop of `depth` kiocbs has no more in
+            // flight on average (the drain is inside the timed span).
+            let in_flight = r.iops() * r.latency.mean.as_secs_f64();
+            assert!(
+                in_flight > 0.0 && in_flight <= f64::from(r.case.depth) + 0.05,
+                "{}: {in_flight} kiocbs in flight on average at depth {}",
+                r.case.name,
+                r.case.depth
+            );
         }
 
         // --prepare: the geometry the compare script reads.

@@ -218,6 +218,9 @@ pub fn plan(
 pub struct LatencySummary {
     /// Samples.
     pub count: usize,
+    /// Arithmetic mean (with the rate, Little's law gives the mean number
+    /// of kiocbs in flight).
+    pub mean: Duration,
     /// Median.
     pub p50: Duration,
     /// 99th percentile.
@@ -235,8 +238,12 @@ impl LatencySummary {
         samples.sort_unstable();
         let n = samples.len();
         let rank = |p: usize| samples[((p * n).div_ceil(100)).clamp(1, n) - 1];
+        let total: u128 = samples.iter().map(Duration::as_nanos).sum();
+        // The mean is at most the largest sample, so it fits.
+        let mean = Duration::from_nanos((total / n as u128) as u64);
         LatencySummary {
             count: n,
+            mean,
             p50: rank(50),
             p99: rank(99),
             max: samples[n - 1],
@@ -745,6 +752,7 @@ mod tests {
             (s.count, s.p50, s.p99, s.max),
             (100, ms(50), ms(99), ms(100))
         );
+        assert_eq!(s.mean, Duration::from_micros(50_500));
         let s = LatencySummary::of(vec![ms(5)]);
         assert_eq!((s.p50, s.p99, s.max), (ms(5), ms(5), ms(5)));
         assert_eq!(LatencySummary::of(Vec::new()), LatencySummary::default());

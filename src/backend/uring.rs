@@ -2326,10 +2326,12 @@ mod tests {
         assert!(shared.is_complete(), "delivered");
         assert!(shared.poll_take(&mut cx).is_ready());
         assert!(shared.is_complete(), "taken: still complete");
-        assert!(OpShared::<Vec<u8>>::ready(OpOutput {
-            completed: Completed::new(0, Ok(0)),
-            buffers: Vec::new(),
-        })
-        .is_complete());
+        assert!(
+            OpShared::<Vec<u8>>::ready(OpOutput {
+                completed: Completed::new(0, Ok(0)),
+                buffers: Vec::new(),
+            })
+            .is_complete()
+        );
     }
 }
