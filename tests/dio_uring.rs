@@ -320,6 +320,68 @@ fn coop_taskrun_queue_single_and_vectored_round_trips() {
     assert_eq!(q.in_flight(), 0);
 }
 
+/// A plug holds async submissions in the SQ and its end submits them all;
+/// anything that waits submits first, so nothing can wait on a plug; plugs
+/// nest; a sync kiocb under a plug is not held back.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn plug_defers_submission_until_it_ends_or_somebody_waits() {
+    let Some((q, _p)) = setup("plug", 16) else {
+        return;
+    };
+    let mut ops = Vec::new();
+    {
+        let outer = q.plug();
+        {
+            let _inner = q.plug();
+            for i in 0..8u64 {
+                let (mut kiocb, _done) = Kiocb::new_async(i * PS);
+                ops.push(q.submit_write(&mut kiocb, pages(i..i + 1, 4)).unwrap());
+            }
+            assert_eq!(q.unsubmitted(), 8, "held in the SQ");
+        }
+        assert_eq!(q.unsubmitted(), 8, "the outer plug still holds them");
+        assert_eq!(outer.flush().unwrap(), 8);
+        assert_eq!(q.unsubmitted(), 0);
+        // Two more, then the plug ends.
+        for i in 8..10u64 {
+            let (mut kiocb, _done) = Kiocb::new_async(i * PS);
+            ops.push(q.submit_write(&mut kiocb, pages(i..i + 1, 4)).unwrap());
+        }
+        assert_eq!(q.unsubmitted(), 2);
+    }
+    assert_eq!(q.unsubmitted(), 0, "the plug's end submits");
+    for op in ops.drain(..) {
+        assert_eq!(op.wait(&q).completed.result, Ok(PAGE_SIZE));
+    }
+    // Waiting under a plug submits what it holds instead of hanging.
+    {
+        let _plug = q.plug();
+        let (mut kiocb, done) = Kiocb::new_async(0);
+        let op = q.submit_read(&mut kiocb, blank(10)).unwrap();
+        assert_eq!(q.unsubmitted(), 1);
+        let out = op.wait(&q);
+        assert_eq!(out.completed.result, Ok(10 * PAGE_SIZE));
+        assert_eq!(done.try_get().unwrap().pos, 10 * PS);
+        for (i, page) in out.buffers.pages().iter().enumerate() {
+            assert_eq!(check(page.as_bytes()), (i as u64, 4));
+        }
+        // A sync kiocb goes out at once, with whatever is queued.
+        let (mut kiocb, _done) = Kiocb::new_async(0);
+        let queued = q.submit_read(&mut kiocb, blank(1)).unwrap();
+        let mut sync = Kiocb::new_sync(PS);
+        let out = q
+            .submit_read(&mut sync, blank(1))
+            .unwrap()
+            .try_take()
+            .unwrap();
+        assert_eq!(check(out.buffers.pages()[0].as_bytes()), (1, 4));
+        assert_eq!(q.unsubmitted(), 0);
+        assert_eq!(q.block_on(queued).completed.result, Ok(PAGE_SIZE));
+    }
+    assert_eq!(q.in_flight(), 0);
+}
+
 /// Without `COOP_TASKRUN` (the default), a thread that submits and then
 /// sleeps (here: parks) still has its completions delivered by a driver
 /// thread that waits on the queue; the io_uring_setup(2) manual names this

