@@ -566,3 +566,42 @@ impl Transfer for DirectFile {
         Ok(done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::retry_eintr;
+    use rustix::io::Errno;
+
+    /// A syscall interrupted by a signal is made again, as often as it is
+    /// interrupted; any other outcome, error or not, is returned at once.
+    #[test]
+    fn eintr_is_retried_and_nothing_else_is() {
+        let mut calls = 0;
+        let r = retry_eintr(|| {
+            calls += 1;
+            if calls <= 3 {
+                Err(Errno::INTR)
+            } else {
+                Ok(4096)
+            }
+        });
+        assert_eq!((r, calls), (Ok(4096), 4));
+        for e in [Errno::AGAIN, Errno::IO, Errno::INVAL] {
+            let mut calls = 0;
+            let r = retry_eintr(|| {
+                calls += 1;
+                Err(e)
+            });
+            assert_eq!((r, calls), (Err(e), 1), "{e:?}");
+        }
+        let mut calls = 0;
+        assert_eq!(
+            retry_eintr(|| {
+                calls += 1;
+                Ok(0)
+            }),
+            Ok(0)
+        );
+        assert_eq!(calls, 1, "a zero-byte result (end of file) is final");
+    }
+}
