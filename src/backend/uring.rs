@@ -1960,7 +1960,6 @@ impl UringQueue {
         rw: RwType,
         pos: u64,
         iov: &[UserIovec],
-        nr: u32,
         flags: RwfFlags,
     ) -> Result<i32> {
         let mut finished = FinishedList::new();
@@ -1969,8 +1968,7 @@ impl UringQueue {
             st.make_room(&mut finished)?;
             let key = st.ops.next_key();
             let fd = types::Fd(self.fd.as_raw_fd());
-            let entry = rw_entry(rw, fd, &iov[..nr as usize], pos, 0, flags, self.single_ops)
-                .user_data(key);
+            let entry = rw_entry(rw, fd, iov, pos, 0, flags, self.single_ops).user_data(key);
             // SAFETY: `iov` and the memory it describes are valid for the
             // whole call (the caller's promise), and this function does not
             // return before the CQE of `key` is reaped below (or aborts the
@@ -2039,9 +2037,9 @@ impl Transfer for UringQueue {
             .ok_or(Error::InvalidArgument("iovec lengths overflow"))?;
         check_pos(pos, len)?;
         loop {
-            // SAFETY: forwarded from the caller; the length fits u32
-            // (checked against UIO_MAXIOV above).
-            let res = unsafe { self.transfer_once(rw, pos, iov, iov.len() as u32, flags) }?;
+            // SAFETY: forwarded from the caller; `iov` is not empty and its
+            // length fits the SQE's u32 (checked against UIO_MAXIOV above).
+            let res = unsafe { self.transfer_once(rw, pos, iov, flags) }?;
             if res == -Errno::EINTR.raw() {
                 continue;
             }
