@@ -297,7 +297,7 @@ fn coop_taskrun_queue_single_and_vectored_round_trips() {
             assert_eq!(check(page.as_bytes()), (i + k as u64, 3));
         }
     }
-    // A single page straddling nothing: sync read, then short at EOF.
+    // Single pages, sync: the last one written, then one at EOF (reads 0).
     let mut sync = Kiocb::new_sync(39 * PS);
     let out = q
         .submit_read(&mut sync, blank(1))
@@ -312,8 +312,7 @@ fn coop_taskrun_queue_single_and_vectored_round_trips() {
         .try_take()
         .unwrap();
     assert_eq!(out.completed.result, Ok(0), "one page at EOF reads nothing");
-    // A single-page write at EOF that is not page-aligned in size: the
-    // file grows by exactly one page.
+    // A single-page write at EOF grows the file by exactly one page.
     let mut w = Kiocb::new_sync(40 * PS);
     q.submit_write(&mut w, pages(40..41, 3)).unwrap();
     assert_eq!(std::fs::metadata(&p).unwrap().len(), 41 * PS);

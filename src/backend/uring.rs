@@ -1625,8 +1625,8 @@ impl UringQueue {
     }
 
     /// Reads `batch.len()` bytes at `kiocb.pos` into the owned pages of
-    /// `batch` (`IORING_OP_READV`; `IORING_OP_READ` for one page), with the kiocb's `ki_ioprio` and
-    /// `RWF_*` flags. A read past the end of the file is short.
+    /// `batch` (`IORING_OP_READV`; `IORING_OP_READ` for one page), with the
+    /// kiocb's `ki_ioprio` and `RWF_*` flags. A read past the end of the file is short.
     ///
     /// Async kiocb: `Ok` with [`Submitted::Queued`]; the completion runs
     /// once with the bytes read, and the [`UringOp`] resolves to them and
@@ -1669,8 +1669,8 @@ impl UringQueue {
 
     /// Writes `batch.len()` bytes from the pages of `batch` at `kiocb.pos`
     /// (`IORING_OP_WRITEV`; `IORING_OP_WRITE` for one page), with the
-    /// kiocb's `ki_ioprio` and `RWF_*` flags. The queue holds the pages (for [`PageRef`]s, a reference
-    /// each) until the write completes.
+    /// kiocb's `ki_ioprio` and `RWF_*` flags. The queue holds the pages
+    /// (for [`PageRef`]s, a reference each) until the write completes.
     ///
     /// Completion, sync and async behaviour as for
     /// [`UringQueue::submit_read`]. With `IOCB_APPEND` in the kiocb's flags
@@ -1950,7 +1950,8 @@ impl UringQueue {
         }
     }
 
-    /// One read or write SQE over borrowed memory; returns the raw CQE result.
+    /// One read or write SQE over borrowed memory; returns the raw CQE
+    /// result.
     ///
     /// # Safety
     ///
