@@ -22,7 +22,8 @@ use smallvec::SmallVec;
 
 use crate::dir::Direction;
 use crate::error::{Error, Misalignment, Result};
-use crate::import::{UIO_MAXIOV, UserIovec};
+use crate::import::UIO_MAXIOV;
+use crate::seg::UserIovec;
 use crate::iter::IovIter;
 use crate::kiocb::{FileCaps, IocbFlags, Kiocb, RwType, RwfFlags, Submitted};
 use crate::page::{PAGE_OFFSET_MASK, PAGE_SIZE, PageFrame};

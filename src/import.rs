@@ -10,32 +10,13 @@ use crate::any::AnyIter;
 use crate::dir::Direction;
 use crate::error::{Error, Result};
 use crate::iter::{IovIter, MAX_RW_COUNT};
-use crate::seg::{IoSeg, RawSeg};
+use crate::seg::{IoSeg, UserIovec};
 
 /// Segments that stay on the stack (`UIO_FASTIOV`).
 pub const UIO_FASTIOV: usize = 8;
 /// Most segments one call accepts (`UIO_MAXIOV`, `IOV_MAX`).
 #[doc(alias = "IOV_MAX")]
 pub const UIO_MAXIOV: usize = 1024;
-
-/// A raw `struct iovec` as it arrives from outside: an address and a length,
-/// nothing promised yet. Layout-identical to `struct iovec`.
-#[doc(alias = "iovec")]
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserIovec {
-    /// `iov_base`.
-    pub base: *mut u8,
-    /// `iov_len`.
-    pub len: usize,
-}
-
-impl UserIovec {
-    /// A pair from an address and a length.
-    pub const fn new(base: *mut u8, len: usize) -> Self {
-        UserIovec { base, len }
-    }
-}
 
 static_assertions::assert_eq_size!(UserIovec, IoSeg<'static>);
 
@@ -44,7 +25,7 @@ static_assertions::assert_eq_size!(UserIovec, IoSeg<'static>);
 /// `iovstack` and its `kmalloc`ed spill).
 #[derive(Debug, Default)]
 pub struct IovecArray {
-    segs: SmallVec<[RawSeg; UIO_FASTIOV]>,
+    segs: SmallVec<[UserIovec; UIO_FASTIOV]>,
 }
 
 impl IovecArray {
@@ -154,10 +135,10 @@ pub unsafe fn import_iovec<'a, D: Direction>(
         // OVERFLOW: total <= MAX_RW_COUNT, so the subtraction cannot wrap.
         let len = v.len.min(MAX_RW_COUNT - total);
         total += len;
-        storage.segs.push(RawSeg { base: v.base, len });
+        storage.segs.push(UserIovec { base: v.base, len });
     }
     // SAFETY: `storage` holds `len` initialised pairs laid out as
-    // `struct iovec` (`RawSeg` is what `IoSeg` wraps), borrowed for 'a and
+    // `struct iovec` (`UserIovec` is what `IoSeg` wraps), borrowed for 'a and
     // not modified meanwhile, whose lengths add up to `total`; the memory
     // promise is the caller's.
     Ok(AnyIter::Iovec(unsafe {

@@ -1043,25 +1043,25 @@ impl<'a> IovIter<'a, Source, Iovec> {
     /// A source iterator over user-backed segments (`iov_iter_init(WRITE)`).
     #[doc(alias = "iov_iter_init")]
     pub fn new(segs: &'a [IoSeg<'_>]) -> Self {
-        // SAFETY: `IoSeg` is `repr(transparent)` over `RawSeg`.
-        Self::from_elems(unsafe { &*(core::ptr::from_ref(segs) as *const [crate::seg::RawSeg]) })
+        // SAFETY: `IoSeg` is `repr(transparent)` over `UserIovec`.
+        Self::from_elems(unsafe { &*(core::ptr::from_ref(segs) as *const [crate::seg::UserIovec]) })
     }
 }
 impl<'a> IovIter<'a, Dest, Iovec> {
     /// A destination iterator over user-backed segments (`iov_iter_init(READ)`).
     #[doc(alias = "iov_iter_init")]
     pub fn new(segs: &'a mut [IoSegMut<'_>]) -> Self {
-        // SAFETY: `IoSegMut` is `repr(transparent)` over `RawSeg`; the
+        // SAFETY: `IoSegMut` is `repr(transparent)` over `UserIovec`; the
         // segments are exclusively borrowed for 'a and disjoint.
-        Self::from_elems(unsafe { &*(core::ptr::from_mut(segs) as *const [crate::seg::RawSeg]) })
+        Self::from_elems(unsafe { &*(core::ptr::from_mut(segs) as *const [crate::seg::UserIovec]) })
     }
 }
 impl<'a> IovIter<'a, Source, Kvec> {
     /// A source iterator over the caller's own memory (`iov_iter_kvec(WRITE)`).
     #[doc(alias = "iov_iter_kvec")]
     pub fn new(segs: &'a [IoSeg<'_>]) -> Self {
-        // SAFETY: `IoSeg` is `repr(transparent)` over `RawSeg`.
-        Self::from_elems(unsafe { &*(core::ptr::from_ref(segs) as *const [crate::seg::RawSeg]) })
+        // SAFETY: `IoSeg` is `repr(transparent)` over `UserIovec`.
+        Self::from_elems(unsafe { &*(core::ptr::from_ref(segs) as *const [crate::seg::UserIovec]) })
     }
 }
 impl<'a> IovIter<'a, Dest, Kvec> {
@@ -1070,7 +1070,7 @@ impl<'a> IovIter<'a, Dest, Kvec> {
     #[doc(alias = "iov_iter_kvec")]
     pub fn new(segs: &'a mut [IoSegMut<'_>]) -> Self {
         // SAFETY: as for `Iovec`.
-        Self::from_elems(unsafe { &*(core::ptr::from_mut(segs) as *const [crate::seg::RawSeg]) })
+        Self::from_elems(unsafe { &*(core::ptr::from_mut(segs) as *const [crate::seg::UserIovec]) })
     }
 }
 impl<'a> IovIter<'a, Source, Bvec> {
@@ -1143,7 +1143,7 @@ impl<'a, D: Direction> IovIter<'a, D, Iovec> {
     pub unsafe fn from_raw_iovecs(iov: *const IoSeg<'a>, nr_segs: usize) -> Self {
         // SAFETY: the caller promises `nr_segs` live elements for 'a.
         let elems =
-            unsafe { core::slice::from_raw_parts(iov.cast::<crate::seg::RawSeg>(), nr_segs) };
+            unsafe { core::slice::from_raw_parts(iov.cast::<crate::seg::UserIovec>(), nr_segs) };
         Self::from_elems(elems)
     }
 

@@ -119,12 +119,12 @@ pub use any::AnyIter;
 pub use dir::{Dest, Direction, Source};
 pub use error::{Errno, Error, Misalignment, Result};
 #[cfg(feature = "alloc")]
-pub use import::{IovecArray, UIO_FASTIOV, UIO_MAXIOV, UserIovec, import_iovec};
+pub use import::{IovecArray, UIO_FASTIOV, UIO_MAXIOV, import_iovec};
 pub use iter::{Extracted, IovIter, IterState, MAX_RW_COUNT, RawChunks};
 pub use page::{PAGE_OFFSET_MASK, PAGE_SHIFT, PAGE_SIZE, Page, PageFlags, PageFrame};
 #[cfg(feature = "alloc")]
 pub use page::{PagePool, PageRef};
 pub use seg::{
     Bvec, BvecSeg, BvecSegMut, Discard, IoSeg, IoSegMut, Iovec, IterType, Kind, Kvec, PageAddr,
-    Ubuf,
+    Ubuf, UserIovec,
 };

@@ -120,22 +120,22 @@ kind!(
 impl Kind for Iovec {
     const USER_BACKED: bool = true;
     const ITER_TYPE: IterType = IterType::Iovec;
-    type Elem = RawSeg;
+    type Elem = UserIovec;
 }
 impl Kind for Kvec {
     const USER_BACKED: bool = false;
     const ITER_TYPE: IterType = IterType::Kvec;
-    type Elem = RawSeg;
+    type Elem = UserIovec;
 }
 impl Kind for Ubuf {
     const USER_BACKED: bool = true;
     const ITER_TYPE: IterType = IterType::Ubuf;
-    type Elem = RawSeg;
+    type Elem = UserIovec;
 }
 impl Kind for Discard {
     const USER_BACKED: bool = false;
     const ITER_TYPE: IterType = IterType::Discard;
-    type Elem = RawSeg;
+    type Elem = UserIovec;
 }
 impl Kind for Bvec {
     const USER_BACKED: bool = false;
@@ -157,16 +157,38 @@ impl fmt::Debug for PageAddr {
     }
 }
 
-/// `struct iovec` / `struct kvec` without a lifetime.
-#[doc(hidden)]
+/// A raw `struct iovec` (and `struct kvec`): an address and a length, with
+/// no lifetime and nothing promised. It is the element of [`Iovec`] and
+/// [`Kvec`] iterators, what [`import_iovec`](crate::import_iovec) takes, and
+/// what a backend's raw transfer receives.
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::UserIovec;
+/// let mut buf = [0u8; 8];
+/// let v = UserIovec::new(buf.as_mut_ptr(), buf.len());
+/// assert_eq!(v.len, 8);
+/// assert_eq!(core::mem::size_of::<UserIovec>(), 2 * core::mem::size_of::<usize>());
+/// ```
+#[doc(alias = "iovec")]
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct RawSeg {
-    pub(crate) base: *mut u8,
-    pub(crate) len: usize,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserIovec {
+    /// `iov_base`.
+    pub base: *mut u8,
+    /// `iov_len`.
+    pub len: usize,
 }
 
-impl Elem for RawSeg {
+impl UserIovec {
+    /// A pair from an address and a length.
+    pub const fn new(base: *mut u8, len: usize) -> Self {
+        UserIovec { base, len }
+    }
+}
+
+impl Elem for UserIovec {
     #[inline(always)]
     fn base(&self) -> *mut u8 {
         self.base
@@ -231,7 +253,7 @@ impl Elem for RawBvec {
 #[repr(transparent)]
 #[derive(Clone, Copy)]
 pub struct IoSeg<'a> {
-    raw: RawSeg,
+    raw: UserIovec,
     _borrow: PhantomData<&'a [u8]>,
 }
 
@@ -240,7 +262,7 @@ pub struct IoSeg<'a> {
 /// [`Iovec`] and [`Kvec`] destination iterators.
 #[repr(transparent)]
 pub struct IoSegMut<'a> {
-    raw: RawSeg,
+    raw: UserIovec,
     _borrow: PhantomData<&'a mut [u8]>,
 }
 
@@ -248,9 +270,9 @@ pub struct IoSegMut<'a> {
 static_assertions::assert_eq_size!(IoSeg<'static>, [usize; 2]);
 static_assertions::assert_eq_size!(IoSegMut<'static>, [usize; 2]);
 static_assertions::assert_eq_align!(IoSeg<'static>, usize);
-static_assertions::const_assert_eq!(core::mem::offset_of!(RawSeg, base), 0);
+static_assertions::const_assert_eq!(core::mem::offset_of!(UserIovec, base), 0);
 static_assertions::const_assert_eq!(
-    core::mem::offset_of!(RawSeg, len),
+    core::mem::offset_of!(UserIovec, len),
     core::mem::size_of::<usize>()
 );
 #[cfg(all(feature = "std", unix))]
@@ -274,7 +296,7 @@ impl<'a> IoSeg<'a> {
     #[inline]
     pub const fn new(buf: &'a [u8]) -> IoSeg<'a> {
         IoSeg {
-            raw: RawSeg {
+            raw: UserIovec {
                 base: buf.as_ptr().cast_mut(),
                 len: buf.len(),
             },
@@ -308,7 +330,7 @@ impl<'a> IoSegMut<'a> {
     #[inline]
     pub fn new(buf: &'a mut [u8]) -> IoSegMut<'a> {
         IoSegMut {
-            raw: RawSeg {
+            raw: UserIovec {
                 base: buf.as_mut_ptr(),
                 len: buf.len(),
             },

@@ -68,7 +68,7 @@ use smallvec::SmallVec;
 
 use crate::dio::{DioAlign, Transfer};
 use crate::error::{Errno, Error, Result};
-use crate::import::UserIovec;
+use crate::seg::UserIovec;
 use crate::kiocb::{FileCaps, RwType, RwfFlags};
 use crate::page::PAGE_SIZE;
 

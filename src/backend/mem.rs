@@ -59,7 +59,8 @@ use core::ops::Range;
 
 use crate::dio::{DioAlign, Transfer};
 use crate::error::{Errno, Error, Result};
-use crate::import::{UIO_MAXIOV, UserIovec};
+use crate::import::UIO_MAXIOV;
+use crate::seg::UserIovec;
 use crate::kiocb::{FileCaps, RwType, RwfFlags};
 use crate::sync::SpinLock;
 
