@@ -154,3 +154,19 @@ from_kind!(Iovec);
 from_kind!(Kvec);
 from_kind!(Bvec);
 from_kind!(Discard);
+
+/// Runs `f` on `it` as an [`AnyIter`] and puts it back with its new
+/// position. Should `f` replace the iterator with one of another kind, `it`
+/// is left empty (count 0).
+#[cfg(feature = "alloc")]
+pub(crate) fn with_any<'a, D: Direction, K: crate::seg::Kind, R>(
+    it: &mut IovIter<'a, D, K>,
+    f: impl FnOnce(&mut AnyIter<'a, D>) -> R,
+) -> R {
+    let mut any = K::into_any(core::mem::replace(it, IovIter::empty()));
+    let r = f(&mut any);
+    if let Ok(back) = K::from_any(any) {
+        *it = back;
+    }
+    r
+}

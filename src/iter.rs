@@ -244,6 +244,55 @@ impl<'a, D: Direction, K: Kind> IovIter<'a, D, K> {
         unsafe { Self::from_parts(NonNull::from(elems).cast(), elems.len(), count) }
     }
 
+    /// An iterator over the `len` elements at `base`, positioned at element
+    /// `idx`, `iov_offset` bytes in, with `count` bytes left: the inverse of
+    /// [`IovIter::position`], for owners of a segment array that lend
+    /// iterators over it ([`OwnedIter`](crate::buf::OwnedIter)).
+    ///
+    /// # Safety
+    ///
+    /// The fields must satisfy the type invariants for `'a` (for an array
+    /// kind: `base` points to `len` live elements, `idx <= len`,
+    /// `iov_offset` within element `idx`, `count` within what follows).
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(crate) unsafe fn from_position(
+        base: NonNull<u8>,
+        len: usize,
+        (idx, iov_offset, count): (usize, usize, usize),
+    ) -> Self {
+        IovIter {
+            base,
+            len,
+            idx,
+            iov_offset,
+            count,
+            _marker: PhantomData,
+        }
+    }
+
+    /// An iterator with nothing left over no memory (valid for every kind):
+    /// what stands in for one moved out for a moment.
+    #[cfg(feature = "alloc")]
+    pub(crate) const fn empty() -> Self {
+        IovIter {
+            base: NonNull::dangling(),
+            len: 0,
+            idx: 0,
+            iov_offset: 0,
+            count: 0,
+            _marker: PhantomData,
+        }
+    }
+
+    /// `(idx, iov_offset, count)`: the position, relative to the element
+    /// array the iterator was built over.
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(crate) fn position(&self) -> (usize, usize, usize) {
+        (self.idx, self.iov_offset, self.count)
+    }
+
     #[inline(always)]
     fn elems(&self) -> *const K::Elem {
         self.base.as_ptr().cast::<K::Elem>().cast_const()

@@ -337,23 +337,42 @@ impl Submitted {
 /// assert_eq!((done.result, done.pos), (Ok(28), 128));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Completed {
+pub struct Completed<B = ()> {
     /// Bytes transferred, or the error (the errno of `ki_complete`'s `res`).
     pub result: Result<usize>,
     /// The byte position after completion: the start position plus the bytes
     /// transferred on success (saturating at `u64::MAX`), the start position
     /// on failure.
     pub pos: u64,
+    /// The kiocb's buffer, handed back: for owned I/O an
+    /// [`OwnedIter`](crate::buf::OwnedIter) advanced by the bytes
+    /// transferred; `()` for a kiocb without one.
+    pub buf: B,
 }
 
 impl Completed {
-    /// Builds the outcome of an I/O that started at `start_pos`.
+    /// Builds the outcome of an I/O without a buffer that started at
+    /// `start_pos`.
     pub fn new(start_pos: u64, result: Result<usize>) -> Completed {
+        Completed::with_buf(start_pos, result, ())
+    }
+}
+
+impl<B> Completed<B> {
+    /// Builds the outcome of an I/O that started at `start_pos`, handing
+    /// `buf` back.
+    ///
+    /// ```
+    /// use iov_iter::kiocb::Completed;
+    /// let done = Completed::with_buf(512, Ok(512), vec![0u8; 512]);
+    /// assert_eq!((done.pos, done.buf.len()), (1024, 512));
+    /// ```
+    pub fn with_buf(start_pos: u64, result: Result<usize>, buf: B) -> Completed<B> {
         let pos = match result {
             Ok(n) => add_pos(start_pos, n),
             Err(_) => start_pos,
         };
-        Completed { result, pos }
+        Completed { result, pos, buf }
     }
 }
 
@@ -389,7 +408,7 @@ fn add_pos(pos: u64, bytes: usize) -> u64 {
 /// # Ok::<(), iov_iter::Error>(())
 /// ```
 #[doc(alias = "kiocb")]
-pub struct Kiocb {
+pub struct Kiocb<B = ()> {
     /// The file position of the I/O, in bytes (`ki_pos`).
     #[doc(alias = "ki_pos")]
     pub pos: u64,
@@ -400,9 +419,13 @@ pub struct Kiocb {
     /// encoding.
     #[doc(alias = "ki_ioprio")]
     pub ioprio: u16,
-    /// `Some` until the submit path takes it.
+    /// `Some` until the submit path takes it; an async kiocb's buffer
+    /// lives inside it.
     #[cfg(feature = "alloc")]
-    completion: Option<Completion>,
+    completion: Option<Completion<B>>,
+    /// A sync kiocb's buffer (an async kiocb keeps its own in the
+    /// completion, which hands it back).
+    buf: Option<B>,
     /// Whether the kiocb was built with a completion (stays `true` after the
     /// completion is taken, like a non-NULL `ki_complete`).
     #[cfg(feature = "alloc")]
@@ -410,7 +433,7 @@ pub struct Kiocb {
 }
 
 impl Kiocb {
-    /// A synchronous kiocb at byte position `pos`, with no flags and priority
+    /// A synchronous kiocb at byte position `pos`, with no buffer, no flags and priority
     /// 0 (`init_sync_kiocb`; the kernel then copies the file's
     /// `f_iocb_flags`, see [`Kiocb::with_flags`]).
     ///
@@ -424,12 +447,34 @@ impl Kiocb {
     /// ```
     #[doc(alias = "init_sync_kiocb")]
     pub const fn new_sync(pos: u64) -> Kiocb {
+        Kiocb::new_sync_with(pos, ())
+    }
+}
+
+impl<B> Kiocb<B> {
+    /// A synchronous kiocb at byte position `pos` carrying `buf`: for owned
+    /// I/O, an [`OwnedIter`](crate::buf::OwnedIter) the submit path reads
+    /// or writes and advances in place ([`Kiocb::buf`],
+    /// [`Kiocb::take_buf`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::buf::OwnedIter;
+    /// use iov_iter::kiocb::Kiocb;
+    /// use iov_iter::Source;
+    /// let mut kiocb = Kiocb::new_sync_with(0, OwnedIter::<Source, _>::new(vec![7u8; 512]));
+    /// assert_eq!(kiocb.buf().unwrap().count(), 512);
+    /// assert_eq!(kiocb.take_buf().unwrap().into_inner(), vec![7u8; 512]);
+    /// ```
+    pub const fn new_sync_with(pos: u64, buf: B) -> Kiocb<B> {
         Kiocb {
             pos,
             flags: IocbFlags::empty(),
             ioprio: 0,
             #[cfg(feature = "alloc")]
             completion: None,
+            buf: Some(buf),
             #[cfg(feature = "alloc")]
             is_async: false,
         }
@@ -437,16 +482,42 @@ impl Kiocb {
 
     /// Replaces the flags (for instance with the file's `f_iocb_flags`).
     #[must_use]
-    pub const fn with_flags(mut self, flags: IocbFlags) -> Kiocb {
+    pub fn with_flags(mut self, flags: IocbFlags) -> Kiocb<B> {
         self.flags = flags;
         self
     }
 
     /// Replaces the I/O priority.
     #[must_use]
-    pub const fn with_ioprio(mut self, ioprio: u16) -> Kiocb {
+    pub fn with_ioprio(mut self, ioprio: u16) -> Kiocb<B> {
         self.ioprio = ioprio;
         self
+    }
+
+    /// The kiocb's buffer: a sync kiocb's, or an async kiocb's until it is
+    /// queued (then it travels with the I/O and comes back in
+    /// [`Completed::buf`]).
+    pub fn buf(&self) -> Option<&B> {
+        #[cfg(feature = "alloc")]
+        if let Some(c) = &self.completion {
+            return c.buf.as_ref();
+        }
+        self.buf.as_ref()
+    }
+
+    /// The kiocb's buffer, mutably (see [`Kiocb::buf`]).
+    pub fn buf_mut(&mut self) -> Option<&mut B> {
+        #[cfg(feature = "alloc")]
+        if let Some(c) = &mut self.completion {
+            return c.buf.as_mut();
+        }
+        self.buf.as_mut()
+    }
+
+    /// Takes a sync kiocb's buffer out (`None` for an async kiocb, whose
+    /// buffer comes back through its completion).
+    pub fn take_buf(&mut self) -> Option<B> {
+        self.buf.take()
     }
 
     /// `true` when the kiocb has no completion (`is_sync_kiocb`). A kiocb
@@ -542,37 +613,11 @@ impl Kiocb {
                 "RWF_APPEND and RWF_NOAPPEND are mutually exclusive",
             ));
         }
+        // 4.-6.
+        check_caps(flags, rw, caps)?;
         let mut add = IocbFlags::empty();
-        // 4.
         if flags.contains(RwfFlags::NOWAIT) {
-            if !caps.nowait {
-                return Err(Error::NotSupported(
-                    "RWF_NOWAIT on a file without FMODE_NOWAIT",
-                ));
-            }
             add |= IocbFlags::NOIO;
-        }
-        // 5.
-        if flags.contains(RwfFlags::ATOMIC) {
-            if rw != RwType::Write {
-                return Err(Error::NotSupported("RWF_ATOMIC on a read"));
-            }
-            if !caps.atomic_write {
-                return Err(Error::NotSupported(
-                    "RWF_ATOMIC on a file without FMODE_CAN_ATOMIC_WRITE",
-                ));
-            }
-        }
-        // 6.
-        if flags.contains(RwfFlags::DONTCACHE) {
-            if !caps.dontcache {
-                return Err(Error::NotSupported(
-                    "RWF_DONTCACHE on a filesystem without FOP_DONTCACHE",
-                ));
-            }
-            if caps.dax {
-                return Err(Error::NotSupported("RWF_DONTCACHE on a DAX inode"));
-            }
         }
         // 7. Every supported RWF bit except NOAPPEND has an IOCB twin with the
         // same value (asserted at compile time above).
@@ -594,6 +639,38 @@ impl Kiocb {
     }
 }
 
+/// Steps 4 to 6 of [`Kiocb::set_rw_flags`]: the flags that need a
+/// capability of the file. Direct I/O runs the same checks on the flags a
+/// kiocb carries, on every backend.
+pub(crate) fn check_caps(flags: RwfFlags, rw: RwType, caps: &FileCaps) -> Result<()> {
+    if flags.contains(RwfFlags::NOWAIT) && !caps.nowait {
+        return Err(Error::NotSupported(
+            "RWF_NOWAIT on a file without FMODE_NOWAIT",
+        ));
+    }
+    if flags.contains(RwfFlags::ATOMIC) {
+        if rw != RwType::Write {
+            return Err(Error::NotSupported("RWF_ATOMIC on a read"));
+        }
+        if !caps.atomic_write {
+            return Err(Error::NotSupported(
+                "RWF_ATOMIC on a file without FMODE_CAN_ATOMIC_WRITE",
+            ));
+        }
+    }
+    if flags.contains(RwfFlags::DONTCACHE) {
+        if !caps.dontcache {
+            return Err(Error::NotSupported(
+                "RWF_DONTCACHE on a filesystem without FOP_DONTCACHE",
+            ));
+        }
+        if caps.dax {
+            return Err(Error::NotSupported("RWF_DONTCACHE on a DAX inode"));
+        }
+    }
+    Ok(())
+}
+
 impl Default for Kiocb {
     /// Same as [`Kiocb::new_sync(0)`](Kiocb::new_sync).
     fn default() -> Kiocb {
@@ -601,7 +678,7 @@ impl Default for Kiocb {
     }
 }
 
-impl fmt::Debug for Kiocb {
+impl<B> fmt::Debug for Kiocb<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Kiocb");
         d.field("pos", &self.pos)
@@ -616,7 +693,7 @@ impl fmt::Debug for Kiocb {
 
 #[cfg(feature = "alloc")]
 impl Kiocb {
-    /// An asynchronous kiocb at byte position `pos` whose completion calls
+    /// An asynchronous kiocb at byte position `pos`, without a buffer, whose completion calls
     /// `f` exactly once (`ki_complete`). Requires the `alloc` feature.
     ///
     /// `f` runs on whatever thread completes the I/O, or with `ECANCELED`
@@ -640,7 +717,7 @@ impl Kiocb {
     where
         F: FnOnce(Completed) + Send + 'static,
     {
-        Kiocb::with(pos, Completion::from_callback(f))
+        Kiocb::with_callback(pos, (), f)
     }
 
     /// An asynchronous kiocb at byte position `pos`, and a future that
@@ -660,20 +737,70 @@ impl Kiocb {
     /// assert_eq!(fut.wait().result, Err(Error::Os(Errno::ECANCELED)));
     /// ```
     pub fn new_async(pos: u64) -> (Kiocb, CompletionFuture) {
-        let (completion, fut) = Completion::oneshot();
+        Kiocb::new_async_with(pos, ())
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<B: Send + 'static> Kiocb<B> {
+    /// An asynchronous kiocb at byte position `pos` carrying `buf` (for
+    /// owned I/O, an [`OwnedIter`](crate::buf::OwnedIter)), whose
+    /// completion calls `f` exactly once with the outcome and the buffer.
+    /// Requires the `alloc` feature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use iov_iter::kiocb::Kiocb;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let kiocb = Kiocb::with_callback(0, vec![1u8; 4], move |done| tx.send(done).unwrap());
+    /// drop(kiocb); // never submitted: cancelled, and the buffer comes back
+    /// let done = rx.recv().unwrap();
+    /// assert_eq!(done.buf, [1u8; 4]);
+    /// assert_eq!(done.result.unwrap_err().errno(), iov_iter::Errno::ECANCELED);
+    /// ```
+    #[doc(alias = "ki_complete")]
+    pub fn with_callback<F>(pos: u64, buf: B, f: F) -> Kiocb<B>
+    where
+        F: FnOnce(Completed<B>) + Send + 'static,
+    {
+        Kiocb::with(pos, Completion::from_callback(f, buf))
+    }
+
+    /// An asynchronous kiocb at byte position `pos` carrying `buf`, and a
+    /// future that resolves to its [`Completed`] outcome with the buffer.
+    /// Requires the `alloc` feature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::Kiocb;
+    /// let (mut kiocb, fut) = Kiocb::new_async_with(8, String::from("buffer"));
+    /// kiocb.take_completion().unwrap().complete(8, Ok(3));
+    /// let done = fut.wait();
+    /// assert_eq!((done.pos, done.buf.as_str()), (11, "buffer"));
+    /// ```
+    pub fn new_async_with(pos: u64, buf: B) -> (Kiocb<B>, CompletionFuture<B>) {
+        let (completion, fut) = Completion::oneshot(buf);
         (Kiocb::with(pos, completion), fut)
     }
 
-    fn with(pos: u64, completion: Completion) -> Kiocb {
+    fn with(pos: u64, completion: Completion<B>) -> Kiocb<B> {
         Kiocb {
             pos,
             flags: IocbFlags::empty(),
             ioprio: 0,
             completion: Some(completion),
+            buf: None,
             is_async: true,
         }
     }
+}
 
+#[cfg(feature = "alloc")]
+impl<B> Kiocb<B> {
     /// Takes the completion out of an async kiocb, for a submit path about
     /// to return [`Submitted::Queued`]. Requires the `alloc` feature.
     ///
@@ -681,7 +808,7 @@ impl Kiocb {
     /// taken (an async kiocb can be queued only once). The returned
     /// completion remembers [`Kiocb::pos`] as its start position, used if it
     /// is dropped uncompleted.
-    pub fn take_completion(&mut self) -> Option<Completion> {
+    pub fn take_completion(&mut self) -> Option<Completion<B>> {
         let mut c = self.completion.take()?;
         c.start_pos = self.pos;
         Some(c)
@@ -728,7 +855,7 @@ impl Kiocb {
 }
 
 #[cfg(feature = "alloc")]
-impl Drop for Kiocb {
+impl<B> Drop for Kiocb<B> {
     fn drop(&mut self) {
         if let Some(mut c) = self.completion.take() {
             // Cancel at the kiocb's current position, not the one at build
@@ -775,18 +902,19 @@ mod async_completion {
     /// assert_eq!((done.result, done.pos), (Err(Error::Os(Errno::ECANCELED)), 64));
     /// ```
     #[doc(alias = "ki_complete")]
-    pub struct Completion {
-        sink: Option<Sink>,
+    pub struct Completion<B = ()> {
+        sink: Option<Sink<B>>,
+        pub(super) buf: Option<B>,
         pub(super) start_pos: u64,
     }
 
-    enum Sink {
-        Callback(Box<dyn FnOnce(Completed) + Send + 'static>),
-        Oneshot(Arc<Shared>),
+    enum Sink<B> {
+        Callback(Box<dyn FnOnce(Completed<B>) + Send + 'static>),
+        Oneshot(Arc<Shared<B>>),
     }
 
-    impl Sink {
-        fn deliver(self, completed: Completed) {
+    impl<B> Sink<B> {
+        fn deliver(self, completed: Completed<B>) {
             match self {
                 Sink::Callback(f) => f(completed),
                 Sink::Oneshot(shared) => shared.set(completed),
@@ -794,62 +922,84 @@ mod async_completion {
         }
     }
 
-    impl Completion {
-        pub(super) fn from_callback<F>(f: F) -> Completion
+    impl<B: Send + 'static> Completion<B> {
+        pub(super) fn from_callback<F>(f: F, buf: B) -> Completion<B>
         where
-            F: FnOnce(Completed) + Send + 'static,
+            F: FnOnce(Completed<B>) + Send + 'static,
         {
             Completion {
                 sink: Some(Sink::Callback(Box::new(f))),
+                buf: Some(buf),
                 start_pos: 0,
             }
         }
 
-        pub(super) fn oneshot() -> (Completion, CompletionFuture) {
+        pub(super) fn oneshot(buf: B) -> (Completion<B>, CompletionFuture<B>) {
             let shared = Arc::new(Shared {
                 slot: SpinLock::new(Slot {
                     done: None,
+                    taken: false,
                     waker: None,
                 }),
             });
             let completion = Completion {
                 sink: Some(Sink::Oneshot(Arc::clone(&shared))),
+                buf: Some(buf),
                 start_pos: 0,
             };
             (completion, CompletionFuture { shared })
         }
+    }
 
+    impl<B> Completion<B> {
         /// The kiocb's position when the completion was taken (where a
         /// cancellation reports the position to be).
         pub fn start_pos(&self) -> u64 {
             self.start_pos
         }
 
+        /// The buffer the completion hands back (the kiocb's): the submit
+        /// path reads or writes it, and the completion returns it.
+        pub fn buf(&self) -> &B {
+            self.buf
+                .as_ref()
+                .expect("a pending completion holds its buffer")
+        }
+
+        /// The buffer, mutably (see [`Completion::buf`]).
+        pub fn buf_mut(&mut self) -> &mut B {
+            self.buf
+                .as_mut()
+                .expect("a pending completion holds its buffer")
+        }
+
         /// Completes the I/O that started at byte position `start_pos`
-        /// with `result` (bytes transferred, or the error), exactly once.
+        /// with `result` (bytes transferred, or the error), exactly once,
+        /// handing the buffer back.
         ///
-        /// The completion receives [`Completed::new(start_pos,
-        /// result)`](Completed::new): on success the position has advanced by
-        /// the bytes, on failure it is `start_pos`.
+        /// The completion receives [`Completed::with_buf(start_pos,
+        /// result, buf)`](Completed::with_buf): on success the position has
+        /// advanced by the bytes, on failure it is `start_pos`.
         pub fn complete(mut self, start_pos: u64, result: Result<usize>) {
-            if let Some(sink) = self.sink.take() {
-                sink.deliver(Completed::new(start_pos, result));
+            if let (Some(sink), Some(buf)) = (self.sink.take(), self.buf.take()) {
+                sink.deliver(Completed::with_buf(start_pos, result, buf));
             }
         }
     }
 
-    impl Drop for Completion {
+    impl<B> Drop for Completion<B> {
         fn drop(&mut self) {
-            if let Some(sink) = self.sink.take() {
-                sink.deliver(Completed::new(
+            if let (Some(sink), Some(buf)) = (self.sink.take(), self.buf.take()) {
+                sink.deliver(Completed::with_buf(
                     self.start_pos,
                     Err(Error::Os(Errno::ECANCELED)),
+                    buf,
                 ));
             }
         }
     }
 
-    impl fmt::Debug for Completion {
+    impl<B> fmt::Debug for Completion<B> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             let kind = match self.sink {
                 Some(Sink::Callback(_)) => "callback",
@@ -863,61 +1013,72 @@ mod async_completion {
         }
     }
 
-    /// Resolves to the [`Completed`] outcome of an async kiocb built with
-    /// [`Kiocb::new_async`](super::Kiocb::new_async). Requires the `alloc`
-    /// feature.
+    /// Resolves to the [`Completed`] outcome (and buffer) of an async kiocb
+    /// built with [`Kiocb::new_async`](super::Kiocb::new_async) or
+    /// [`Kiocb::new_async_with`](super::Kiocb::new_async_with). Requires
+    /// the `alloc` feature.
     ///
     /// Runtime-agnostic: completing from any thread wakes the last waker
-    /// that polled it. Dropping it before completion is fine (the outcome is
-    /// then discarded). Polling again after `Ready` returns the same outcome.
-    pub struct CompletionFuture {
-        shared: Arc<Shared>,
+    /// that polled it. Dropping it before completion is fine (the outcome,
+    /// and the buffer, are then dropped when the I/O completes).
+    ///
+    /// # Panics
+    ///
+    /// Polling it again after it returned `Ready` panics (the buffer was
+    /// handed out).
+    pub struct CompletionFuture<B = ()> {
+        shared: Arc<Shared<B>>,
     }
 
-    impl CompletionFuture {
-        /// The outcome, if the completion has run, without registering a
-        /// waker.
-        pub fn try_get(&self) -> Option<Completed> {
-            self.shared.slot.lock().done
-        }
-
+    impl<B> CompletionFuture<B> {
         /// `true` once the completion has run.
         pub fn is_complete(&self) -> bool {
-            self.try_get().is_some()
+            let slot = self.shared.slot.lock();
+            slot.done.is_some() || slot.taken
+        }
+
+        /// Takes the outcome if the completion has run, without
+        /// registering a waker.
+        pub fn try_take(&mut self) -> Option<Completed<B>> {
+            let mut slot = self.shared.slot.lock();
+            let done = slot.done.take();
+            if done.is_some() {
+                slot.taken = true;
+            }
+            done
         }
 
         /// Blocks the current thread until the completion has run. Requires
-        /// the `std` feature.
+        /// the `std` feature. Something must drive the I/O meanwhile (an
+        /// inline backend already has; for a queue, see
+        /// [`DirectIo::block_on`](crate::dio::DirectIo::block_on)).
         #[cfg(feature = "std")]
-        pub fn wait(mut self) -> Completed {
-            struct Unparker(std::thread::Thread);
-            impl std::task::Wake for Unparker {
-                fn wake(self: Arc<Self>) {
-                    self.0.unpark();
-                }
-                fn wake_by_ref(self: &Arc<Self>) {
-                    self.0.unpark();
-                }
-            }
-            let waker = Waker::from(Arc::new(Unparker(std::thread::current())));
-            let mut cx = Context::from_waker(&waker);
-            loop {
-                if let Poll::Ready(done) = Pin::new(&mut self).poll(&mut cx) {
-                    return done;
-                }
-                std::thread::park();
-            }
+        pub fn wait(self) -> Completed<B> {
+            crate::sync::park_on(self)
         }
     }
 
-    impl Future for CompletionFuture {
-        type Output = Completed;
+    impl<B: Clone> CompletionFuture<B> {
+        /// A copy of the outcome, if the completion has run, without taking
+        /// it or registering a waker.
+        pub fn try_get(&self) -> Option<Completed<B>> {
+            self.shared.slot.lock().done.clone()
+        }
+    }
 
-        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Completed> {
+    impl<B> Future for CompletionFuture<B> {
+        type Output = Completed<B>;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Completed<B>> {
             let mut slot = self.shared.slot.lock();
-            if let Some(done) = slot.done {
+            if let Some(done) = slot.done.take() {
+                slot.taken = true;
                 return Poll::Ready(done);
             }
+            assert!(
+                !slot.taken,
+                "CompletionFuture polled after it returned Ready"
+            );
             let old = match &slot.waker {
                 Some(w) if w.will_wake(cx.waker()) => None,
                 _ => slot.waker.replace(cx.waker().clone()),
@@ -929,25 +1090,26 @@ mod async_completion {
         }
     }
 
-    impl fmt::Debug for CompletionFuture {
+    impl<B> fmt::Debug for CompletionFuture<B> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("CompletionFuture")
-                .field("done", &self.try_get())
+                .field("complete", &self.is_complete())
                 .finish()
         }
     }
 
-    struct Shared {
-        slot: SpinLock<Slot>,
+    struct Shared<B> {
+        slot: SpinLock<Slot<B>>,
     }
 
-    struct Slot {
-        done: Option<Completed>,
+    struct Slot<B> {
+        done: Option<Completed<B>>,
+        taken: bool,
         waker: Option<Waker>,
     }
 
-    impl Shared {
-        fn set(&self, completed: Completed) {
+    impl<B> Shared<B> {
+        fn set(&self, completed: Completed<B>) {
             let waker = {
                 let mut slot = self.slot.lock();
                 slot.done = Some(completed);

@@ -101,6 +101,8 @@ mod any;
 pub mod backend;
 pub mod bad_input;
 #[cfg(feature = "alloc")]
+pub mod buf;
+#[cfg(feature = "alloc")]
 pub mod dio;
 mod dir;
 pub mod error;

@@ -19,6 +19,8 @@
 //! read lands in it. [`Kvec`] and [`Bvec`] memory is the caller's own.
 
 use core::fmt;
+
+use crate::dir::Direction;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
@@ -59,6 +61,15 @@ pub trait Kind: sealed::Sealed + Copy + Send + Sync + Unpin + 'static {
     /// [`Iovec`]/[`Kvec`], `bio_vec` layout for [`Bvec`]).
     #[doc(hidden)]
     type Elem: Elem;
+    /// The iterator, type-erased.
+    #[doc(hidden)]
+    fn into_any<D: Direction>(it: crate::IovIter<'_, D, Self>) -> crate::AnyIter<'_, D>;
+    /// Takes an iterator of this kind back out of an [`AnyIter`], or
+    /// returns it if it holds another kind.
+    #[doc(hidden)]
+    fn from_any<D: Direction>(
+        it: crate::AnyIter<'_, D>,
+    ) -> core::result::Result<crate::IovIter<'_, D, Self>, crate::AnyIter<'_, D>>;
 }
 
 /// Internal view of one array element.
@@ -121,26 +132,81 @@ impl Kind for Iovec {
     const USER_BACKED: bool = true;
     const ITER_TYPE: IterType = IterType::Iovec;
     type Elem = UserIovec;
+    fn from_any<D: Direction>(
+        it: crate::AnyIter<'_, D>,
+    ) -> core::result::Result<crate::IovIter<'_, D, Self>, crate::AnyIter<'_, D>> {
+        match it {
+            crate::AnyIter::Iovec(it) => Ok(it),
+            other => Err(other),
+        }
+    }
+    fn into_any<D: Direction>(it: crate::IovIter<'_, D, Self>) -> crate::AnyIter<'_, D> {
+        crate::AnyIter::Iovec(it)
+    }
 }
 impl Kind for Kvec {
     const USER_BACKED: bool = false;
     const ITER_TYPE: IterType = IterType::Kvec;
     type Elem = UserIovec;
+    fn from_any<D: Direction>(
+        it: crate::AnyIter<'_, D>,
+    ) -> core::result::Result<crate::IovIter<'_, D, Self>, crate::AnyIter<'_, D>> {
+        match it {
+            crate::AnyIter::Kvec(it) => Ok(it),
+            other => Err(other),
+        }
+    }
+    fn into_any<D: Direction>(it: crate::IovIter<'_, D, Self>) -> crate::AnyIter<'_, D> {
+        crate::AnyIter::Kvec(it)
+    }
 }
 impl Kind for Ubuf {
     const USER_BACKED: bool = true;
     const ITER_TYPE: IterType = IterType::Ubuf;
     type Elem = UserIovec;
+    fn from_any<D: Direction>(
+        it: crate::AnyIter<'_, D>,
+    ) -> core::result::Result<crate::IovIter<'_, D, Self>, crate::AnyIter<'_, D>> {
+        match it {
+            crate::AnyIter::Ubuf(it) => Ok(it),
+            other => Err(other),
+        }
+    }
+    fn into_any<D: Direction>(it: crate::IovIter<'_, D, Self>) -> crate::AnyIter<'_, D> {
+        crate::AnyIter::Ubuf(it)
+    }
 }
 impl Kind for Discard {
     const USER_BACKED: bool = false;
     const ITER_TYPE: IterType = IterType::Discard;
     type Elem = UserIovec;
+    fn from_any<D: Direction>(
+        it: crate::AnyIter<'_, D>,
+    ) -> core::result::Result<crate::IovIter<'_, D, Self>, crate::AnyIter<'_, D>> {
+        match it {
+            crate::AnyIter::Discard(it) => Ok(it),
+            other => Err(other),
+        }
+    }
+    fn into_any<D: Direction>(it: crate::IovIter<'_, D, Self>) -> crate::AnyIter<'_, D> {
+        crate::AnyIter::Discard(it)
+    }
 }
 impl Kind for Bvec {
     const USER_BACKED: bool = false;
     const ITER_TYPE: IterType = IterType::Bvec;
     type Elem = RawBvec;
+    fn from_any<D: Direction>(
+        it: crate::AnyIter<'_, D>,
+    ) -> core::result::Result<crate::IovIter<'_, D, Self>, crate::AnyIter<'_, D>> {
+        match it {
+            crate::AnyIter::Bvec(it) => Ok(it),
+            other => Err(other),
+        }
+    }
+    fn into_any<D: Direction>(it: crate::IovIter<'_, D, Self>) -> crate::AnyIter<'_, D> {
+        crate::AnyIter::Bvec(it)
+    }
 }
 
 /// The page-aligned address of a page: what

@@ -73,3 +73,93 @@ impl<T> Drop for SpinGuard<'_, T> {
         self.lock.locked.store(false, Ordering::Release);
     }
 }
+
+/// Thread wakers and a minimal blocking executor, shared by the kiocb's
+/// [`CompletionFuture::wait`](crate::kiocb::CompletionFuture::wait) and the
+/// backends that wait for completions.
+#[cfg(feature = "std")]
+mod park {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::thread::{self, Thread};
+
+    /// Wakes a parked thread.
+    struct Unparker(Thread);
+
+    impl Wake for Unparker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    /// A waker that unparks the current thread; made once per thread, so
+    /// waiting allocates nothing.
+    pub(crate) fn thread_waker() -> Waker {
+        thread_local! {
+            static WAKER: Waker = Waker::from(Arc::new(Unparker(thread::current())));
+        }
+        WAKER
+            .try_with(Waker::clone)
+            .unwrap_or_else(|_| Waker::from(Arc::new(Unparker(thread::current()))))
+    }
+
+    /// Polls `fut` on this thread, calling `idle` whenever it is pending
+    /// (`idle` drives whatever completes it, or parks).
+    pub(crate) fn drive_on<F: Future>(fut: F, mut idle: impl FnMut()) -> F::Output {
+        let mut fut = pin!(fut);
+        let waker = thread_waker();
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+            idle();
+        }
+    }
+
+    /// Polls `fut` on this thread, parking between polls.
+    pub(crate) fn park_on<F: Future>(fut: F) -> F::Output {
+        drive_on(fut, thread::park)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn thread_wakers_are_made_once_per_thread() {
+            assert!(super::thread_waker().will_wake(&super::thread_waker()));
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+pub(crate) use park::{drive_on, park_on};
+
+/// Runs `f` on every item, even when some panic: with `std`, each call
+/// runs under `catch_unwind` and the first panic is raised again once every
+/// item has had its turn (the others are delivered, nothing is lost). When
+/// already unwinding, later panics are dropped rather than raised twice.
+pub(crate) fn run_all<T>(items: impl IntoIterator<Item = T>, mut f: impl FnMut(T)) {
+    #[cfg(feature = "std")]
+    {
+        let mut first = None;
+        for item in items {
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item))) {
+                first.get_or_insert(p);
+            }
+        }
+        if let Some(p) = first {
+            if !std::thread::panicking() {
+                std::panic::resume_unwind(p);
+            }
+        }
+    }
+    #[cfg(not(feature = "std"))]
+    for item in items {
+        f(item);
+    }
+}

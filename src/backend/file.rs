@@ -26,7 +26,7 @@
 //!
 //! # Transfers
 //!
-//! [`Transfer::transfer`] passes the `RWF_*` flags through to `preadv2` /
+//! [`DirectIo::transfer`] passes the `RWF_*` flags through to `preadv2` /
 //! `pwritev2`, retries `EINTR`, and continues a partial transfer until it is
 //! done, the kernel returns 0, or a transfer ends off the offset alignment
 //! (which only end of file does under `O_DIRECT`). `EAGAIN` (an
@@ -66,11 +66,11 @@ use rustix::fs::{AtFlags, FallocateFlags, Mode, OFlags, StatxAttributes, StatxFl
 use rustix::io::ReadWriteFlags;
 use smallvec::SmallVec;
 
-use crate::dio::{DioAlign, Transfer};
+use crate::dio::{DioAlign, DirectIo};
 use crate::error::{Errno, Error, Result};
-use crate::seg::UserIovec;
 use crate::kiocb::{FileCaps, RwType, RwfFlags};
 use crate::page::PAGE_SIZE;
+use crate::seg::UserIovec;
 
 /// `STATX_WRITE_ATOMIC` (Linux 6.11), which rustix does not name.
 const STATX_WRITE_ATOMIC: u32 = 0x0001_0000;
@@ -221,7 +221,7 @@ impl DirectFileOptions {
     }
 }
 
-/// A file opened with `O_DIRECT`: a [`Transfer`] backend, so a
+/// A file opened with `O_DIRECT`: a [`DirectIo`] backend, so a
 /// [`DirectIo`](crate::dio::DirectIo) target. See the
 /// [module documentation](self).
 #[doc(alias = "O_DIRECT")]
@@ -340,22 +340,7 @@ impl DirectFile {
         self
     }
 
-    /// The alignment in force.
-    #[doc(alias = "STATX_DIOALIGN")]
-    pub fn dio_align(&self) -> DioAlign {
-        self.align
-    }
-
-    /// The capabilities, for
-    /// [`Kiocb::set_rw_flags`](crate::kiocb::Kiocb::set_rw_flags)
-    /// ([`Transfer::caps`]): `RWF_NOWAIT` always (`FMODE_NOWAIT`), untorn
-    /// writes when `statx` reports them, the append-only and DAX attributes
-    /// from `statx`; `RWF_DONTCACHE` never (it concerns buffered I/O).
-    pub fn caps(&self) -> FileCaps {
-        self.caps
-    }
-
-    /// Where [`DirectFile::dio_align`] came from.
+    /// Where [`DirectIo::dio_align`] came from.
     pub fn align_source(&self) -> AlignSource {
         self.align_source
     }
@@ -469,11 +454,20 @@ impl From<DirectFile> for OwnedFd {
     }
 }
 
-impl Transfer for DirectFile {
+/// Direct I/O on the file: `preadv2` / `pwritev2`, which block, so
+/// asynchronous requests complete inline ([`AsyncMode::Inline`](crate::dio::AsyncMode::Inline), the
+/// default [`DirectIo::start`]).
+impl DirectIo for DirectFile {
+    /// The alignment in force ([`DirectFile::align_source`] says where it
+    /// came from).
+    #[doc(alias = "STATX_DIOALIGN")]
     fn dio_align(&self) -> DioAlign {
         self.align
     }
 
+    /// `RWF_NOWAIT` always (`FMODE_NOWAIT`), untorn writes when `statx`
+    /// reports them, the append-only and DAX attributes from `statx`;
+    /// `RWF_DONTCACHE` never (it concerns buffered I/O).
     fn caps(&self) -> FileCaps {
         self.caps
     }
@@ -519,7 +513,7 @@ impl Transfer for DirectFile {
                         if v.len == 0 || v.base.is_null() {
                             return IoSliceMut::new(&mut []);
                         }
-                        // SAFETY: the `Transfer` contract: `v` is valid for
+                        // SAFETY: the `DirectIo::transfer` contract: `v` is valid for
                         // writes of `v.len` bytes for this call, not accessed
                         // by anything else and not overlapping another
                         // entry, so a unique slice over it is sound until
@@ -544,7 +538,7 @@ impl Transfer for DirectFile {
                         if v.len == 0 || v.base.is_null() {
                             return IoSlice::new(&[]);
                         }
-                        // SAFETY: the `Transfer` contract: `v` is valid for
+                        // SAFETY: the `DirectIo::transfer` contract: `v` is valid for
                         // reads of `v.len` bytes for this call and nothing
                         // writes it meanwhile.
                         IoSlice::new(unsafe {

@@ -11,7 +11,7 @@
 //!   fails with `ENOSPC`; `RWF_APPEND` writes at the end, so it fails too;
 //! * the alignment ([`DioAlign`], default 512 / 512) is what
 //!   [`dio_rw`](crate::dio::dio_rw) checks before any I/O; the device itself
-//!   accepts any [`Transfer::transfer`] call.
+//!   accepts any [`DirectIo::transfer`] call.
 //!
 //! # Fault injection
 //!
@@ -19,7 +19,7 @@
 //! `EIO`, a short transfer of a prefix, or "would block" under `RWF_NOWAIT`)
 //! and a [`Trigger`] saying which transfers it hits (by sequence number, the
 //! next *n*, or every one that overlaps a byte range), optionally limited to
-//! reads or writes. Every call of [`Transfer::transfer`] gets the next
+//! reads or writes. Every call of [`DirectIo::transfer`] gets the next
 //! sequence number, starting at 0, and is counted in [`MemStats`].
 //! [`MemDevice::snapshot`], [`MemDevice::read_at`] and
 //! [`MemDevice::write_at`] reach the bytes without faults or counting, for
@@ -57,11 +57,11 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
 
-use crate::dio::{DioAlign, Transfer};
+use crate::dio::{AsyncIo, AsyncMode, DioAlign, DirectIo};
 use crate::error::{Errno, Error, Result};
 use crate::import::UIO_MAXIOV;
-use crate::seg::UserIovec;
 use crate::kiocb::{FileCaps, RwType, RwfFlags};
+use crate::seg::UserIovec;
 use crate::sync::SpinLock;
 
 /// What an injected fault does to the transfer it hits.
@@ -177,11 +177,51 @@ impl FaultPlan {
     }
 }
 
+/// The order in which a [`MemDevice`] delivers deferred completions
+/// ([`MemDevice::defer_completions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingOrder {
+    /// First started, first completed.
+    Fifo,
+    /// Last started, first completed.
+    Reverse,
+    /// A pseudo-random order from this seed (the same seed gives the same
+    /// order).
+    Shuffled(u64),
+}
+
+struct Pending {
+    order: Option<PendingOrder>,
+    ios: Vec<AsyncIo>,
+    rng: u64,
+}
+
+impl Pending {
+    /// Removes the next request to complete (`ios` is not empty).
+    fn pick(&mut self) -> AsyncIo {
+        let i = match self.order {
+            None | Some(PendingOrder::Fifo) => 0,
+            Some(PendingOrder::Reverse) => self.ios.len() - 1,
+            Some(PendingOrder::Shuffled(seed)) => {
+                if self.rng == 0x9e37_79b9_7f4a_7c15 {
+                    self.rng ^= seed | 1;
+                }
+                // xorshift64
+                self.rng ^= self.rng << 13;
+                self.rng ^= self.rng >> 7;
+                self.rng ^= self.rng << 17;
+                (self.rng % self.ios.len() as u64) as usize
+            }
+        };
+        self.ios.remove(i)
+    }
+}
+
 /// Identifies an armed [`FaultPlan`], for [`MemDevice::remove_fault`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FaultId(u64);
 
-/// Counters of a [`MemDevice`]. Every [`Transfer::transfer`] call counts as
+/// Counters of a [`MemDevice`]. Every [`DirectIo::transfer`] call counts as
 /// one read or write, whether it succeeded, failed or was short; bytes count
 /// only what was transferred.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -265,6 +305,7 @@ impl Inner {
 /// serialised by an internal spin lock, held only while bytes are copied.
 pub struct MemDevice {
     inner: SpinLock<Inner>,
+    pending: SpinLock<Pending>,
     align: DioAlign,
     caps: FileCaps,
     max_segs: usize,
@@ -326,6 +367,11 @@ impl MemDevice {
                 next_id: 0,
                 stats: MemStats::default(),
             }),
+            pending: SpinLock::new(Pending {
+                order: None,
+                ios: Vec::new(),
+                rng: 0x9e37_79b9_7f4a_7c15,
+            }),
             align: MemDevice::DEFAULT_ALIGN,
             caps: MemDevice::DEFAULT_CAPS,
             max_segs: UIO_MAXIOV,
@@ -361,16 +407,47 @@ impl MemDevice {
         self
     }
 
-    /// The alignment rules ([`Transfer::dio_align`]).
-    pub fn dio_align(&self) -> DioAlign {
-        self.align
+    /// Defers the completion of asynchronous requests
+    /// ([`DirectIo::start`]) until [`MemDevice::complete_pending`] or
+    /// [`DirectIo::drive`] runs them, in `order`; `None` (the default)
+    /// completes each inline, before [`DirectIo::submit`] returns. A
+    /// deferred request's transfer happens when it completes, so tests see
+    /// the data land out of order.
+    pub fn defer_completions(&self, order: Option<PendingOrder>) {
+        self.pending.lock().order = order;
     }
 
-    /// The capabilities, for
-    /// [`Kiocb::set_rw_flags`](crate::kiocb::Kiocb::set_rw_flags)
-    /// ([`Transfer::caps`]).
-    pub fn caps(&self) -> FileCaps {
-        self.caps
+    /// Asynchronous requests started and not completed yet.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().ios.len()
+    }
+
+    /// Removes the deferred requests without running them, in the order
+    /// they were started: for a test that plays the device itself (the
+    /// requests complete, with `ECANCELED`, if dropped).
+    pub fn take_pending(&self) -> Vec<AsyncIo> {
+        core::mem::take(&mut self.pending.lock().ios)
+    }
+
+    /// Transfers and completes up to `max` deferred requests, in the order
+    /// set by [`MemDevice::defer_completions`] (first in, first out when
+    /// deferral was switched off since). Returns how many completed. A
+    /// completion callback that panics does not stop the others; the first
+    /// panic is raised again after them (with `std`).
+    pub fn complete_pending(&self, max: usize) -> usize {
+        let picked: Vec<AsyncIo> = {
+            let mut p = self.pending.lock();
+            let n = max.min(p.ios.len());
+            (0..n).map(|_| p.pick()).collect()
+        };
+        let n = picked.len();
+        crate::sync::run_all(picked, |io| {
+            // SAFETY: the request owns its memory until it completes, and
+            // its iovecs describe that memory as `transfer` requires.
+            let res = unsafe { self.transfer(io.rw(), io.pos(), io.iovecs(), io.flags()) };
+            io.complete(res);
+        });
+        n
     }
 
     /// The size in bytes.
@@ -476,9 +553,44 @@ impl fmt::Debug for MemDevice {
     }
 }
 
-impl Transfer for MemDevice {
+impl Drop for MemDevice {
+    /// Deferred requests still pending complete with `ECANCELED` (their
+    /// buffers come back through their completions).
+    fn drop(&mut self) {
+        let ios = core::mem::take(&mut self.pending.lock().ios);
+        crate::sync::run_all(ios, drop);
+    }
+}
+
+impl DirectIo for MemDevice {
     fn dio_align(&self) -> DioAlign {
         self.align
+    }
+
+    fn async_mode(&self) -> AsyncMode {
+        if self.pending.lock().order.is_some() {
+            AsyncMode::Queued
+        } else {
+            AsyncMode::Inline
+        }
+    }
+
+    fn start(&self, io: AsyncIo) {
+        let mut p = self.pending.lock();
+        if p.order.is_some() {
+            p.ios.push(io);
+            return;
+        }
+        drop(p);
+        // SAFETY: the request owns its memory until it completes, and its
+        // iovecs describe that memory as `transfer` requires.
+        let res = unsafe { self.transfer(io.rw(), io.pos(), io.iovecs(), io.flags()) };
+        io.complete(res);
+    }
+
+    fn drive(&self, min_complete: usize) -> Result<usize> {
+        let _ = min_complete;
+        Ok(self.complete_pending(usize::MAX))
     }
 
     fn caps(&self) -> FileCaps {
@@ -555,7 +667,7 @@ impl Transfer for MemDevice {
             match rw {
                 // SAFETY: the caller promises `v.base` is valid for writes
                 // of `v.len >= part` bytes and not accessed by anything else
-                // during the call (the `Transfer` contract); `dev` points to
+                // during the call (the `DirectIo::transfer` contract); `dev` points to
                 // `part` bytes of the device, which no caller can reach
                 // (no API hands out its address), so the two do not overlap.
                 RwType::Read => unsafe { core::ptr::copy_nonoverlapping(dev, v.base, part) },

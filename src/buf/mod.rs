@@ -1,0 +1,273 @@
+//! Owned buffers: memory an asynchronous I/O holds until its completion.
+//!
+//! Linux reference: `include/linux/bvec.h` (a `bio_vec` holds a page
+//! reference for as long as the I/O runs), `block/bio.c`
+//! (`bio_iov_iter_get_pages`, the pin taken on user pages), and the
+//! buffer-ownership model of io_uring runtimes (tokio-uring's `IoBuf` /
+//! `IoBufMut`).
+//!
+//! A borrowed [`IovIter`](crate::IovIter) cannot outlive the call it is lent
+//! to, so an I/O that completes later must *own* its memory. [`IoBuf`] (the
+//! source of a write) and [`IoBufMut`] (the destination of a read) describe
+//! owned memory as a list of segments at addresses that do not change when
+//! the owner moves. An [`OwnedIter`] wraps such a buffer with an iterator
+//! position (count, segment, offset): it moves into an in-flight I/O
+//! through the kiocb and comes back with the completion, advanced by what
+//! was transferred, so a short transfer resumes where it stopped.
+//!
+//! | buffer | [`IoBuf`] (write) segments | [`IoBufMut`] (read) segments | initialised after a read |
+//! |---|---|---|---|
+//! | `Vec<u8>` | its `len` bytes | its whole capacity, spare capacity included | `len` grows to cover what landed |
+//! | `Box<[u8]>` | all | all | always |
+//! | [`AlignedBuf`] | its `len` bytes | its whole capacity | as `Vec<u8>` |
+//! | [`Page`] | the frame | the frame | always |
+//! | [`PageRef`] | the frame | (not a destination: others may read it) | |
+//! | [`Folio`](crate::Folio), [`FolioRef`](crate::FolioRef) | the folio, one segment | the folio ([`Folio`](crate::Folio) only) | always |
+//! | `Vec<B>`, `Box<[B]>` of any of these | the segments of each, in order | as for each | as for each |
+//!
+//! Reads may land in uninitialised memory (a `Vec<u8>`'s spare capacity, an
+//! [`AlignedBuf`] made with [`AlignedBuf::with_capacity`]): the I/O writes
+//! it without a zeroing pass, and [`IoBufMut::set_init`] tells the buffer
+//! how much became initialised.
+//!
+//! # Implementing the traits
+//!
+//! The traits are `unsafe` because the kernel (or a device thread) reads or
+//! writes the memory while nobody in Rust holds a borrow of it. A type that
+//! owns memory at a stable address can implement them; see the safety
+//! sections, and the test `tests/dio_owned.rs`, which runs a buffer type of
+//! its own through asynchronous I/O.
+
+mod aligned;
+mod owned;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+pub use aligned::AlignedBuf;
+pub use owned::OwnedIter;
+pub(crate) use owned::SegArray;
+
+use crate::page::{PAGE_SIZE, Page, PageRef};
+
+/// Owned memory that can be the source of an asynchronous write: a list of
+/// segments of initialised bytes at stable addresses.
+///
+/// # Safety
+///
+/// An implementation promises, for as long as the value lives and is not
+/// accessed through `&mut` (by [`IoBufMut`] methods or otherwise):
+///
+/// 1. [`IoBuf::for_each_seg`] reports segments that are valid for reads of
+///    their length and initialised, and reports the same segments on every
+///    call;
+/// 2. the addresses do not change when the value is moved (heap memory, a
+///    page frame; not an inline array);
+/// 3. nothing writes that memory (other handles to it may read it);
+/// 4. the memory may be read from any thread (the type is `Send`).
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::buf::IoBuf;
+/// let v = vec![1u8, 2, 3];
+/// assert_eq!(v.bytes_init(), 3);
+/// let mut segs = Vec::new();
+/// v.for_each_seg(&mut |p, len| segs.push((p, len)));
+/// assert_eq!(segs, [(v.as_ptr(), 3)]);
+/// ```
+pub unsafe trait IoBuf: Send + 'static {
+    /// Calls `f` with the address and length of each segment, in order.
+    fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize));
+
+    /// The total length of the segments.
+    fn bytes_init(&self) -> usize {
+        let mut n = 0usize;
+        self.for_each_seg(&mut |_, len| n = n.saturating_add(len));
+        n
+    }
+}
+
+/// Owned memory that can be the destination of an asynchronous read: a
+/// list of segments, initialised or not, at stable addresses, that nothing
+/// else reaches while the value is held.
+///
+/// # Safety
+///
+/// As [`IoBuf`], and for as long as the value lives and is not accessed
+/// through another `&mut` method:
+///
+/// 1. [`IoBufMut::for_each_seg_mut`] reports segments valid for writes of
+///    their length, that do not overlap, and the same ones on every call;
+///    they start with the segments [`IoBuf::for_each_seg`] reports (the
+///    initialised bytes come first, in the same order);
+/// 2. nothing else reads or writes that memory (no other handle reaches
+///    it);
+/// 3. [`IoBufMut::set_init`] only records a length: it does not move or
+///    free the memory.
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::buf::{IoBuf, IoBufMut};
+/// let mut v: Vec<u8> = Vec::with_capacity(64);
+/// let mut cap = 0;
+/// v.for_each_seg_mut(&mut |_, len| cap += len);
+/// assert!(cap >= 64);
+/// // SAFETY: nothing was written: 0 bytes are initialised.
+/// unsafe { v.set_init(0) };
+/// assert_eq!(v.bytes_init(), 0);
+/// ```
+pub unsafe trait IoBufMut: IoBuf {
+    /// Calls `f` with the address and writable length of each segment, in
+    /// order.
+    fn for_each_seg_mut(&mut self, f: &mut dyn FnMut(*mut u8, usize));
+
+    /// The first `n` bytes, counted over the segments of
+    /// [`IoBufMut::for_each_seg_mut`] in order, are initialised (a read
+    /// landed there). Buffers that are always initialised ignore it; a
+    /// `Vec<u8>` grows its length to cover them.
+    ///
+    /// # Safety
+    ///
+    /// The first `n` bytes are initialised.
+    unsafe fn set_init(&mut self, n: usize);
+
+    /// The total writable length of the segments.
+    fn bytes_total(&mut self) -> usize {
+        let mut n = 0usize;
+        self.for_each_seg_mut(&mut |_, len| n = n.saturating_add(len));
+        n
+    }
+}
+
+// SAFETY: a `Vec`'s heap buffer does not move when the `Vec` does; its
+// first `len` bytes are initialised; only `&mut` methods (which the
+// contract excludes) could reallocate or write it.
+unsafe impl IoBuf for Vec<u8> {
+    fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
+        f(self.as_ptr(), self.len());
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: the whole capacity is writable and owned by the `Vec`; it starts
+// with the `len` initialised bytes; `set_init` only grows `len`, within the
+// capacity, over bytes the caller promises are initialised.
+unsafe impl IoBufMut for Vec<u8> {
+    fn for_each_seg_mut(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        f(self.as_mut_ptr(), self.capacity());
+    }
+    unsafe fn set_init(&mut self, n: usize) {
+        if n > self.len() {
+            // SAFETY: `n` is clamped to the capacity; the caller promises the
+            // first `n` bytes are initialised.
+            unsafe { self.set_len(n.min(self.capacity())) };
+        }
+    }
+}
+
+// SAFETY: a boxed slice's heap memory does not move with the box, is
+// initialised, and is reached only through the box.
+unsafe impl IoBuf for Box<[u8]> {
+    fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
+        f(self.as_ptr(), self.len());
+    }
+}
+
+// SAFETY: as above; the memory is writable through the unique box.
+unsafe impl IoBufMut for Box<[u8]> {
+    fn for_each_seg_mut(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        f(self.as_mut_ptr(), self.len());
+    }
+    unsafe fn set_init(&mut self, _: usize) {}
+}
+
+// SAFETY: a `Page` owns its frame exclusively (its invariant); the frame
+// does not move with the `Page` and is always initialised.
+unsafe impl IoBuf for Page {
+    fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
+        f(self.as_bytes().as_ptr(), PAGE_SIZE);
+    }
+}
+
+// SAFETY: as above; writing the frame needs the unique `Page`.
+unsafe impl IoBufMut for Page {
+    fn for_each_seg_mut(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        f(self.as_mut_bytes().as_mut_ptr(), PAGE_SIZE);
+    }
+    unsafe fn set_init(&mut self, _: usize) {}
+}
+
+// SAFETY: a `PageRef` is a page reference (as a `bio_vec` holds one): the
+// frame lives as long as any reference, does not move, and cannot be
+// written while this reference exists (writing needs `&mut Page`, which
+// `Arc::get_mut` refuses while it is shared). Not an `IoBufMut`: other
+// references may read the frame.
+unsafe impl IoBuf for PageRef {
+    fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
+        f(self.as_bytes().as_ptr(), PAGE_SIZE);
+    }
+}
+
+// SAFETY: each element keeps its own promises; the `Vec`'s own buffer is
+// not part of the memory described, so moving or reading it changes
+// nothing.
+unsafe impl<B: IoBuf> IoBuf for Vec<B> {
+    fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
+        for b in self {
+            b.for_each_seg(f);
+        }
+    }
+}
+
+/// Hands the first `n` bytes out to the elements, in order.
+fn set_init_each<B: IoBufMut>(bufs: &mut [B], mut n: usize) {
+    for b in bufs {
+        if n == 0 {
+            break;
+        }
+        let take = n.min(b.bytes_total());
+        // SAFETY: the caller of `set_init` promised the first `n` bytes
+        // over all elements are initialised; these are the first `take` of
+        // this element's.
+        unsafe { b.set_init(take) };
+        n -= take;
+    }
+}
+
+// SAFETY: the elements' segments are disjoint (each element owns its
+// memory exclusively) and each keeps its promises.
+unsafe impl<B: IoBufMut> IoBufMut for Vec<B> {
+    fn for_each_seg_mut(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        for b in self {
+            b.for_each_seg_mut(f);
+        }
+    }
+    unsafe fn set_init(&mut self, n: usize) {
+        set_init_each(self, n);
+    }
+}
+
+// SAFETY: as for `Vec<B>`.
+unsafe impl<B: IoBuf> IoBuf for Box<[B]> {
+    fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
+        for b in self.iter() {
+            b.for_each_seg(f);
+        }
+    }
+}
+
+// SAFETY: as for `Vec<B>`.
+unsafe impl<B: IoBufMut> IoBufMut for Box<[B]> {
+    fn for_each_seg_mut(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        for b in self.iter_mut() {
+            b.for_each_seg_mut(f);
+        }
+    }
+    unsafe fn set_init(&mut self, n: usize) {
+        set_init_each(self, n);
+    }
+}

@@ -1,0 +1,349 @@
+//! [`AsyncIo`]: an owned request as a backend receives it, and the split of
+//! a request into transfers of at most `max_segs` segments.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use smallvec::SmallVec;
+
+use crate::buf::SegArray;
+use crate::error::{Errno, Error, Result};
+use crate::kiocb::{Completion, RwType, RwfFlags};
+use crate::seg::UserIovec;
+use crate::sync::SpinLock;
+
+use super::rw::DioBuf;
+
+/// The type-erased owner of an in-flight request's memory: the kiocb's
+/// completion holding the buffer, and the iovec array submitted.
+pub(crate) trait Erased: Send {
+    /// The iovec array (inside the request's heap allocation).
+    fn iovecs(&self) -> &[UserIovec];
+    /// Hands the buffer back, advanced, through the completion.
+    fn finish(self: Box<Self>, start: u64, res: Result<usize>);
+}
+
+/// A queued owned request: the completion (which holds the owned iterator)
+/// and the chunks submitted.
+pub(crate) struct Req<I: DioBuf> {
+    pub(crate) completion: Completion<I>,
+    pub(crate) chunks: SegArray,
+}
+
+// SAFETY: the chunk addresses point into the buffer the completion holds
+// (`I: Send`), which owns that memory; they are only read through.
+unsafe impl<I: DioBuf> Send for Req<I> {}
+
+impl<I: DioBuf> Erased for Req<I> {
+    fn iovecs(&self) -> &[UserIovec] {
+        &self.chunks
+    }
+
+    fn finish(self: Box<Self>, start: u64, res: Result<usize>) {
+        let Req { mut completion, .. } = *self;
+        let res = res.map(|n| n.min(completion.buf().io_count()));
+        if let Ok(n) = res {
+            completion.buf_mut().transferred(n);
+        }
+        completion.complete(start, res);
+    }
+}
+
+enum Owner {
+    /// The whole request; the pointer is a leaked `Box`, freed by
+    /// `finish` (a raw pointer, so moving the `AsyncIo` never retags the
+    /// allocation its iovecs point into).
+    Whole(NonNull<dyn Erased>),
+    /// Part `.1` of a split request.
+    Part(Arc<Split>, usize),
+    Done,
+}
+
+/// An asynchronous direct-I/O request over owned memory, as a backend's
+/// [`DirectIo::start`](super::DirectIo::start) receives it (the kernel's
+/// kiocb plus iterator on the `-EIOCBQUEUED` path, or one `bio` of it).
+///
+/// The memory its [`AsyncIo::iovecs`] describe stays valid, and is reached
+/// by nothing else, until [`AsyncIo::complete`] runs (or the request is
+/// dropped, which completes it with `ECANCELED`): a backend may hand the
+/// addresses to the kernel or a device thread and complete later, from any
+/// thread. The completion runs the kiocb's (the user's callback or future)
+/// exactly once, with the buffer advanced by the bytes transferred.
+///
+/// # Examples
+///
+/// A backend that completes every request with a short count of 0 (end of
+/// file), from the thread that starts it:
+///
+/// ```
+/// use iov_iter::buf::{AlignedBuf, OwnedIter};
+/// use iov_iter::dio::{AsyncIo, DioAlign, DirectIo};
+/// use iov_iter::kiocb::{Kiocb, RwType, RwfFlags};
+/// use iov_iter::{Dest, Result, UserIovec};
+///
+/// struct Empty;
+/// impl DirectIo for Empty {
+///     fn dio_align(&self) -> DioAlign {
+///         DioAlign::new(1, 1).unwrap()
+///     }
+///     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+///         Ok(0)
+///     }
+///     fn start(&self, io: AsyncIo) {
+///         assert_eq!((io.rw(), io.len(), io.iovecs().len()), (RwType::Read, 100, 1));
+///         io.complete(Ok(0));
+///     }
+/// }
+///
+/// let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(8, 100)?);
+/// let (mut kiocb, fut) = Kiocb::new_async_with(0, buf);
+/// Empty.submit(&mut kiocb)?;
+/// let done = fut.wait();
+/// assert_eq!((done.result, done.buf.count()), (Ok(0), 100));
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
+#[doc(alias = "bio")]
+pub struct AsyncIo {
+    rw: RwType,
+    pos: u64,
+    flags: RwfFlags,
+    ioprio: u16,
+    iov: NonNull<UserIovec>,
+    nr: usize,
+    len: usize,
+    owner: Owner,
+}
+
+// SAFETY: the iovecs describe memory owned by the request (its `Erased`
+// owner is `Send`), or by the split parent it keeps alive (`Arc<Split>`,
+// `Send + Sync`); `&AsyncIo` only reads the addresses.
+unsafe impl Send for AsyncIo {}
+// SAFETY: as above.
+unsafe impl Sync for AsyncIo {}
+
+impl AsyncIo {
+    /// A request owned by `req`, of `len` bytes in `req`'s iovecs.
+    pub(crate) fn new(
+        req: Box<dyn Erased>,
+        rw: RwType,
+        pos: u64,
+        flags: RwfFlags,
+        ioprio: u16,
+        len: usize,
+    ) -> AsyncIo {
+        let owner = NonNull::from(Box::leak(req));
+        // SAFETY: `owner` is the live allocation just leaked; the shared
+        // borrow ends at once, the raw pointers stay valid until `finish`.
+        let iov = unsafe { owner.as_ref() }.iovecs();
+        AsyncIo {
+            rw,
+            pos,
+            flags,
+            ioprio,
+            iov: NonNull::from(iov).cast(),
+            nr: iov.len(),
+            len,
+            owner: Owner::Whole(owner),
+        }
+    }
+
+    /// A read ([`RwType::Read`]: the memory is written) or a write.
+    pub fn rw(&self) -> RwType {
+        self.rw
+    }
+
+    /// The byte position on the target (`ki_pos`).
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    /// The `RWF_*` flags, validated against the target's capabilities.
+    pub fn flags(&self) -> RwfFlags {
+        self.flags
+    }
+
+    /// The I/O priority (`ki_ioprio`).
+    pub fn ioprio(&self) -> u16 {
+        self.ioprio
+    }
+
+    /// Bytes the request covers (the sum of the iovec lengths).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the request covers no byte (never, for a started one).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The memory, as `struct iovec`s: valid, and reached by nothing
+    /// else, until the request completes.
+    pub fn iovecs(&self) -> &[UserIovec] {
+        // SAFETY: `iov` points to `nr` iovecs inside the owner's allocation
+        // (or the split parent's), alive until `finish`, which needs `self`.
+        unsafe { core::slice::from_raw_parts(self.iov.as_ptr(), self.nr) }
+    }
+
+    /// Completes the request with the bytes transferred (a short count is
+    /// end of file or of space) or the error: the kiocb's completion runs,
+    /// with the buffer advanced by the bytes, exactly once.
+    pub fn complete(mut self, result: Result<usize>) {
+        self.finish(result);
+    }
+
+    fn finish(&mut self, result: Result<usize>) {
+        match core::mem::replace(&mut self.owner, Owner::Done) {
+            Owner::Whole(p) => {
+                // SAFETY: `p` came from `Box::leak` in `new` and is freed
+                // only here, once (the owner is now `Done`).
+                let owner = unsafe { Box::from_raw(p.as_ptr()) };
+                owner.finish(self.pos, result);
+            }
+            Owner::Part(split, i) => split.part_done(i, result),
+            Owner::Done => {}
+        }
+    }
+}
+
+impl Drop for AsyncIo {
+    /// A request dropped without completing (a backend shutting down)
+    /// completes with `ECANCELED`.
+    fn drop(&mut self) {
+        self.finish(Err(Error::Os(Errno::ECANCELED)));
+    }
+}
+
+impl fmt::Debug for AsyncIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncIo")
+            .field("rw", &self.rw)
+            .field("pos", &self.pos)
+            .field("len", &self.len)
+            .field("nr_segs", &self.nr)
+            .field("flags", &self.flags)
+            .finish()
+    }
+}
+
+/// A request split into parts: completes once every part has, with the
+/// bytes transferred contiguously from the start (as a sequential transfer
+/// would have stopped at the first short or failed part).
+struct Split {
+    parent: SpinLock<Option<AsyncIo>>,
+    results: SpinLock<Vec<Option<Result<usize>>>>,
+    lens: Vec<usize>,
+    left: AtomicUsize,
+}
+
+impl Split {
+    fn part_done(&self, i: usize, res: Result<usize>) {
+        self.results.lock()[i] = Some(res);
+        if self.left.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let merged = merge(&self.results.lock(), &self.lens);
+        let parent = self.parent.lock().take();
+        if let Some(parent) = parent {
+            parent.complete(merged);
+        }
+    }
+}
+
+/// What a sequential transfer of the parts would have reported.
+fn merge(results: &[Option<Result<usize>>], lens: &[usize]) -> Result<usize> {
+    let mut total = 0usize;
+    for (r, &len) in results.iter().zip(lens) {
+        match r {
+            Some(Ok(n)) => {
+                total += (*n).min(len);
+                if *n < len {
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                if total == 0 {
+                    return Err(*e);
+                }
+                break;
+            }
+            None => break,
+        }
+    }
+    Ok(total)
+}
+
+/// Splits `io` into parts of at most `max_segs` iovecs (all of it when it
+/// has no more).
+pub(crate) fn split(io: AsyncIo, max_segs: usize) -> SmallVec<[AsyncIo; 1]> {
+    let max_segs = max_segs.max(1);
+    let mut out = SmallVec::new();
+    if io.nr <= max_segs {
+        out.push(io);
+        return out;
+    }
+    let (rw, pos, flags, ioprio) = (io.rw, io.pos, io.flags, io.ioprio);
+    let ranges: Vec<(usize, usize, usize)> = {
+        let iov = io.iovecs();
+        let mut v = Vec::new();
+        let mut first = 0;
+        let mut off = 0usize;
+        while first < iov.len() {
+            let n = (iov.len() - first).min(max_segs);
+            let bytes = iov[first..first + n].iter().map(|v| v.len).sum::<usize>();
+            v.push((first, n, off));
+            off += bytes;
+            first += n;
+        }
+        v
+    };
+    let lens: Vec<usize> = {
+        let iov = io.iovecs();
+        ranges
+            .iter()
+            .map(|&(f, n, _)| iov[f..f + n].iter().map(|v| v.len).sum())
+            .collect()
+    };
+    let base = io.iov;
+    let split = Arc::new(Split {
+        parent: SpinLock::new(None),
+        results: SpinLock::new(alloc::vec![None; ranges.len()]),
+        lens: lens.clone(),
+        left: AtomicUsize::new(ranges.len()),
+    });
+    *split.parent.lock() = Some(io);
+    for (i, &(first, n, off)) in ranges.iter().enumerate() {
+        out.push(AsyncIo {
+            rw,
+            pos: pos.saturating_add(off as u64),
+            flags,
+            ioprio,
+            // SAFETY: `first + n <= nr`: inside the parent's iovec array,
+            // which the `Split` keeps alive until every part has finished.
+            iov: unsafe { base.add(first) },
+            nr: n,
+            len: lens[i],
+            owner: Owner::Part(Arc::clone(&split), i),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge;
+    use crate::{Errno, Error};
+
+    #[test]
+    fn merge_is_what_a_sequential_transfer_reports() {
+        let eio = Err(Error::Os(Errno::EIO));
+        assert_eq!(merge(&[Some(Ok(4)), Some(Ok(4))], &[4, 4]), Ok(8));
+        assert_eq!(merge(&[Some(Ok(2)), Some(Ok(4))], &[4, 4]), Ok(2));
+        assert_eq!(merge(&[Some(Ok(4)), Some(eio)], &[4, 4]), Ok(4));
+        assert_eq!(merge(&[Some(eio), Some(Ok(4))], &[4, 4]), eio);
+    }
+}
