@@ -654,7 +654,12 @@ pub fn run(
     }
     let sf = &area.swap;
     let align = iov_iter::backend::file::DirectFile::open(&sf.path)
-        .map(|f| (f.dio_align(), format!("{:?}", f.align_source())))
+        .map(|f| {
+            (
+                iov_iter::dio::DirectIo::dio_align(&f),
+                format!("{:?}", f.align_source()),
+            )
+        })
         .map_err(|e| format!("O_DIRECT on {}: {e}", sf.path.display()))?;
     let seed = opts.seed.unwrap_or_else(clock_seed);
     let human: &mut dyn Write = if opts.json { &mut *err } else { &mut *out };

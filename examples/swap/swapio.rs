@@ -59,18 +59,14 @@ use std::time::{Duration, Instant};
 
 use iov_iter::backend::file::DirectFile;
 #[cfg(feature = "uring")]
-use iov_iter::backend::uring::{PageBatch, UringOp, UringQueue};
-use iov_iter::dio::{DioAlign, DirectIo, Transfer};
+use iov_iter::backend::uring::UringQueue;
+use iov_iter::buf::OwnedIter;
+use iov_iter::dio::{DioAlign, DioBuf, DirectIo};
 use iov_iter::kiocb::{IocbFlags, Kiocb, Submitted};
-use iov_iter::{
-    Bvec, BvecSeg, BvecSegMut, Dest, Error as IoError, IovIter, PAGE_SIZE, Page, PageFlags,
-    PagePool, PageRef, Source,
-};
+use iov_iter::{Dest, Error as IoError, PAGE_SIZE, Page, PageFlags, PagePool, PageRef, Source};
 
 use crate::activate::SwapFile;
 use crate::swapmap::{Slot, SlotRange, SlotRng, SwapMap, SwapMapError};
-#[cfg(feature = "uring")]
-use smallvec::SmallVec;
 
 /// Most pages in one swap kiocb (`SWAP_CLUSTER_MAX`, the size of
 /// `swap_iocb.bvec[]`).
@@ -269,6 +265,7 @@ struct Stats {
     read_hist: [AtomicU64; SWAP_CLUSTER_MAX + 1],
     writes_in_flight: AtomicU64,
     reads_in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     latencies: Mutex<Latencies>,
     errors: Mutex<Vec<String>>,
 }
@@ -298,6 +295,7 @@ impl Stats {
             read_hist: std::array::from_fn(|_| AtomicU64::new(0)),
             writes_in_flight: AtomicU64::new(0),
             reads_in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
             latencies: Mutex::new(Latencies::default()),
             errors: Mutex::new(Vec::new()),
         }
@@ -333,6 +331,16 @@ impl Stats {
         add(&self.merged_write_pages, pages as u64 - 1);
         add(&self.write_hist[pages], 1);
         add(&self.writes_in_flight, 1);
+    }
+
+    /// A kiocb was submitted: what is in flight now counts for the
+    /// maximum. Counted after the submission returned, so a kiocb still
+    /// waiting for room in a full queue does not count, and at least 1 (the
+    /// kiocb itself was in flight, if only until an inline completion).
+    fn note_in_flight(&self) {
+        let n = self.writes_in_flight.load(Ordering::Acquire)
+            + self.reads_in_flight.load(Ordering::Acquire);
+        self.max_in_flight.fetch_max(n.max(1), Ordering::Relaxed);
     }
 
     /// A read kiocb of `pages` pages is being submitted.
@@ -381,11 +389,9 @@ impl Stats {
         pages: Vec<Page>,
         cells: &[Arc<InCell>],
         result: Result<usize, IoError>,
-        start: Option<Instant>,
+        start: Instant,
     ) {
-        if let Some(start) = start {
-            lock(&self.latencies).read.push(start.elapsed());
-        }
+        lock(&self.latencies).read.push(start.elapsed());
         let n = pages.len() as u64;
         let failure = IoFailure::check(result, pages.len() * PAGE_SIZE);
         match failure {
@@ -603,16 +609,6 @@ impl fmt::Debug for SwapPlug {
     }
 }
 
-/// A write kiocb whose completion is `sio_write_complete` over its own
-/// references to the batch's pages.
-fn write_kiocb(stats: &Arc<Stats>, pos: u64, pages: Vec<PageRef>, start: Instant) -> Kiocb {
-    let stats = Arc::clone(stats);
-    Kiocb::with_completion(pos, move |done| {
-        stats.write_complete(pos, &pages, done.result, start)
-    })
-    .with_flags(IocbFlags::DIRECT)
-}
-
 /// What a sync kiocb's submission amounts to: bytes or the error.
 fn sync_result(r: Result<Submitted, IoError>) -> Result<usize, IoError> {
     match r? {
@@ -622,142 +618,105 @@ fn sync_result(r: Result<Submitted, IoError>) -> Result<usize, IoError> {
     }
 }
 
-/// Delivers the outcome of an async submission that did not queue
+/// Submits a kiocb carrying an owned batch: the one trait call every mode
+/// makes. A sync kiocb's outcome (and batch) goes to `complete` at once; an
+/// async kiocb's completion was built to run `complete` itself, and an
+/// error before anything was queued is delivered through it
 /// (`aio_rw_done` feeding a non-`-EIOCBQUEUED` return to `ki_complete`).
-fn finish_async(kiocb: &mut Kiocb, r: Result<Submitted, IoError>) {
-    match r {
-        Ok(Submitted::Queued) => {}
-        Ok(Submitted::Done(n)) => {
-            kiocb.complete(Ok(n));
+fn submit_batch<I: DioBuf>(
+    target: &Arc<dyn DirectIo>,
+    mut kiocb: Kiocb<I>,
+    complete: impl FnOnce(Result<usize, IoError>, I),
+) {
+    let r = target.submit(&mut kiocb);
+    if kiocb.is_sync() {
+        if let Some(buf) = kiocb.take_buf() {
+            complete(sync_result(r), buf);
         }
-        Err(e) => {
-            kiocb.complete(Err(e));
-        }
+    } else if let Err(e) = r {
+        kiocb.complete(Err(e));
     }
 }
 
 impl WriteSio {
-    /// `swap_write_unplug`: one kiocb over a `Source` bvec iterator.
+    /// `swap_write_unplug`: one kiocb over a `Source` iterator of the
+    /// batch's page references, which come back with the completion
+    /// (`sio_write_complete`).
     fn submit(self) {
         let WriteSio { dev, pos, pages } = self;
-        let stats = &dev.stats;
+        let stats = Arc::clone(&dev.stats);
         stats.start_write(pages.len());
         let start = Instant::now();
-        match &dev.backend {
-            Backend::Sync(target) => {
-                let mut kiocb = Kiocb::new_sync(pos).with_flags(IocbFlags::DIRECT);
-                let result = {
-                    let segs: Vec<BvecSeg<'_>> = pages.iter().map(|p| BvecSeg::full(p)).collect();
-                    let mut iter = IovIter::<Source, Bvec>::new(&segs);
-                    sync_result(target.direct_io(&mut kiocb, &mut iter))
-                };
-                stats.write_complete(pos, &pages, result, start);
+        let iter = OwnedIter::<Source, _>::new(pages);
+        let done = move |result, iter: OwnedIter<Source, Vec<PageRef>>| {
+            stats.write_complete(pos, &iter.into_inner(), result, start);
+        };
+        let kiocb = match dev.mode {
+            IoMode::Sync => Kiocb::new_sync_with(pos, iter),
+            IoMode::AsyncInline | IoMode::Uring => {
+                let done = done.clone();
+                Kiocb::with_callback(pos, iter, move |c| done(c.result, c.buf))
             }
-            Backend::Inline(target) => {
-                let mut kiocb = write_kiocb(stats, pos, pages.clone(), start);
-                let segs: Vec<BvecSeg<'_>> = pages.iter().map(|p| BvecSeg::full(p)).collect();
-                let mut iter = IovIter::<Source, Bvec>::new(&segs);
-                let r = target.direct_io(&mut kiocb, &mut iter);
-                finish_async(&mut kiocb, r);
-            }
-            #[cfg(feature = "uring")]
-            Backend::Uring { queue, .. } => {
-                let mut kiocb = write_kiocb(stats, pos, pages.clone(), start);
-                match queue.submit_write(&mut kiocb, PageBatch::from(pages)) {
-                    // Detached: the kiocb's completion does the work; the
-                    // queue holds the page references until the CQE.
-                    Ok(op) => drop(op),
-                    Err(e) => {
-                        kiocb.complete(Err(e.error));
-                    }
-                }
-                dev.collect_uring_reads();
-            }
-        }
+        };
+        submit_batch(&dev.target, kiocb.with_flags(IocbFlags::DIRECT), done);
+        dev.stats.note_in_flight();
     }
 }
 
 impl ReadSio {
-    /// `swap_read_unplug`: one kiocb over a `Dest` bvec iterator.
+    /// `swap_read_unplug`: one kiocb over a `Dest` iterator of the batch's
+    /// locked pages, which come back with the completion
+    /// (`sio_read_complete`).
     fn submit(self) {
         let ReadSio {
             dev,
             pos,
-            mut pages,
+            pages,
             cells,
         } = self;
-        let stats = &dev.stats;
+        let stats = Arc::clone(&dev.stats);
         stats.start_read(pages.len());
+        for cell in &cells {
+            cell.set_in_flight();
+        }
         let start = Instant::now();
-        match &dev.backend {
-            Backend::Sync(target) => {
-                let mut kiocb = Kiocb::new_sync(pos).with_flags(IocbFlags::DIRECT);
-                let result = {
-                    let mut segs: Vec<BvecSegMut<'_>> =
-                        pages.iter_mut().map(BvecSegMut::full).collect();
-                    let mut iter = IovIter::<Dest, Bvec>::new(&mut segs);
-                    sync_result(target.direct_io(&mut kiocb, &mut iter))
-                };
-                stats.read_complete(pos, pages, &cells, result, Some(start));
-            }
-            Backend::Inline(target) => {
-                let (kiocb, done) = Kiocb::new_async(pos);
-                let mut kiocb = kiocb.with_flags(IocbFlags::DIRECT);
-                {
-                    let mut segs: Vec<BvecSegMut<'_>> =
-                        pages.iter_mut().map(BvecSegMut::full).collect();
-                    let mut iter = IovIter::<Dest, Bvec>::new(&mut segs);
-                    let r = target.direct_io(&mut kiocb, &mut iter);
-                    finish_async(&mut kiocb, r);
-                }
-                // dio_rw completes before it returns (a borrowed iterator
-                // cannot outlive the call), so the outcome is there.
-                let result = done.try_get().map_or(
-                    Err(IoError::InvalidArgument(
-                        "async direct I/O did not complete",
-                    )),
-                    |c| c.result,
-                );
-                stats.read_complete(pos, pages, &cells, result, Some(start));
-            }
-            #[cfg(feature = "uring")]
-            Backend::Uring { queue, reads } => {
-                for cell in &cells {
-                    cell.set_in_flight();
-                }
-                // The kiocb's completion runs when the CQE is reaped: it
-                // times the I/O. The pages come back through the operation
-                // handle, where `collect_uring_reads` finishes the job.
-                let lat = Arc::clone(stats);
-                let mut kiocb = Kiocb::with_completion(pos, move |_| {
-                    lock(&lat.latencies).read.push(start.elapsed());
-                })
-                .with_flags(IocbFlags::DIRECT);
-                match queue.submit_read(&mut kiocb, PageBatch::from(pages)) {
-                    Ok(op) => lock(reads).push(UringRead { op, pos, cells }),
-                    Err(e) => {
-                        kiocb.complete(Err(e.error));
-                        let pages = e.buffers.into_pages();
-                        stats.read_complete(pos, pages, &cells, Err(e.error), None);
-                    }
-                }
-                dev.collect_uring_reads();
+        let iter = OwnedIter::<Dest, _>::new(pages);
+        let done = move |result, iter: OwnedIter<Dest, Vec<Page>>| {
+            stats.read_complete(pos, iter.into_inner(), &cells, result, start);
+        };
+        match dev.mode {
+            IoMode::Sync => submit_batch(
+                &dev.target,
+                Kiocb::new_sync_with(pos, iter).with_flags(IocbFlags::DIRECT),
+                done,
+            ),
+            IoMode::AsyncInline | IoMode::Uring => {
+                let kiocb = Kiocb::with_callback(pos, iter, move |c| done(c.result, c.buf));
+                submit_batch(&dev.target, kiocb.with_flags(IocbFlags::DIRECT), |_, _| {
+                    unreachable!("an async kiocb completes through its callback")
+                });
             }
         }
+        dev.stats.note_in_flight();
     }
 }
 
 // ---------------------------------------------------------------------------
 // The device.
 
-/// Which I/O path a [`SwapDevice`] uses.
+/// Which kiocbs a [`SwapDevice`] submits, and so how its I/O completes: the
+/// calls and buffer types are the same in every mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IoMode {
-    /// Sync kiocbs through [`DirectIo::direct_io`].
+    /// Sync kiocbs: each batch completes before its submission returns.
     Sync,
-    /// Async kiocbs through [`DirectIo::direct_io`], completed inline.
+    /// Async kiocbs on a target that completes them inline (an `O_DIRECT`
+    /// file through `preadv2` / `pwritev2`, or a RAM device).
     AsyncInline,
-    /// Async kiocbs on io_uring (feature `uring`).
+    /// Async kiocbs on a target that keeps them in flight: io_uring
+    /// (feature `uring`), or in tests a RAM device that defers its
+    /// completions. They complete when the device is driven
+    /// ([`SwapDevice::poll`], [`SwapDevice::wait_any`], [`SwapIn::wait`]).
     Uring,
 }
 
@@ -781,42 +740,10 @@ impl fmt::Display for IoMode {
     }
 }
 
-/// The I/O target of a [`SwapDevice`].
-// Built once and moved into the device: the size of the io_uring variant
-// does not matter.
-#[allow(clippy::large_enum_variant)]
-pub enum SwapBackend {
-    /// Any [`Transfer`] backend, sync kiocbs.
-    Sync(Arc<dyn Transfer + Send + Sync>),
-    /// Any [`Transfer`] backend, async kiocbs completed inline.
-    AsyncInline(Arc<dyn Transfer + Send + Sync>),
-    /// io_uring, async kiocbs completed when the queue is driven.
-    #[cfg(feature = "uring")]
-    Uring(UringQueue),
-}
-
-/// A read submitted to io_uring, waiting to be collected.
-#[cfg(feature = "uring")]
-struct UringRead {
-    op: UringOp<PageBatch<Page>>,
-    pos: u64,
-    cells: Vec<Arc<InCell>>,
-}
-
-// Lives once, inside the device's `Arc`.
-#[allow(clippy::large_enum_variant)]
-enum Backend {
-    Sync(Arc<dyn Transfer + Send + Sync>),
-    Inline(Arc<dyn Transfer + Send + Sync>),
-    #[cfg(feature = "uring")]
-    Uring {
-        queue: UringQueue,
-        reads: Mutex<Vec<UringRead>>,
-    },
-}
-
 struct Shared {
-    backend: Backend,
+    /// The direct-I/O target, whatever backend it is.
+    target: Arc<dyn DirectIo>,
+    mode: IoMode,
     stats: Arc<Stats>,
     map: Mutex<SwapMap>,
     align: DioAlign,
@@ -826,51 +753,12 @@ struct Shared {
 }
 
 impl Shared {
-    /// Blocks until at least one completion was delivered (io_uring); the
-    /// other backends complete before submission returns, so there is
-    /// nothing to wait for.
+    /// Blocks until at least one completion was delivered (a target that
+    /// keeps I/O in flight); the others complete before submission
+    /// returns, so there is nothing to wait for.
     fn wait_some(&self) {
-        match &self.backend {
-            #[cfg(feature = "uring")]
-            Backend::Uring { queue, .. } => {
-                if let Err(e) = queue.wait(1) {
-                    panic!("io_uring_enter failed while waiting for swap I/O: {e}");
-                }
-                self.collect_uring_reads();
-            }
-            _ => panic!("swap read neither plugged nor completed on a synchronous backend"),
-        }
-    }
-
-    /// Finishes the io_uring reads whose CQE has been reaped
-    /// (`sio_read_complete` with the pages handed back).
-    #[cfg(feature = "uring")]
-    fn collect_uring_reads(&self) {
-        let Backend::Uring { reads, .. } = &self.backend else {
-            return;
-        };
-        // A QD32 bench collects after every read: keep the usual handful
-        // of finished reads off the heap.
-        let done: SmallVec<[UringRead; 8]> = {
-            let mut reads = lock(reads);
-            let mut done = SmallVec::new();
-            let mut i = 0;
-            while i < reads.len() {
-                if reads[i].op.is_complete() {
-                    done.push(reads.swap_remove(i));
-                } else {
-                    i += 1;
-                }
-            }
-            done
-        };
-        for r in done {
-            let Ok(out) = r.op.try_take() else {
-                unreachable!("a complete operation has its output")
-            };
-            let pages = out.buffers.into_pages();
-            self.stats
-                .read_complete(r.pos, pages, &r.cells, out.completed.result, None);
+        if let Err(e) = self.target.drive(1) {
+            panic!("waiting for swap I/O failed: {e}");
         }
     }
 }
@@ -882,38 +770,24 @@ pub struct SwapDevice {
 }
 
 impl SwapDevice {
-    /// A device over `backend` with a swap map of `nr_slots` slots (the
-    /// area's `max_pages`; slot 0, the header, is never handed out).
+    /// A device over `target` with a swap map of `nr_slots` slots (the
+    /// area's `max_pages`; slot 0, the header, is never handed out),
+    /// submitting the kiocbs `mode` says.
     ///
     /// # Errors
     ///
     /// [`SwapError::Map`] for a slot count the map cannot hold.
-    pub fn new(backend: SwapBackend, nr_slots: u64) -> Result<SwapDevice, SwapError> {
+    pub fn new(
+        target: Arc<dyn DirectIo>,
+        mode: IoMode,
+        nr_slots: u64,
+    ) -> Result<SwapDevice, SwapError> {
         let map = SwapMap::new(nr_slots, &[]).map_err(SwapError::Map)?;
-        let (backend, align) = match backend {
-            SwapBackend::Sync(t) => {
-                let a = t.dio_align();
-                (Backend::Sync(t), a)
-            }
-            SwapBackend::AsyncInline(t) => {
-                let a = t.dio_align();
-                (Backend::Inline(t), a)
-            }
-            #[cfg(feature = "uring")]
-            SwapBackend::Uring(queue) => {
-                let a = queue.dio_align();
-                (
-                    Backend::Uring {
-                        queue,
-                        reads: Mutex::new(Vec::new()),
-                    },
-                    a,
-                )
-            }
-        };
+        let align = target.dio_align();
         Ok(SwapDevice {
             shared: Arc::new(Shared {
-                backend,
+                target,
+                mode,
                 stats: Arc::new(Stats::new()),
                 map: Mutex::new(map),
                 align,
@@ -924,8 +798,9 @@ impl SwapDevice {
 
     /// A device on an activated swap file, opened again with `O_DIRECT`
     /// (the header and activation checks were done by
-    /// [`open_swap_file`](crate::activate::open_swap_file)). `depth` is the
-    /// io_uring queue depth ([`IoMode::Uring`] only).
+    /// [`open_swap_file`](crate::activate::open_swap_file)): the file itself
+    /// for [`IoMode::Sync`] and [`IoMode::AsyncInline`], an io_uring queue
+    /// of `depth` on it for [`IoMode::Uring`].
     ///
     /// # Errors
     ///
@@ -934,47 +809,38 @@ impl SwapDevice {
     /// cannot be set up; [`SwapError::Unsupported`] for [`IoMode::Uring`]
     /// without the `uring` feature.
     pub fn open(sf: &SwapFile, mode: IoMode, depth: u32) -> Result<SwapDevice, SwapError> {
-        let direct = || -> Result<DirectFile, SwapError> {
-            let file: File = sf
-                .file
-                .try_clone()
-                .map_err(|e| SwapError::Open(format!("dup {}: {e}", sf.path.display())))?;
-            DirectFile::from_file(file)
-                .map_err(|e| SwapError::Open(format!("O_DIRECT on {}: {e}", sf.path.display())))
-        };
-        let backend = match mode {
-            IoMode::Sync => SwapBackend::Sync(Arc::new(direct()?)),
-            IoMode::AsyncInline => SwapBackend::AsyncInline(Arc::new(direct()?)),
+        let file: File = sf
+            .file
+            .try_clone()
+            .map_err(|e| SwapError::Open(format!("dup {}: {e}", sf.path.display())))?;
+        let direct = DirectFile::from_file(file)
+            .map_err(|e| SwapError::Open(format!("O_DIRECT on {}: {e}", sf.path.display())))?;
+        let target: Arc<dyn DirectIo> = match mode {
+            IoMode::Sync | IoMode::AsyncInline => Arc::new(direct),
             #[cfg(feature = "uring")]
-            IoMode::Uring => {
-                // One thread drives a swap device: completions may wait for
-                // its next io_uring_enter instead of interrupting it.
-                let queue = UringQueue::builder()
+            // One thread drives a swap device: completions may wait for
+            // its next io_uring_enter instead of interrupting it.
+            IoMode::Uring => Arc::new(
+                UringQueue::builder()
                     .depth(depth)
                     .coop_taskrun(true)
-                    .build(direct()?)
-                    .map_err(SwapError::Backend)?;
-                SwapBackend::Uring(queue)
-            }
+                    .build(direct)
+                    .map_err(SwapError::Backend)?,
+            ),
             #[cfg(not(feature = "uring"))]
             IoMode::Uring => {
-                let _ = depth;
+                let _ = (depth, direct);
                 return Err(SwapError::Unsupported(
                     "io_uring mode needs the `uring` feature",
                 ));
             }
         };
-        SwapDevice::new(backend, sf.max_pages())
+        SwapDevice::new(target, mode, sf.max_pages())
     }
 
-    /// The I/O path.
+    /// The kiocbs it submits.
     pub fn mode(&self) -> IoMode {
-        match &self.shared.backend {
-            Backend::Sync(_) => IoMode::Sync,
-            Backend::Inline(_) => IoMode::AsyncInline,
-            #[cfg(feature = "uring")]
-            Backend::Uring { .. } => IoMode::Uring,
-        }
+        self.shared.mode
     }
 
     /// The backend's direct-I/O alignment.
@@ -1183,29 +1049,23 @@ impl SwapDevice {
     /// Delivers the completions already available, without blocking;
     /// returns how many kiocbs are still in flight.
     pub fn poll(&self) -> u64 {
-        #[cfg(feature = "uring")]
-        if let Backend::Uring { queue, .. } = &self.shared.backend {
-            queue.reap();
-            self.shared.collect_uring_reads();
+        if self.in_flight() > 0 {
+            let _ = self.shared.target.drive(0);
         }
         self.in_flight()
     }
 
     /// Blocks until at least one in-flight kiocb has completed and its
-    /// completion has run (io_uring); returns at once when nothing is in
-    /// flight, and on the other backends (they complete before submission
-    /// returns). Used to keep a fixed number of kiocbs in flight.
+    /// completion has run; returns at once when nothing is in flight (on
+    /// targets that complete inline, nothing ever is). Used to keep a fixed
+    /// number of kiocbs in flight.
     ///
     /// # Errors
     ///
-    /// [`SwapError::Backend`] when io_uring cannot be waited on.
+    /// [`SwapError::Backend`] when the target cannot be waited on.
     pub fn wait_any(&self) -> Result<(), SwapError> {
-        #[cfg(feature = "uring")]
-        if let Backend::Uring { queue, .. } = &self.shared.backend {
-            if self.in_flight() > 0 {
-                queue.wait(1).map_err(SwapError::Backend)?;
-                self.shared.collect_uring_reads();
-            }
+        if self.in_flight() > 0 {
+            self.shared.target.drive(1).map_err(SwapError::Backend)?;
         }
         Ok(())
     }
@@ -1216,17 +1076,32 @@ impl SwapDevice {
         s.writes_in_flight.load(Ordering::Acquire) + s.reads_in_flight.load(Ordering::Acquire)
     }
 
+    /// The most kiocbs that were in flight at once since the device was
+    /// made (or since [`SwapDevice::reset_max_in_flight`]).
+    pub fn max_in_flight(&self) -> u64 {
+        self.shared.stats.max_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Restarts [`SwapDevice::max_in_flight`] from what is in flight now.
+    pub fn reset_max_in_flight(&self) {
+        self.shared
+            .stats
+            .max_in_flight
+            .store(self.in_flight(), Ordering::Relaxed);
+    }
+
     /// Waits until every submitted kiocb has completed. Batches still in a
     /// plug are not submitted: unplug first.
     ///
     /// # Errors
     ///
-    /// [`SwapError::Backend`] when io_uring cannot be waited on.
+    /// [`SwapError::Backend`] when the target cannot be waited on.
     pub fn drain(&self) -> Result<(), SwapError> {
-        #[cfg(feature = "uring")]
-        if let Backend::Uring { queue, .. } = &self.shared.backend {
-            queue.drain().map_err(SwapError::Backend)?;
-            self.shared.collect_uring_reads();
+        while self.in_flight() > 0 {
+            self.shared
+                .target
+                .drive(usize::MAX)
+                .map_err(SwapError::Backend)?;
         }
         Ok(())
     }
@@ -1272,7 +1147,7 @@ mod tests {
     use crate::header::{Label, Uuid};
     use crate::testutil::TestDir;
     use crate::workload::{check_page, check_swapped_in, make_page, plan, shuffle};
-    use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice};
+    use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, PendingOrder};
     use iov_iter::{Errno, Error};
 
     const SEED: u64 = 0xfeed;
@@ -1281,12 +1156,11 @@ mod tests {
     /// A RAM device of `slots` slots and a swap device on it.
     fn mem_device(mode: IoMode, slots: u64) -> (Arc<MemDevice>, SwapDevice) {
         let mem = Arc::new(MemDevice::new(slots as usize * PAGE_SIZE));
-        let backend = match mode {
-            IoMode::Sync => SwapBackend::Sync(mem.clone()),
-            IoMode::AsyncInline => SwapBackend::AsyncInline(mem.clone()),
-            IoMode::Uring => unreachable!("no io_uring over RAM"),
-        };
-        (mem, SwapDevice::new(backend, slots).unwrap())
+        if mode == IoMode::Uring {
+            // Async kiocbs kept in flight: the RAM device defers them.
+            mem.defer_completions(Some(PendingOrder::Fifo));
+        }
+        (mem.clone(), SwapDevice::new(mem, mode, slots).unwrap())
     }
 
     fn on_device(mem: &MemDevice, slot: Slot) -> [u8; PAGE_SIZE] {
