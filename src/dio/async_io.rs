@@ -24,7 +24,7 @@ pub(crate) trait Erased: Send {
     /// The iovec array (inside the request's heap allocation).
     fn iovecs(&self) -> &[UserIovec];
     /// Hands the buffer back, advanced, through the completion.
-    fn finish(self: Box<Self>, start: u64, res: Result<usize>);
+    fn finish(self: Box<Self>, res: Result<usize>);
 }
 
 /// A queued owned request: the completion (which holds the owned iterator)
@@ -32,6 +32,9 @@ pub(crate) trait Erased: Send {
 pub(crate) struct Req<I: DioBuf> {
     pub(crate) completion: Completion<I>,
     pub(crate) chunks: SegArray,
+    /// The kiocb's position (the request's own may be moved by a layer
+    /// that maps it, [`AsyncIo::set_pos`]).
+    pub(crate) start: u64,
 }
 
 // SAFETY: the chunk addresses point into the buffer the completion holds
@@ -43,8 +46,12 @@ impl<I: DioBuf> Erased for Req<I> {
         &self.chunks
     }
 
-    fn finish(self: Box<Self>, start: u64, res: Result<usize>) {
-        let Req { mut completion, .. } = *self;
+    fn finish(self: Box<Self>, res: Result<usize>) {
+        let Req {
+            mut completion,
+            start,
+            ..
+        } = *self;
         let res = res.map(|n| n.min(completion.buf().io_count()));
         if let Ok(n) = res {
             completion.buf_mut().transferred(n);
@@ -189,6 +196,134 @@ impl AsyncIo {
         unsafe { core::slice::from_raw_parts(self.iov.as_ptr(), self.nr) }
     }
 
+    /// Moves the request to byte position `pos` on the device: what a layer
+    /// that maps file offsets to device offsets does before passing a part
+    /// of a request on (a `bio`'s `bi_sector`).
+    pub fn set_pos(&mut self, pos: u64) {
+        self.pos = pos;
+    }
+
+    /// Splits the request at byte `at` into the first `at` bytes and the
+    /// rest, at positions `pos` and `pos + at` (`bio_split`). The two
+    /// complete independently, in any order, on any thread; the original
+    /// request completes once both have, with what a sequential transfer
+    /// would report: the bytes moved contiguously from the start (the first
+    /// part's error if it moved nothing). A layer above a device splits a
+    /// request at extent boundaries this way and keeps every part in
+    /// flight at once.
+    ///
+    /// # Errors
+    ///
+    /// The request itself, unchanged, when `at` is 0 or not below
+    /// [`AsyncIo::len`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// use iov_iter::dio::{AsyncIo, DioAlign, DirectIo};
+    /// use iov_iter::kiocb::{Kiocb, RwType, RwfFlags};
+    /// use iov_iter::{Dest, Result, UserIovec};
+    ///
+    /// /// Byte 0..512 is a hole; the rest reads 0xee.
+    /// struct HoleThenData;
+    /// impl DirectIo for HoleThenData {
+    ///     fn dio_align(&self) -> DioAlign {
+    ///         DioAlign::new(512, 512).unwrap()
+    ///     }
+    ///     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    ///         unimplemented!("async only")
+    ///     }
+    ///     fn start(&self, io: AsyncIo) {
+    ///         let (hole, data) = io.split_at(512).unwrap();
+    ///         hole.zero_fill().unwrap();
+    ///         for v in data.iovecs() {
+    ///             // SAFETY: a read's memory is ours to write until it completes.
+    ///             unsafe { v.base.write_bytes(0xee, v.len) };
+    ///         }
+    ///         let n = data.len();
+    ///         data.complete(Ok(n));
+    ///     }
+    /// }
+    ///
+    /// let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 2048)?);
+    /// let (mut kiocb, fut) = Kiocb::new_async_with(0, buf);
+    /// HoleThenData.submit(&mut kiocb)?;
+    /// let done = fut.wait();
+    /// assert_eq!(done.result, Ok(2048));
+    /// let bytes = done.buf.into_inner();
+    /// assert!(bytes[..512].iter().all(|&b| b == 0) && bytes[512..].iter().all(|&b| b == 0xee));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "bio_split")]
+    pub fn split_at(self, at: usize) -> core::result::Result<(AsyncIo, AsyncIo), AsyncIo> {
+        if at == 0 || at >= self.len {
+            return Err(self);
+        }
+        let (mut head, mut tail) = (SegArray::new(), SegArray::new());
+        let mut off = 0usize;
+        for v in self.iovecs() {
+            let (a, b) = (off, off + v.len);
+            if b <= at {
+                head.push(*v);
+            } else if a >= at {
+                tail.push(*v);
+            } else {
+                let k = at - a;
+                head.push(UserIovec::new(v.base, k));
+                // `k < v.len`: the pointer stays inside the iovec's memory.
+                tail.push(UserIovec::new(v.base.wrapping_add(k), v.len - k));
+            }
+            off = b;
+        }
+        let (rw, pos, flags, ioprio, len) = (self.rw, self.pos, self.flags, self.ioprio, self.len);
+        let split = Arc::new(Split {
+            parent: SpinLock::new(None),
+            results: SpinLock::new(alloc::vec![None; 2]),
+            lens: alloc::vec![at, len - at],
+            left: AtomicUsize::new(2),
+            iovs: alloc::vec![head, tail],
+        });
+        *split.parent.lock() = Some(self);
+        let part = |i: usize, pos: u64, len: usize| AsyncIo {
+            rw,
+            pos,
+            flags,
+            ioprio,
+            // The arrays live in the `Split`, which the parts keep alive.
+            iov: NonNull::from(&split.iovs[i][..]).cast(),
+            nr: split.iovs[i].len(),
+            len,
+            owner: Owner::Part(Arc::clone(&split), i),
+        };
+        let head = part(0, pos, at);
+        let tail = part(1, pos.saturating_add(at as u64), len - at);
+        Ok((head, tail))
+    }
+
+    /// Completes a read as if every byte read zero, without I/O: what a
+    /// filesystem does for a hole or an unwritten extent. The memory is
+    /// zeroed and the request completes with its full length.
+    ///
+    /// # Errors
+    ///
+    /// The request itself, for a write (whose memory is the data to write,
+    /// not to be overwritten).
+    pub fn zero_fill(self) -> core::result::Result<(), AsyncIo> {
+        if self.rw != RwType::Read {
+            return Err(self);
+        }
+        for v in self.iovecs() {
+            // SAFETY: a read's iovecs describe memory the request owns,
+            // valid for writes and reached by nothing else until it
+            // completes (the `AsyncIo` contract).
+            unsafe { core::ptr::write_bytes(v.base, 0, v.len) };
+        }
+        let n = self.len;
+        self.complete(Ok(n));
+        Ok(())
+    }
+
     /// Completes the request with the bytes transferred (a short count is
     /// end of file or of space) or the error: the kiocb's completion runs,
     /// with the buffer advanced by the bytes, exactly once.
@@ -202,7 +337,7 @@ impl AsyncIo {
                 // SAFETY: `p` came from `Box::leak` in `new` and is freed
                 // only here, once (the owner is now `Done`).
                 let owner = unsafe { Box::from_raw(p.as_ptr()) };
-                owner.finish(self.pos, result);
+                owner.finish(result);
             }
             Owner::Part(split, i) => split.part_done(i, result),
             Owner::Done => {}
@@ -238,6 +373,9 @@ struct Split {
     results: SpinLock<Vec<Option<Result<usize>>>>,
     lens: Vec<usize>,
     left: AtomicUsize,
+    /// The parts' own iovec arrays, where a cut fell inside an iovec (empty
+    /// when the parts point into the parent's array).
+    iovs: Vec<SegArray>,
 }
 
 impl Split {
@@ -314,6 +452,7 @@ pub(crate) fn split(io: AsyncIo, max_segs: usize) -> SmallVec<[AsyncIo; 1]> {
         results: SpinLock::new(alloc::vec![None; ranges.len()]),
         lens: lens.clone(),
         left: AtomicUsize::new(ranges.len()),
+        iovs: Vec::new(),
     });
     *split.parent.lock() = Some(io);
     for (i, &(first, n, off)) in ranges.iter().enumerate() {

@@ -306,7 +306,11 @@ pub(super) fn owned<I: DioBuf, T: DirectIo + ?Sized>(
         return Ok(Submitted::Queued);
     }
     let chunks = completion.buf_mut().io_chunks();
-    let req: Box<dyn super::async_io::Erased> = Box::new(Req { completion, chunks });
+    let req: Box<dyn super::async_io::Erased> = Box::new(Req {
+        completion,
+        chunks,
+        start,
+    });
     let io = AsyncIo::new(req, I::RW, start, rwf, ioprio, count);
     for part in split(io, target.max_segs()) {
         target.start(part);
