@@ -181,6 +181,20 @@ for name in swapout-plugged-sync swapout-plugged-async; do
     echo "$name:"
     ours "$name"
 done
+# Plugged swap-out with 8 kiocbs of 32 pages in flight, against fio writing
+# 128 KiB blocks (32 pages) at QD8 on io_uring: the same bytes per I/O and
+# the same depth.
+echo "swapout-plugged-async-qd8:"
+plugged_fio() {
+    echo "  fio:  --rw=randwrite --bs=128k --ioengine=io_uring --iodepth=8 --runtime=$TIME"
+    fio --name=plugged128k --rw=randwrite --ioengine=io_uring --iodepth=8 "${FIO_COMMON[@]}" --bs=128k \
+        >"$OUT/fio-plugged128k.json" 2>"$OUT/fio-plugged128k.log" || {
+        cat "$OUT/fio-plugged128k.log" >&2
+        echo "fio_compare.sh: fio plugged128k failed" >&2
+        exit 1
+    }
+}
+if [ "$FIO_FIRST" = 1 ]; then plugged_fio; ours swapout-plugged-async-qd8; else ours swapout-plugged-async-qd8; plugged_fio; fi
 
 # --- The table -------------------------------------------------------------
 python3 - "$OUT" <<'PY' | tee "$OUT/table.txt"
@@ -268,6 +282,19 @@ for name in ("swapout-plugged-sync", "swapout-plugged-async"):
     print("| %s | %.0f | %.0f | %.0f | **%.1f×** | %.0f | **%.1f×** | %s |" % (
         name, o["iops"], o["pages_s"], ps, o["pages_s"] / ps, pu, o["pages_s"] / pu,
         f(o["cpu_s_per_100k"], "%.3f")))
+print()
+print("| plugged swap-out, 8 kiocbs in flight | ours kiocbs/s | ours pages/s | fio 128k randwrite io_uring QD8 IOPS "
+      "| fio pages/s | ours/fio | ours / fio CPU µs per 128 KiB |")
+print("|---|--:|--:|--:|--:|--:|--:|")
+o, x = ours("swapout-plugged-async-qd8"), fio("plugged128k", "randwrite")
+if o:
+    fio_cpu = (x["usr_us"] + x["sys_us"])
+    ours_cpu = (o["cpu_user_s"] + o["cpu_sys_s"]) * 1e6 / max(o["kiocbs"], 1)
+    print("| swapout-plugged-async-qd8 | %.0f | %.0f | %.0f | %.0f | **%.2f×** | %.1f / %.1f |" % (
+        o["iops"], o["pages_s"], x["iops"], x["iops"] * 32, o["pages_s"] / (x["iops"] * 32),
+        ours_cpu, fio_cpu))
+else:
+    print("| swapout-plugged-async-qd8 | skipped | | | | | |")
 PY
 
 echo

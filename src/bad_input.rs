@@ -48,13 +48,16 @@
 //!
 //! | bad input | where | error | errno | test |
 //! |---|---|---|---|---|
-//! | a segment address not a multiple of the memory alignment | [`dio::dio_rw`] ([`dio::DioAlign::check`]) | [`Error::Misaligned`] with [`Misalignment::SegmentAddress`] | `EINVAL` | `tests/dio_mem.rs`: `misaligned_requests_are_einval_and_write_nothing`; † `tests/dio_file.rs`: same name |
+//! | a segment address not a multiple of the memory alignment | [`dio::DirectIo::direct_io`], [`dio::DirectIo::submit`] ([`dio::DioAlign::check`]) | [`Error::Misaligned`] with [`Misalignment::SegmentAddress`] | `EINVAL` | `tests/dio_mem.rs`: `misaligned_requests_are_einval_and_write_nothing`; † `tests/dio_file.rs`: same name |
 //! | a segment length not a multiple of the offset alignment | same | [`Error::Misaligned`] with [`Misalignment::SegmentLength`] | `EINVAL` | same two tests |
 //! | a file offset not a multiple of the offset alignment | same | [`Error::Misaligned`] with [`Misalignment::FileOffset`] | `EINVAL` | same two tests |
 //! | a total length not a multiple of the offset alignment | same | [`Error::Misaligned`] with [`Misalignment::TotalLength`] | `EINVAL` | same two tests |
 //! | an alignment that is not a pair of powers of two | [`dio::DioAlign::new`]; [`dio::DioAlign::check`] for one built from its fields | [`Error::InvalidArgument`] | `EINVAL` | `tests/bad_input.rs`: `dio_align_not_power_of_two_is_einval`; `tests/dio_mem.rs`: `custom_and_bogus_alignment` |
-//! | an async kiocb submitted again after it was queued | [`dio::dio_rw`]; [`Kiocb::take_completion`] gives `None` | [`Error::InvalidArgument`] | `EINVAL` | `tests/dio_mem.rs`: `async_future_completes_once_with_pos`; `tests/kiocb.rs`: `completion::callback_completion_runs_exactly_once` |
-//! | `RWF_NOWAIT` I/O that would block | [`dio::dio_rw`] through a backend | [`Error::WouldBlock`] | `EAGAIN` | `tests/dio_mem.rs`: `nowait_that_would_block_is_eagain`; † `tests/dio_file.rs`: `nowait_extending_write_is_done_or_eagain_with_nothing_written` (the real kernel may also just do it) |
+//! | an async kiocb submitted again after it was queued | [`dio::DirectIo::direct_io`], [`dio::DirectIo::submit`]; [`Kiocb::take_completion`] gives `None` | [`Error::InvalidArgument`] | `EINVAL` | `tests/dio_mem.rs`: `async_future_completes_once_with_pos`; `tests/kiocb.rs`: `completion::callback_completion_runs_exactly_once` |
+//! | `RWF_NOWAIT` I/O that would block | [`dio::DirectIo::direct_io`] through a backend | [`Error::WouldBlock`] | `EAGAIN` | `tests/dio_mem.rs`: `nowait_that_would_block_is_eagain`; † `tests/dio_file.rs`: `nowait_extending_write_is_done_or_eagain_with_nothing_written` (the real kernel may also just do it) |
+//! | a request reaching past `i64::MAX` (at or past 2^63), sync or async, on any backend | same, before the flags, the empty-request shortcut and alignment | [`Error::InvalidArgument`]; an async kiocb keeps its completion and buffer | `EINVAL` | `tests/dio_mem.rs`: `position_past_i64_max_is_einval_sync_and_async`; `tests/dio_owned.rs`: `validation_is_the_same_sync_and_async_and_leaves_the_kiocb_intact` |
+//! | `RWF_*` twins in the kiocb's flags the target does not support | same | [`Error::NotSupported`] | `EOPNOTSUPP` | `tests/dio_owned.rs`: `validation_is_the_same_sync_and_async_and_leaves_the_kiocb_intact` |
+//! | a sync kiocb without a buffer given to [`dio::DirectIo::submit`] (its buffer taken out) | [`dio::DirectIo::submit`] | [`Error::InvalidArgument`] | `EINVAL` | `tests/dio_owned.rs`: `a_sync_kiocb_whose_buffer_was_taken_is_einval` |
 //! | a file without direct-I/O support (`statx(STATX_DIOALIGN)` reports 0) | `backend::file::DirectFile::open`, `from_fd`, `from_file` | [`Error::NotSupported`] | `EOPNOTSUPP` | † `tests/bad_input.rs`: `direct_file_without_dio_support_is_eopnotsupp` (a real ext4 image with `inline_data`, loop-mounted: needs root, `mkfs.ext4` and a loop device, and prints SKIP without them) |
 //!
 //! A filesystem that refuses `O_DIRECT` altogether fails `open` itself with
@@ -145,7 +148,8 @@
 //! [`Discard`]: crate::Discard
 //! [`Kvec`]: crate::Kvec
 //! [`UIO_MAXIOV`]: crate::UIO_MAXIOV
-//! [`dio::dio_rw`]: crate::dio::dio_rw
+//! [`dio::DirectIo::direct_io`]: crate::dio::DirectIo::direct_io
+//! [`dio::DirectIo::submit`]: crate::dio::DirectIo::submit
 //! [`dio::DioAlign::check`]: crate::dio::DioAlign::check
 //! [`dio::DioAlign::new`]: crate::dio::DioAlign::new
 //! [`Kiocb::take_completion`]: crate::kiocb::Kiocb::take_completion

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use iov_iter::backend::file::{AlignSource, DirectFile};
-use iov_iter::dio::{DioAlign, DirectIo, DirtyBitmap, Transfer};
+use iov_iter::dio::{DioAlign, DioIter, DirectIo, DirtyBitmap};
 use iov_iter::kiocb::{Completed, FileCaps, IocbFlags, Kiocb, RwType, RwfFlags, Submitted};
 use iov_iter::{
     Bvec, BvecSeg, Dest, Discard, Errno, Error, IoSeg, IoSegMut, IovIter, Iovec, Kvec,
@@ -101,11 +101,7 @@ macro_rules! open_or_skip {
     };
 }
 
-fn sync_io<D: iov_iter::Direction, K: iov_iter::Kind, T: Transfer>(
-    t: &T,
-    pos: u64,
-    it: &mut IovIter<'_, D, K>,
-) -> iov_iter::Result<usize> {
+fn sync_io<T: DirectIo>(t: &T, pos: u64, it: &mut impl DioIter) -> iov_iter::Result<usize> {
     let mut kiocb = Kiocb::new_sync(pos);
     match t.direct_io(&mut kiocb, it)? {
         Submitted::Done(n) => {
@@ -337,7 +333,8 @@ fn async_future_and_callback() {
         fut.wait(),
         Completed {
             result: Ok(2 * PAGE_SIZE),
-            pos: 3 * PAGE_SIZE as u64
+            pos: 3 * PAGE_SIZE as u64,
+            buf: (),
         }
     );
 
@@ -365,7 +362,8 @@ fn async_future_and_callback() {
         *got.lock().unwrap(),
         Some(Completed {
             result: Ok(2 * PAGE_SIZE),
-            pos: 3 * PAGE_SIZE as u64
+            pos: 3 * PAGE_SIZE as u64,
+            buf: (),
         })
     );
     assert_eq!(dst.0[..2 * PAGE_SIZE], src.0[..]);
@@ -688,7 +686,7 @@ fn dirty_pages_after_real_reads() {
 
 // ------------------------------------------------------------ splitting
 
-/// A `Transfer` wrapper counting calls and failing chosen ones with EIO:
+/// A `DirectIo` wrapper counting calls and failing chosen ones with EIO:
 /// fault injection over a real file.
 struct Counting<'a> {
     file: &'a DirectFile,
@@ -696,7 +694,7 @@ struct Counting<'a> {
     fail_call: Option<usize>,
 }
 
-impl Transfer for Counting<'_> {
+impl DirectIo for Counting<'_> {
     fn dio_align(&self) -> DioAlign {
         self.file.dio_align()
     }

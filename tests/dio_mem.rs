@@ -1,14 +1,16 @@
 //! Direct I/O through the RAM backend (`backend::mem::MemDevice`): round
-//! trips through every iterator kind, sync and async kiocbs, alignment
-//! errors, end of device, RWF validation, NOWAIT, dirty tracking, splitting
-//! at UIO_MAXIOV and fault injection. No syscalls: runs under Miri (sizes are
-//! kept small).
+//! trips through every iterator kind, sync and async kiocbs (borrowed
+//! iterators, owned buffers, deferred completions), alignment errors, end
+//! of device, positions past `i64::MAX`, RWF validation, NOWAIT, dirty
+//! tracking, splitting at UIO_MAXIOV and fault injection. No syscalls:
+//! runs under Miri (sizes are kept small).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, MemStats, Trigger};
-use iov_iter::dio::{DioAlign, DirectIo, DirtyBitmap, should_dirty};
+use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, MemStats, PendingOrder, Trigger};
+use iov_iter::buf::{AlignedBuf, OwnedIter};
+use iov_iter::dio::{DioAlign, DioIter, DirectIo, DirtyBitmap, should_dirty};
 use iov_iter::kiocb::{Completed, FileCaps, Kiocb, RwType, RwfFlags, Submitted};
 use iov_iter::{
     Bvec, BvecSeg, Dest, Discard, Errno, Error, IoSeg, IoSegMut, IovIter, Iovec, Kvec,
@@ -37,11 +39,7 @@ fn pat(seed: u8, len: usize) -> Vec<u8> {
     v
 }
 
-fn sync_io<D: iov_iter::Direction, K: iov_iter::Kind>(
-    dev: &MemDevice,
-    pos: u64,
-    it: &mut IovIter<'_, D, K>,
-) -> iov_iter::Result<usize> {
+fn sync_io(dev: &MemDevice, pos: u64, it: &mut impl DioIter) -> iov_iter::Result<usize> {
     let mut kiocb = Kiocb::new_sync(pos);
     match dev.direct_io(&mut kiocb, it)? {
         Submitted::Done(n) => {
@@ -218,7 +216,8 @@ fn async_future_completes_once_with_pos() {
         fut.try_get(),
         Some(Completed {
             result: Ok(4096),
-            pos: 8192
+            pos: 8192,
+            buf: ()
         })
     );
     assert_eq!(dev.snapshot()[4096..8192], src.0[..]);
@@ -259,7 +258,8 @@ fn async_callback_runs_exactly_once() {
         *seen.lock().unwrap(),
         Some(Completed {
             result: Ok(4096),
-            pos: 16384
+            pos: 16384,
+            buf: ()
         })
     );
 }
@@ -271,7 +271,10 @@ fn async_errors_go_through_the_completion() {
     let mut src = buf::<1024>();
     pattern(7, &mut src.0);
 
-    // Misaligned: queued, then completed with EINVAL; nothing written.
+    // Misaligned: refused before anything is queued, the completion left
+    // in the kiocb; the caller delivers the error through it (what
+    // `aio_rw_done` does with a return other than -EIOCBQUEUED). Nothing
+    // written.
     let c = Arc::clone(&calls);
     let mut kiocb = Kiocb::with_completion(100, move |done| {
         assert!(matches!(
@@ -285,7 +288,12 @@ fn async_errors_go_through_the_completion() {
         c.fetch_add(1, Ordering::SeqCst);
     });
     let mut it = IovIter::<Source, Ubuf>::new(&src.0);
-    assert_eq!(dev.direct_io(&mut kiocb, &mut it), Ok(Submitted::Queued));
+    let err = dev.direct_io(&mut kiocb, &mut it).unwrap_err();
+    assert_eq!(misaligned(Err(err)), Misalignment::FileOffset);
+    assert!(kiocb.has_completion());
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert!(kiocb.complete(Err(err)));
+    assert!(!kiocb.has_completion());
     drop(kiocb);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(it.count(), 1024);
@@ -299,10 +307,66 @@ fn async_errors_go_through_the_completion() {
         fut.try_get(),
         Some(Completed {
             result: Err(Error::Os(Errno::EIO)),
-            pos: 0
+            pos: 0,
+            buf: ()
         })
     );
     assert!(dev.snapshot().iter().all(|&b| b == 0));
+}
+
+/// Deferred completions (`defer_completions`): owned requests stay pending
+/// (nothing transferred yet) until the device is driven, then complete in
+/// the chosen order, each handing its buffer back; completion callbacks
+/// that panic do not stop the others, and the first panic is raised again
+/// once, after them.
+#[test]
+fn deferred_completions_run_in_order_and_survive_panics() {
+    let dev = MemDevice::new(DEV);
+    let data = pat(17, DEV);
+    dev.write_at(0, &data);
+    dev.defer_completions(Some(PendingOrder::Reverse));
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for i in 0..4u64 {
+        let o = Arc::clone(&order);
+        let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 512).unwrap());
+        let mut kiocb = Kiocb::with_callback(i * 512, buf, move |done| {
+            if i == 1 || i == 2 {
+                o.lock().unwrap().push((i, None));
+                panic!("completion {i} panics");
+            }
+            o.lock().unwrap().push((i, Some(done)));
+        });
+        assert_eq!(dev.submit(&mut kiocb), Ok(Submitted::Queued));
+        assert!(!kiocb.has_completion());
+    }
+    assert_eq!(dev.pending(), 4);
+    assert_eq!(dev.stats().ios(), 0, "the data moves when they complete");
+    assert!(order.lock().unwrap().is_empty());
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        dev.complete_pending(usize::MAX)
+    }));
+    let payload = r.expect_err("a completion panicked");
+    assert_eq!(
+        payload.downcast_ref::<String>().map(String::as_str),
+        Some("completion 2 panics"),
+        "the first panic, in completion order"
+    );
+    assert_eq!(dev.pending(), 0);
+    assert_eq!(dev.stats().reads, 4);
+    let order = std::mem::take(&mut *order.lock().unwrap());
+    assert_eq!(
+        order.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        [3, 2, 1, 0]
+    );
+    for (i, done) in order {
+        let Some(done) = done else { continue };
+        assert_eq!((done.result, done.pos), (Ok(512), (i + 1) * 512));
+        let at = i as usize * 512;
+        assert_eq!(done.buf.into_inner()[..], data[at..at + 512]);
+    }
+    // Nothing is left over to raise or run.
+    assert_eq!(dev.complete_pending(usize::MAX), 0);
+    assert_eq!(dev.drive(1), Ok(0));
 }
 
 // ------------------------------------------------------------ alignment
@@ -433,6 +497,127 @@ fn write_past_end_is_short_then_enospc() {
     assert_eq!(dev.snapshot()[12288..], src.0[..4096]);
 }
 
+/// `rw_verify_area`: a request that reaches past `i64::MAX` (at or past
+/// 2^63, or ending past it) is EINVAL before any I/O, as on every backend.
+/// (The RAM backend used to answer a read there with 0 and a write with
+/// ENOSPC, as for any position past its end.)
+#[test]
+fn position_past_i64_max_is_einval_sync_and_async() {
+    const TOP: u64 = 1 << 63;
+    let is_pos_einval = |r: iov_iter::Result<Submitted>| match r {
+        Err(e @ Error::InvalidArgument(_)) => e.errno() == Errno::EINVAL,
+        _ => false,
+    };
+    let dev = MemDevice::new(DEV);
+    dev.fill(0x33);
+    let before = dev.snapshot();
+    let mut src = buf::<512>();
+    pattern(16, &mut src.0);
+    let mut dst = buf::<512>();
+
+    // Sync, borrowed, both directions: at 2^63, past it, ending past
+    // i64::MAX, and u64::MAX.
+    for pos in [TOP, TOP + 4096, u64::MAX - 511, TOP - 256] {
+        let mut kiocb = Kiocb::new_sync(pos);
+        let mut it = IovIter::<Source, Ubuf>::new(&src.0);
+        assert!(
+            is_pos_einval(dev.direct_io(&mut kiocb, &mut it)),
+            "write at {pos:#x}"
+        );
+        assert_eq!((kiocb.pos, it.count()), (pos, 512));
+        let mut kiocb = Kiocb::new_sync(pos);
+        let mut it = IovIter::<Dest, Ubuf>::new(&mut dst.0);
+        assert!(
+            is_pos_einval(dev.direct_io(&mut kiocb, &mut it)),
+            "read at {pos:#x}"
+        );
+        assert_eq!((kiocb.pos, it.count()), (pos, 512));
+    }
+    // The last request that ends at i64::MAX + 1 is refused; one ending a
+    // block earlier is an ordinary request past the end of the device.
+    let mut kiocb = Kiocb::new_sync(TOP - 512);
+    let mut it = IovIter::<Source, Ubuf>::new(&src.0);
+    assert!(is_pos_einval(dev.direct_io(&mut kiocb, &mut it)));
+    assert_eq!(dev.stats().ios(), 0);
+    let mut kiocb = Kiocb::new_sync(TOP - 1024);
+    let mut it = IovIter::<Dest, Ubuf>::new(&mut dst.0);
+    assert_eq!(dev.direct_io(&mut kiocb, &mut it), Ok(Submitted::Done(0)));
+    let mut it = IovIter::<Source, Ubuf>::new(&src.0);
+    assert_eq!(
+        dev.direct_io(&mut kiocb, &mut it),
+        Err(Error::Os(Errno::ENOSPC))
+    );
+    assert_eq!(dev.stats().ios(), 2);
+    dev.reset_stats();
+
+    // The position is checked first: before the flags (ATOMIC is not
+    // supported here), the empty request and the alignment.
+    let mut kiocb = Kiocb::new_sync(TOP).with_flags(iov_iter::kiocb::IocbFlags::ATOMIC);
+    let mut it = IovIter::<Source, Ubuf>::new(&src.0);
+    assert!(is_pos_einval(dev.direct_io(&mut kiocb, &mut it)));
+    let mut it = IovIter::<Source, Ubuf>::new(&[]);
+    assert!(is_pos_einval(
+        dev.direct_io(&mut Kiocb::new_sync(TOP), &mut it)
+    ));
+    let mut it = IovIter::<Source, Ubuf>::new(&src.0[..100]);
+    assert!(is_pos_einval(
+        dev.direct_io(&mut Kiocb::new_sync(TOP + 1), &mut it)
+    ));
+
+    // Async, borrowed: returned before queueing, the completion stays.
+    let (mut kiocb, fut) = Kiocb::new_async(TOP);
+    let mut it = IovIter::<Dest, Ubuf>::new(&mut dst.0);
+    assert!(is_pos_einval(dev.direct_io(&mut kiocb, &mut it)));
+    assert!(kiocb.has_completion());
+    assert!(!fut.is_complete());
+    assert_eq!(it.count(), 512);
+    drop(kiocb);
+    assert_eq!(fut.wait().result, Err(Error::Os(Errno::ECANCELED)));
+
+    // Async, owned, with deferred completions too: nothing pending, the
+    // completion and its buffer still in the kiocb.
+    for defer in [None, Some(PendingOrder::Fifo)] {
+        dev.defer_completions(defer);
+        let data = AlignedBuf::from_slice(512, &src.0).unwrap();
+        let (mut kiocb, mut fut) = Kiocb::new_async_with(TOP, OwnedIter::<Source, _>::new(data));
+        assert!(is_pos_einval(dev.submit(&mut kiocb)));
+        assert!(kiocb.has_completion());
+        assert_eq!(kiocb.buf().map(OwnedIter::count), Some(512));
+        assert_eq!(dev.pending(), 0);
+        assert!(fut.try_take().is_none());
+        let into = AlignedBuf::zeroed(512, 512).unwrap();
+        let (mut rk, rfut) = Kiocb::new_async_with(u64::MAX - 511, OwnedIter::<Dest, _>::new(into));
+        assert!(is_pos_einval(dev.submit(&mut rk)));
+        assert!(rk.has_completion());
+        assert_eq!(rk.buf().map(OwnedIter::count), Some(512));
+        assert!(!rfut.is_complete());
+        // Dropped unsubmitted: cancelled, the buffer handed back unread.
+        drop((kiocb, rk));
+        let done = fut.try_take().unwrap();
+        assert_eq!(
+            (done.result, done.pos),
+            (Err(Error::Os(Errno::ECANCELED)), TOP)
+        );
+        assert_eq!(done.buf.into_inner()[..], src.0[..]);
+        let done = rfut.wait();
+        assert_eq!(done.buf.count(), 512);
+        assert!(done.buf.into_inner().iter().all(|&b| b == 0));
+    }
+    dev.defer_completions(None);
+
+    // Sync, owned: the buffer stays in the kiocb, not advanced.
+    let mut kiocb = Kiocb::new_sync_with(TOP, OwnedIter::<Dest, _>::new(vec![0u8; 512]));
+    assert!(is_pos_einval(dev.submit(&mut kiocb)));
+    assert_eq!(
+        (kiocb.pos, kiocb.buf().map(OwnedIter::count)),
+        (TOP, Some(512))
+    );
+
+    assert_eq!(dev.stats().ios(), 0);
+    assert_eq!(dev.snapshot(), before);
+    assert!(dst.0.iter().all(|&b| b == 0));
+}
+
 // ------------------------------------------------------------ RWF flags, NOWAIT
 
 #[test]
@@ -474,13 +659,16 @@ fn rw_flags_are_validated_against_device_caps() {
         atomic.direct_io(&mut kiocb, &mut it),
         Ok(Submitted::Done(512))
     );
-    // The device refuses RWF_ATOMIC it does not support even unvalidated.
+    // RWF_ATOMIC the device does not support is refused even when the
+    // kiocb never went through `set_rw_flags`: direct I/O checks the
+    // flags against the caps before any transfer.
     let mut kiocb = Kiocb::new_sync(0).with_flags(iov_iter::kiocb::IocbFlags::ATOMIC);
     let mut it = IovIter::<Source, Ubuf>::new(&src.0);
     assert_eq!(
         dev.direct_io(&mut kiocb, &mut it).unwrap_err().errno(),
         Errno::EOPNOTSUPP
     );
+    assert_eq!((dev.stats().ios(), it.count()), (0, 512));
 }
 
 #[test]
@@ -537,7 +725,7 @@ fn should_dirty_matrix() {
     assert!(!should_dirty::<Source, Ubuf>());
     assert!(!should_dirty::<Source, Kvec>());
     assert!(!should_dirty::<Source, Bvec>());
-    const { assert!(IovIter::<Dest, Ubuf>::SHOULD_DIRTY) };
+    const { assert!(should_dirty::<Dest, Ubuf>()) };
 }
 
 fn dirty_of(bm: &DirtyBitmap) -> Vec<usize> {

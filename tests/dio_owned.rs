@@ -745,3 +745,19 @@ mod real {
         }
     }
 }
+
+#[test]
+fn a_sync_kiocb_whose_buffer_was_taken_is_einval() {
+    let dev = MemDevice::new(4096);
+    let mut kiocb = Kiocb::new_sync_with(
+        0,
+        OwnedIter::<Source, _>::new(AlignedBuf::zeroed(512, 512).unwrap()),
+    );
+    let buf = kiocb.take_buf().unwrap();
+    assert_eq!(dev.submit(&mut kiocb).unwrap_err().errno(), Errno::EINVAL);
+    assert_eq!(dev.stats().ios(), 0);
+    // Put back (a new kiocb), it goes through and stays in the kiocb.
+    let mut kiocb = Kiocb::new_sync_with(0, buf);
+    assert_eq!(dev.submit(&mut kiocb), Ok(Submitted::Done(512)));
+    assert_eq!((kiocb.pos, kiocb.buf().unwrap().count()), (512, 0));
+}

@@ -498,7 +498,8 @@ mod completion {
             *seen.lock().unwrap(),
             vec![Completed {
                 result: Ok(512),
-                pos: 4608
+                pos: 4608,
+                buf: (),
             }]
         );
     }
@@ -536,7 +537,8 @@ mod completion {
             seen.lock().unwrap()[0],
             Completed {
                 result: Err(Error::Os(Errno::EIO)),
-                pos: 1000
+                pos: 1000,
+                buf: (),
             }
         );
     }
@@ -551,7 +553,8 @@ mod completion {
             seen.lock().unwrap()[0],
             Completed {
                 result: Err(Error::Os(Errno::ECANCELED)),
-                pos: 20
+                pos: 20,
+                buf: (),
             }
         );
     }
@@ -589,7 +592,8 @@ mod completion {
             seen.lock().unwrap()[0],
             Completed {
                 result: Ok(7),
-                pos: 12
+                pos: 12,
+                buf: (),
             }
         );
     }
@@ -620,7 +624,8 @@ mod completion {
                 done,
                 Completed {
                     result: Ok(100),
-                    pos: start + 100
+                    pos: start + 100,
+                    buf: (),
                 }
             );
             t.join().unwrap();
@@ -674,11 +679,19 @@ mod completion {
         let want = Completed {
             result: Ok(9),
             pos: 9,
+            buf: (),
         };
-        assert_eq!(poll_once(&mut fut, &w2), Poll::Ready(want));
-        // Polling again after Ready returns the same outcome.
-        assert_eq!(poll_once(&mut fut, &w1), Poll::Ready(want));
         assert_eq!(fut.try_get(), Some(want));
+        assert_eq!(poll_once(&mut fut, &w2), Poll::Ready(want));
+        // The outcome (and its buffer) was handed out: nothing is left to
+        // copy, and polling again after Ready panics.
+        assert!(fut.is_complete());
+        assert_eq!(fut.try_get(), None);
+        assert!(fut.try_take().is_none());
+        let again =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| poll_once(&mut fut, &w1)));
+        assert!(again.is_err(), "polling after Ready must panic");
+        assert_eq!(c1.wakes.load(Ordering::SeqCst), 0);
     }
 
     #[test]
@@ -712,6 +725,62 @@ mod completion {
         drop(fut);
         k.take_completion().unwrap().complete(0, Ok(1));
         drop(k);
+    }
+
+    /// A kiocb carrying a buffer hands it back exactly once, whichever way
+    /// it completes: by the I/O, by the caller, or cancelled by a drop (of
+    /// the kiocb, or of its taken completion). A sync kiocb keeps its own.
+    #[test]
+    fn the_buffer_comes_back_with_every_outcome() {
+        let (mut k, mut fut) = Kiocb::new_async_with(8, vec![1u8, 2, 3]);
+        assert_eq!(k.buf().map(Vec::len), Some(3));
+        k.buf_mut().unwrap().push(4);
+        assert!(
+            k.take_buf().is_none(),
+            "an async buffer comes back through the completion"
+        );
+        let c = k.take_completion().unwrap();
+        assert!(k.buf().is_none(), "the buffer travels with the completion");
+        assert_eq!(c.buf(), &vec![1, 2, 3, 4]);
+        thread::spawn(move || c.complete(8, Ok(2))).join().unwrap();
+        let done = fut.try_take().unwrap();
+        assert_eq!(
+            (done.result, done.pos, done.buf),
+            (Ok(2), 10, vec![1, 2, 3, 4])
+        );
+        assert!(fut.is_complete());
+        assert!(fut.try_take().is_none(), "taken once");
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sender = |pos: u64, buf: &str| {
+            let tx = tx.clone();
+            Kiocb::with_callback(pos, String::from(buf), move |d| tx.send(d).unwrap())
+        };
+        let mut k = sender(5, "a");
+        assert!(k.complete(Err(Error::Os(Errno::EIO))));
+        drop(k);
+        drop(sender(6, "b"));
+        let mut k = sender(7, "c");
+        let c = k.take_completion().unwrap();
+        drop(k);
+        thread::spawn(move || drop(c)).join().unwrap();
+        drop(tx);
+        let got: Vec<Completed<String>> = rx.iter().collect();
+        let cancelled = Err(Error::Os(Errno::ECANCELED));
+        assert_eq!(
+            got,
+            [
+                Completed::with_buf(5, Err(Error::Os(Errno::EIO)), "a".to_owned()),
+                Completed::with_buf(6, cancelled, "b".to_owned()),
+                Completed::with_buf(7, cancelled, "c".to_owned()),
+            ]
+        );
+
+        let mut s = Kiocb::new_sync_with(0, vec![9u8; 4]);
+        assert!(s.is_sync() && !s.has_completion());
+        assert_eq!(s.buf().map(Vec::len), Some(4));
+        assert_eq!(s.take_buf(), Some(vec![9u8; 4]));
+        assert_eq!(s.take_buf(), None);
     }
 
     #[cfg(feature = "std")]

@@ -20,19 +20,26 @@
 //! * Phase B1, dropped futures (a quarter): a [`UringQueue`] on an
 //!   `O_DIRECT` file under `CARGO_TARGET_TMPDIR`, random write (owned pages
 //!   or page references) and read batches at random slots, up to 32 in
-//!   flight, 40% of the [`UringOp`] futures dropped at once (half of those
-//!   after one poll). A slot has at most one write in flight, and no write
-//!   while it is read, so the last completed write per slot is well
-//!   defined; kiocb completions (which run for dropped operations too)
-//!   track it. Checked periodically and at the end: the file (read back
-//!   through the page cache, not the path under test) holds the last write
-//!   of every slot, kept reads hold the expected versions, the pages handed
-//!   back and the page references given to writes still hold their patterns
-//!   and are released, a pool of canary pages (churned, so that freed read
-//!   buffers get reused) is intact. Last, the queue is dropped with I/O in
-//!   flight: every completion runs, every slot holds the old or new data.
+//!   flight. 60% are kept: a callback kiocb ([`Kiocb::with_callback`])
+//!   whose callback tracks the slots and hands the buffers back for
+//!   checking. 40% go on a future kiocb ([`Kiocb::new_async_with`]) whose
+//!   future is dropped at once (half of them after one poll): the buffers
+//!   must stay valid until the CQE and be freed after. A slot has at most
+//!   one write in flight, and no write while it is read, so the last
+//!   completed write per slot is well defined. Nobody sees a dropped
+//!   future's completion, so its slots stay marked until the next
+//!   checkpoint has drained the queue (one comes early when such slots
+//!   make up a quarter of the file). Checked at every checkpoint and at
+//!   the end: the file (read back through the page cache, not the path
+//!   under test) holds the last write of every slot, kept reads hold the
+//!   expected versions, the pages handed back and the page references given
+//!   to writes still hold their patterns and are released, a pool of canary
+//!   pages (churned, so that freed read buffers get reused) is intact.
+//!   Last, the queue is dropped with I/O in flight: every callback runs
+//!   (done or `ECANCELED`) before the drop returns, every slot holds the
+//!   old or new data.
 //! * Phase B2 (the rest): phase A's rounds on the example's io_uring backend
-//!   (`SwapBackend::Uring`) over another file, no faults, one swap-in handle
+//!   (`IoMode::Uring`) over another file, no faults, one swap-in handle
 //!   in 3 dropped unwaited.
 //!
 //! Phase B skips loudly when io_uring or `O_DIRECT` is unavailable.
@@ -59,15 +66,16 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use iov_iter::backend::file::DirectFile;
 use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice};
-use iov_iter::backend::uring::{PageBatch, UringOp, UringQueue};
-use iov_iter::dio::{DioAlign, Transfer};
+use iov_iter::backend::uring::UringQueue;
+use iov_iter::buf::OwnedIter;
+use iov_iter::dio::{DioAlign, DioBuf, DirectIo};
 use iov_iter::kiocb::{Completed, FileCaps, IocbFlags, Kiocb, RwType, RwfFlags};
-use iov_iter::{Errno, PAGE_SIZE, Page, PageFlags, PageRef, UserIovec};
+use iov_iter::{Dest, Errno, PAGE_SIZE, Page, PageFlags, PageRef, Source, UserIovec};
 
 #[allow(dead_code)]
 #[path = "../examples/swap/header.rs"]
@@ -94,7 +102,7 @@ mod workload;
 #[path = "../examples/swap/testutil.rs"]
 mod testutil;
 
-use swapio::{SwapBackend, SwapDevice, SwapError, SwapIn, SwapPlug};
+use swapio::{IoMode, SwapDevice, SwapError, SwapIn, SwapPlug};
 use swapmap::{Slot, SlotRng};
 use workload::{check_page, check_swapped_in, fill_page, make_page, shuffle};
 
@@ -172,9 +180,16 @@ struct Report {
     b_verified_read_pages: u64,
     b_verified_write_pages: u64,
     b_verified_slots: u64,
+    /// Checkpoints, and of them those that came before `check_every`
+    /// page ops to free the slots held by dropped-future operations.
     b_checkpoints: u64,
-    b_cancelled_on_drop: u64,
+    b_early_checkpoints: u64,
+    /// Operations in flight when the queue was dropped (both kinds), the
+    /// callback-tracked ones among them, and how many of those the drop
+    /// cancelled (ECANCELED).
     b_in_flight_at_drop: u64,
+    b_tracked_at_drop: u64,
+    b_tracked_cancelled_on_drop: u64,
     b_time: Duration,
     c: SwapReport,
 }
@@ -247,20 +262,29 @@ impl Report {
                     rate(self.b_page_ops, self.b_time),
                 );
                 println!(
-                    "    futures dropped {} ({} after one poll); queue dropped with {} \
-                     operations in flight, {} of them cancelled",
+                    "    {} operations with completion callbacks, {} with futures dropped \
+                     in flight ({} after one poll)",
+                    self.b_submitted - self.b_dropped,
                     self.b_dropped,
                     self.b_dropped_polled,
-                    self.b_in_flight_at_drop,
-                    self.b_cancelled_on_drop,
                 );
                 println!(
-                    "    verified: {} pages read back through kept futures, {} write pages \
-                     handed back, {} slots of the file in {} checkpoints",
+                    "    queue dropped with {} operations in flight: {} with callbacks, {} of \
+                     them cancelled; {} with dropped futures",
+                    self.b_in_flight_at_drop,
+                    self.b_tracked_at_drop,
+                    self.b_tracked_cancelled_on_drop,
+                    self.b_in_flight_at_drop - self.b_tracked_at_drop,
+                );
+                println!(
+                    "    verified: {} pages read back through callbacks, {} write pages \
+                     handed back or released, {} slots of the file in {} checkpoints \
+                     ({} early)",
                     self.b_verified_read_pages,
                     self.b_verified_write_pages,
                     self.b_verified_slots,
                     self.b_checkpoints,
+                    self.b_early_checkpoints,
                 );
                 println!(
                     "  phase B2: SwapDevice on io_uring (queue depth {MAX_IN_FLIGHT}), \
@@ -370,17 +394,19 @@ impl FaultyMem {
     }
 }
 
-impl Transfer for FaultyMem {
+// The default `start` runs `transfer` inline: every async request
+// completes before its submission returns (the async-inline path).
+impl DirectIo for FaultyMem {
     fn dio_align(&self) -> DioAlign {
-        self.mem.dio_align()
+        DirectIo::dio_align(&*self.mem)
     }
 
     fn caps(&self) -> FileCaps {
-        self.mem.caps()
+        DirectIo::caps(&*self.mem)
     }
 
     fn max_segs(&self) -> usize {
-        Transfer::max_segs(&*self.mem)
+        DirectIo::max_segs(&*self.mem)
     }
 
     unsafe fn transfer(
@@ -408,7 +434,7 @@ impl Transfer for FaultyMem {
         }
         // SAFETY: the caller's promise for `iov` covers this call, which
         // forwards it unchanged for the duration of this one.
-        let r = unsafe { self.mem.transfer(rw, pos, iov, flags) };
+        let r = unsafe { DirectIo::transfer(&*self.mem, rw, pos, iov, flags) };
         assert_eq!(self.mem.armed_faults(), 0, "a one-shot fault was not used");
         r
     }
@@ -959,7 +985,7 @@ fn phase_a(cfg: &Config, report: &mut Report) {
             log: Vec::new(),
         }),
     });
-    let dev = SwapDevice::new(SwapBackend::AsyncInline(faulty.clone()), cfg.slots).unwrap();
+    let dev = SwapDevice::new(faulty.clone(), IoMode::AsyncInline, cfg.slots).unwrap();
     let mut run = SwapRun::new(
         cfg.seed,
         cfg.pages,
@@ -984,19 +1010,36 @@ enum SlotData {
     Never,
     /// The pattern of this version.
     Known(u32),
-    /// A write of `new` failed or was cancelled: `new` or the old contents.
+    /// A write of `new` failed, was cancelled, or its outcome is unknown
+    /// (its future was dropped before the queue was): `new` or the old
+    /// contents.
     Either(Option<u32>, u32),
 }
 
-/// Per-slot bookkeeping, updated by the kiocb completions (which run for
-/// dropped operations too).
+impl SlotData {
+    fn version(self) -> Option<u32> {
+        match self {
+            SlotData::Known(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Per-slot bookkeeping. The completion callbacks of kept operations
+/// update it when they run; an operation whose future was dropped is
+/// accounted for by [`PhaseB::release_dropped`], once the queue has no I/O
+/// in flight.
 struct Track {
     data: Vec<SlotData>,
     version: Vec<u32>,
     writer: Vec<bool>,
     readers: Vec<u32>,
+    /// Operations submitted, both kinds.
     submitted: u64,
+    /// Completion callbacks run, plus dropped-future operations released
+    /// after a drain.
     completed: u64,
+    /// Completion callbacks that saw anything but the full length.
     failed: u64,
     anomalies: Vec<String>,
 }
@@ -1022,19 +1065,29 @@ impl Wake for CountWake {
     }
 }
 
+/// Where a kept operation's completion callback leaves its outcome, with
+/// the buffers it hands back.
+type DoneSlot<B> = Arc<Mutex<Option<Completed<B>>>>;
+
+type OwnedWrite = OwnedIter<Source, Vec<Page>>;
+type RefWrite = OwnedIter<Source, Vec<PageRef>>;
+type PageRead = OwnedIter<Dest, Vec<Page>>;
+
+/// An operation on a callback kiocb: the callback tracks it and hands its
+/// buffers back in `done`.
 enum Kept {
     WriteOwned {
-        op: UringOp<PageBatch<Page>>,
+        done: DoneSlot<OwnedWrite>,
         first: u32,
         versions: Vec<u32>,
     },
     WriteRef {
-        op: UringOp<PageBatch<PageRef>>,
+        done: DoneSlot<RefWrite>,
         first: u32,
         versions: Vec<u32>,
     },
     Read {
-        op: UringOp<PageBatch<Page>>,
+        done: DoneSlot<PageRead>,
         first: u32,
         expect: Vec<SlotData>,
     },
@@ -1043,10 +1096,23 @@ enum Kept {
 impl Kept {
     fn is_complete(&self) -> bool {
         match self {
-            Kept::WriteOwned { op, .. } | Kept::Read { op, .. } => op.is_complete(),
-            Kept::WriteRef { op, .. } => op.is_complete(),
+            Kept::WriteOwned { done, .. } => lock(done).is_some(),
+            Kept::WriteRef { done, .. } => lock(done).is_some(),
+            Kept::Read { done, .. } => lock(done).is_some(),
         }
     }
+}
+
+/// An operation on a future kiocb whose future was dropped: nobody sees its
+/// completion, so its slots stay marked (writer or readers) until the queue
+/// has been drained, when it has certainly completed.
+struct Dropped {
+    write: bool,
+    first: u32,
+    /// A write's new versions (empty for a read).
+    versions: Vec<u32>,
+    /// What its slots held when it was submitted.
+    old: Vec<SlotData>,
 }
 
 struct PhaseB<'a> {
@@ -1055,6 +1121,9 @@ struct PhaseB<'a> {
     queue: Option<UringQueue>,
     track: Arc<Mutex<Track>>,
     kept: VecDeque<Kept>,
+    dropped: Vec<Dropped>,
+    /// Slots marked by `dropped`.
+    held_slots: usize,
     /// Page references given to writes (kept or dropped): intact, and ours
     /// alone once the queue is drained.
     watch: Vec<(PageRef, u64)>,
@@ -1103,40 +1172,53 @@ impl PhaseB<'_> {
         }
     }
 
-    /// Verifies a kept operation's outcome and what it hands back.
+    /// Verifies a kept operation's outcome and the buffers it handed back.
     fn finish_kept(&mut self, k: Kept) {
         let seed = self.seed();
         match k {
             Kept::WriteOwned {
-                op,
+                done,
                 first,
                 versions,
             } => {
-                let out = op.try_take().expect("complete");
-                assert_eq!(out.completed.result, Ok(versions.len() * PAGE_SIZE));
-                for (j, (p, v)) in out.buffers.pages().iter().zip(&versions).enumerate() {
+                let out = lock(&done).take().expect("complete");
+                assert_eq!(out.result, Ok(versions.len() * PAGE_SIZE));
+                assert_eq!(out.buf.count(), 0, "write buffer not advanced");
+                let pages = out.buf.into_inner();
+                assert_eq!(pages.len(), versions.len());
+                for (j, (p, v)) in pages.iter().zip(&versions).enumerate() {
                     check_page(p.as_bytes(), slot_tag(first + j as u32, *v), seed)
                         .unwrap_or_else(|m| panic!("owned write page handed back: {m}"));
                 }
                 self.report.b_verified_write_pages += versions.len() as u64;
             }
             Kept::WriteRef {
-                op,
+                done,
                 first,
                 versions,
             } => {
-                let out = op.try_take().expect("complete");
-                assert_eq!(out.completed.result, Ok(versions.len() * PAGE_SIZE));
-                for (j, (p, v)) in out.buffers.pages().iter().zip(&versions).enumerate() {
+                let out = lock(&done).take().expect("complete");
+                assert_eq!(out.result, Ok(versions.len() * PAGE_SIZE));
+                assert_eq!(out.buf.count(), 0, "write buffer not advanced");
+                let refs = out.buf.into_inner();
+                assert_eq!(refs.len(), versions.len());
+                for (j, (p, v)) in refs.iter().zip(&versions).enumerate() {
                     check_page(p.as_bytes(), slot_tag(first + j as u32, *v), seed)
                         .unwrap_or_else(|m| panic!("write page reference handed back: {m}"));
                 }
                 self.report.b_verified_write_pages += versions.len() as u64;
             }
-            Kept::Read { op, first, expect } => {
-                let out = op.try_take().expect("complete");
-                assert_eq!(out.completed.result, Ok(expect.len() * PAGE_SIZE));
-                for (j, (p, d)) in out.buffers.pages().iter().zip(&expect).enumerate() {
+            Kept::Read {
+                done,
+                first,
+                expect,
+            } => {
+                let out = lock(&done).take().expect("complete");
+                assert_eq!(out.result, Ok(expect.len() * PAGE_SIZE));
+                assert_eq!(out.buf.count(), 0, "read buffer not advanced");
+                let pages = out.buf.into_inner();
+                assert_eq!(pages.len(), expect.len());
+                for (j, (p, d)) in pages.iter().zip(&expect).enumerate() {
                     self.check_slot_bytes(p.as_bytes(), first + j as u32, *d, "kept read");
                 }
                 self.report.b_verified_read_pages += expect.len() as u64;
@@ -1144,6 +1226,8 @@ impl PhaseB<'_> {
         }
     }
 
+    /// Finishes the kept operations that completed; waits for the oldest
+    /// while more than [`MAX_KEPT`] are outstanding.
     fn harvest(&mut self) {
         let mut i = 0;
         while i < self.kept.len() {
@@ -1156,42 +1240,11 @@ impl PhaseB<'_> {
         }
         while self.kept.len() > MAX_KEPT {
             let k = self.kept.pop_front().unwrap();
-            let k = match k {
-                Kept::WriteOwned {
-                    op,
-                    first,
-                    versions,
-                } => Kept::WriteOwned {
-                    op: Self::wait_op(self.queue(), op),
-                    first,
-                    versions,
-                },
-                Kept::WriteRef {
-                    op,
-                    first,
-                    versions,
-                } => Kept::WriteRef {
-                    op: Self::wait_op(self.queue(), op),
-                    first,
-                    versions,
-                },
-                Kept::Read { op, first, expect } => Kept::Read {
-                    op: Self::wait_op(self.queue(), op),
-                    first,
-                    expect,
-                },
-            };
+            while !k.is_complete() {
+                self.queue().wait(1).unwrap();
+            }
             self.finish_kept(k);
         }
-    }
-
-    /// Drives the queue until `op` is complete (a future that has been
-    /// woken: `UringOp::wait` would take its output).
-    fn wait_op<B>(queue: &UringQueue, op: UringOp<B>) -> UringOp<B> {
-        while !op.is_complete() {
-            queue.wait(1).unwrap();
-        }
-        op
     }
 
     /// Picks `n` consecutive slots that a write (no I/O in flight on them)
@@ -1233,79 +1286,127 @@ impl PhaseB<'_> {
         None
     }
 
-    fn write_kiocb(&self, first: u32, versions: &[u32], old: Vec<SlotData>) -> Kiocb {
+    /// A callback kiocb for a kept write: the callback tracks the slots
+    /// and leaves the outcome, with the buffer, in `slot`.
+    fn write_kiocb<I: Send + 'static>(
+        &self,
+        first: u32,
+        versions: &[u32],
+        old: Vec<SlotData>,
+        iter: I,
+        slot: DoneSlot<I>,
+    ) -> Kiocb<I> {
         let track = Arc::clone(&self.track);
         let pos = u64::from(first) * PS;
         let len = versions.len() * PAGE_SIZE;
         let versions = versions.to_vec();
-        Kiocb::with_completion(pos, move |done: Completed| {
-            let mut t = lock(&track);
-            t.completed += 1;
-            let ok = done.result == Ok(len);
-            if ok && done.pos != pos + len as u64 {
-                t.anomaly(format!("write at {pos}: completion position {}", done.pos));
-            }
-            if !ok {
-                t.failed += 1;
-                if done.result != Err(iov_iter::Error::Os(Errno::ECANCELED)) {
-                    t.anomaly(format!("write at {pos} ({len} bytes): {:?}", done.result));
+        Kiocb::with_callback(pos, iter, move |done: Completed<I>| {
+            {
+                let mut t = lock(&track);
+                t.completed += 1;
+                let ok = done.result == Ok(len);
+                if ok && done.pos != pos + len as u64 {
+                    t.anomaly(format!("write at {pos}: completion position {}", done.pos));
                 }
-            }
-            for (j, (&v, o)) in versions.iter().zip(old).enumerate() {
-                let s = first as usize + j;
-                if !t.writer[s] {
-                    t.anomaly(format!("slot {s}: write completed twice"));
+                if !ok {
+                    t.failed += 1;
+                    if done.result != Err(iov_iter::Error::Os(Errno::ECANCELED)) {
+                        t.anomaly(format!("write at {pos} ({len} bytes): {:?}", done.result));
+                    }
                 }
-                t.writer[s] = false;
-                t.data[s] = if ok {
-                    SlotData::Known(v)
-                } else {
-                    let old = match o {
-                        SlotData::Known(v) => Some(v),
-                        _ => None,
+                for (j, (&v, o)) in versions.iter().zip(old).enumerate() {
+                    let s = first as usize + j;
+                    if !t.writer[s] {
+                        t.anomaly(format!("slot {s}: write completed twice"));
+                    }
+                    t.writer[s] = false;
+                    t.data[s] = if ok {
+                        SlotData::Known(v)
+                    } else {
+                        SlotData::Either(o.version(), v)
                     };
-                    SlotData::Either(old, v)
-                };
+                }
             }
+            *lock(&slot) = Some(done);
         })
         .with_flags(IocbFlags::DIRECT)
     }
 
-    fn read_kiocb(&self, first: u32, n: usize) -> Kiocb {
+    /// A callback kiocb for a kept read (as [`PhaseB::write_kiocb`]).
+    fn read_kiocb<I: Send + 'static>(
+        &self,
+        first: u32,
+        n: usize,
+        iter: I,
+        slot: DoneSlot<I>,
+    ) -> Kiocb<I> {
         let track = Arc::clone(&self.track);
         let pos = u64::from(first) * PS;
         let len = n * PAGE_SIZE;
-        Kiocb::with_completion(pos, move |done: Completed| {
-            let mut t = lock(&track);
-            t.completed += 1;
-            if done.result != Ok(len) {
-                t.failed += 1;
-                if done.result != Err(iov_iter::Error::Os(Errno::ECANCELED)) {
-                    t.anomaly(format!("read at {pos} ({len} bytes): {:?}", done.result));
+        Kiocb::with_callback(pos, iter, move |done: Completed<I>| {
+            {
+                let mut t = lock(&track);
+                t.completed += 1;
+                if done.result != Ok(len) {
+                    t.failed += 1;
+                    if done.result != Err(iov_iter::Error::Os(Errno::ECANCELED)) {
+                        t.anomaly(format!("read at {pos} ({len} bytes): {:?}", done.result));
+                    }
+                } else if done.pos != pos + len as u64 {
+                    t.anomaly(format!("read at {pos}: completion position {}", done.pos));
+                }
+                for s in first as usize..first as usize + n {
+                    match t.readers[s].checked_sub(1) {
+                        Some(r) => t.readers[s] = r,
+                        None => t.anomaly(format!("slot {s}: read completed twice")),
+                    }
                 }
             }
-            for s in first as usize..first as usize + n {
-                match t.readers[s].checked_sub(1) {
-                    Some(r) => t.readers[s] = r,
-                    None => t.anomaly(format!("slot {s}: read completed twice")),
-                }
-            }
+            *lock(&slot) = Some(done);
         })
         .with_flags(IocbFlags::DIRECT)
     }
 
-    /// Drops `op` now, after polling it once in half the cases (so a
-    /// waker is registered when it goes).
-    fn drop_op<B>(&mut self, mut op: UringOp<B>) {
+    /// Submits a kept operation's kiocb: in flight on return.
+    fn submit_kept<I: DioBuf>(&self, kiocb: &mut Kiocb<I>) {
+        let r = self
+            .queue()
+            .submit(kiocb)
+            .unwrap_or_else(|e| panic!("submit: {e}"));
+        assert!(r.is_queued(), "{r:?}");
+    }
+
+    /// Submits `iter` on a future kiocb and drops the future at once, after
+    /// polling it once in half the cases (so a waker is registered when it
+    /// goes). The I/O goes on; its buffers must stay valid until its CQE,
+    /// and be freed after.
+    fn submit_dropped<I: DioBuf>(&mut self, pos: u64, iter: I, len: usize) {
+        let (kiocb, mut fut) = Kiocb::new_async_with(pos, iter);
+        let mut kiocb = kiocb.with_flags(IocbFlags::DIRECT);
+        let r = self
+            .queue()
+            .submit(&mut kiocb)
+            .unwrap_or_else(|e| panic!("submit: {e}"));
+        assert!(r.is_queued(), "{r:?}");
+        drop(kiocb);
         self.report.b_dropped += 1;
         if self.rng.below(2) == 0 {
             let waker = Waker::from(Arc::clone(&self.wakes));
             let mut cx = Context::from_waker(&waker);
-            if Pin::new(&mut op).poll(&mut cx).is_pending() {
-                self.report.b_dropped_polled += 1;
+            match Pin::new(&mut fut).poll(&mut cx) {
+                Poll::Pending => self.report.b_dropped_polled += 1,
+                // Completed already: it must have succeeded.
+                Poll::Ready(done) => {
+                    if done.result != Ok(len) {
+                        lock(&self.track).anomaly(format!(
+                            "dropped-future op at {pos} ({len} bytes): {:?}",
+                            done.result
+                        ));
+                    }
+                }
             }
         }
-        drop(op);
+        drop(fut);
     }
 
     /// Submits one random write or read; `Some(pages)` when submitted.
@@ -1332,25 +1433,35 @@ impl PhaseB<'_> {
         };
         let keep = fill.is_some() || self.rng.below(100) >= 40;
         let n = expect.len();
+        let pos = u64::from(first) * PS;
+        let len = n * PAGE_SIZE;
+        if !keep {
+            self.held_slots += n;
+            self.dropped.push(Dropped {
+                write,
+                first,
+                versions: versions.clone(),
+                old: expect.clone(),
+            });
+        }
         if write {
-            let mut kiocb = self.write_kiocb(first, &versions, expect);
             let pages = versions
                 .iter()
                 .enumerate()
                 .map(|(j, &v)| page_with(slot_tag(first + j as u32, v), seed));
             if self.rng.below(2) == 0 {
-                let op = self
-                    .queue()
-                    .submit_write(&mut kiocb, pages.collect::<PageBatch<Page>>())
-                    .unwrap_or_else(|e| panic!("submit_write: {e}"));
+                let iter = OwnedIter::<Source, _>::new(pages.collect::<Vec<Page>>());
                 if keep {
+                    let done = DoneSlot::default();
+                    let mut k = self.write_kiocb(first, &versions, expect, iter, done.clone());
+                    self.submit_kept(&mut k);
                     self.kept.push_back(Kept::WriteOwned {
-                        op,
+                        done,
                         first,
                         versions,
                     });
                 } else {
-                    self.drop_op(op);
+                    self.submit_dropped(pos, iter, len);
                 }
             } else {
                 let refs: Vec<PageRef> = pages.map(PageRef::new).collect();
@@ -1358,36 +1469,72 @@ impl PhaseB<'_> {
                     let t = slot_tag(first + j as u32, versions[j]);
                     self.watch.push((PageRef::clone(p), t));
                 }
-                let op = self
-                    .queue()
-                    .submit_write(&mut kiocb, refs)
-                    .unwrap_or_else(|e| panic!("submit_write: {e}"));
+                let iter = OwnedIter::<Source, _>::new(refs);
                 if keep {
+                    let done = DoneSlot::default();
+                    let mut k = self.write_kiocb(first, &versions, expect, iter, done.clone());
+                    self.submit_kept(&mut k);
                     self.kept.push_back(Kept::WriteRef {
-                        op,
+                        done,
                         first,
                         versions,
                     });
                 } else {
-                    self.drop_op(op);
+                    self.submit_dropped(pos, iter, len);
                 }
             }
         } else {
-            let mut kiocb = self.read_kiocb(first, n);
-            let batch: PageBatch<Page> = (0..n).map(|_| Page::new()).collect();
-            let op = self
-                .queue()
-                .submit_read(&mut kiocb, batch)
-                .unwrap_or_else(|e| panic!("submit_read: {e}"));
+            let pages: Vec<Page> = (0..n).map(|_| Page::new()).collect();
+            let iter = OwnedIter::<Dest, _>::new(pages);
             if keep {
-                self.kept.push_back(Kept::Read { op, first, expect });
+                let done = DoneSlot::default();
+                let mut k = self.read_kiocb(first, n, iter, done.clone());
+                self.submit_kept(&mut k);
+                self.kept.push_back(Kept::Read {
+                    done,
+                    first,
+                    expect,
+                });
             } else {
-                self.drop_op(op);
+                self.submit_dropped(pos, iter, len);
             }
         }
         self.report.b_submitted += 1;
         self.report.b_page_ops += n as u64;
         Some(n as u64)
+    }
+
+    /// Accounts for the dropped-future operations, which the caller knows
+    /// have completed (no I/O in flight): their slots are free again, and a
+    /// write's slots hold its data (`certain`, no faults in phase B1), or
+    /// the old data or the new (after the queue was dropped with them in
+    /// flight).
+    fn release_dropped(&mut self, certain: bool) {
+        let mut t = lock(&self.track);
+        for d in self.dropped.drain(..) {
+            t.completed += 1;
+            for (j, &o) in d.old.iter().enumerate() {
+                let s = d.first as usize + j;
+                if d.write {
+                    if !t.writer[s] {
+                        t.anomaly(format!("slot {s}: dropped write lost its mark"));
+                    }
+                    t.writer[s] = false;
+                    let v = d.versions[j];
+                    t.data[s] = if certain {
+                        SlotData::Known(v)
+                    } else {
+                        SlotData::Either(o.version(), v)
+                    };
+                } else {
+                    match t.readers[s].checked_sub(1) {
+                        Some(r) => t.readers[s] = r,
+                        None => t.anomaly(format!("slot {s}: dropped read lost its mark")),
+                    }
+                }
+            }
+        }
+        self.held_slots = 0;
     }
 
     fn churn_canaries(&mut self) {
@@ -1408,6 +1555,8 @@ impl PhaseB<'_> {
             assert!(k.is_complete(), "drained queue left an operation pending");
             self.finish_kept(k);
         }
+        // Drained: the operations whose futures were dropped are done.
+        self.release_dropped(true);
         {
             let t = lock(&self.track);
             assert!(t.anomalies.is_empty(), "{:#?}", t.anomalies);
@@ -1466,7 +1615,10 @@ fn open_queue(path: &PathBuf, slots: u32) -> Result<UringQueue, String> {
         Err(e) => panic!("open {}: {e}", path.display()),
     };
     file.set_len(u64::from(slots) * PS).unwrap();
-    match UringQueue::new(file, MAX_IN_FLIGHT as u32) {
+    match UringQueue::builder()
+        .depth(MAX_IN_FLIGHT as u32)
+        .build(file)
+    {
         Ok(q) => Ok(q),
         Err(e) if matches!(e.errno(), Errno::ENOSYS | Errno::EPERM | Errno::ENOMEM) => {
             Err(format!("io_uring setup failed: {e}"))
@@ -1511,6 +1663,8 @@ fn phase_b(cfg: &Config, report: &mut Report) {
             anomalies: Vec::new(),
         })),
         kept: VecDeque::new(),
+        dropped: Vec::new(),
+        held_slots: 0,
         watch: Vec::new(),
         canaries: Vec::new(),
         canary_serial: 0,
@@ -1526,7 +1680,7 @@ fn phase_b(cfg: &Config, report: &mut Report) {
         .collect();
     b.canary_serial = CANARIES as u64;
 
-    // Fill every slot once, 32 pages per write, futures kept.
+    // Fill every slot once, 32 pages per write, all kept.
     for first in (0..cfg.file_slots).step_by(32) {
         b.wait_room();
         b.submit_one(Some(first)).unwrap();
@@ -1534,13 +1688,22 @@ fn phase_b(cfg: &Config, report: &mut Report) {
     }
     b.checkpoint();
 
+    // The slots of dropped-future operations stay marked until a
+    // checkpoint: one comes early when they hold a quarter of the file.
+    let held_max = cfg.file_slots as usize / 4;
     let target = (cfg.ops - cfg.ops / 2) / 2;
     let mut next_check = b.report.b_page_ops + cfg.check_every;
     while b.report.b_page_ops < target {
         b.wait_room();
+        let mut stuck = false;
         if b.submit_one(None).is_none() {
-            // Every pick collided with I/O in flight: let some finish.
-            b.queue().wait(1).unwrap();
+            if b.queue().in_flight() == 0 {
+                // Only dropped-future operations, done, are in the way.
+                stuck = true;
+            } else {
+                // Every pick collided with I/O in flight: let some finish.
+                b.queue().wait(1).unwrap();
+            }
         }
         if b.rng.below(4) == 0 {
             b.queue().reap();
@@ -1549,7 +1712,11 @@ fn phase_b(cfg: &Config, report: &mut Report) {
         if b.rng.below(8) == 0 {
             b.churn_canaries();
         }
-        if b.report.b_page_ops >= next_check {
+        let early = stuck || b.held_slots >= held_max;
+        if b.report.b_page_ops >= next_check || early {
+            if b.report.b_page_ops < next_check {
+                b.report.b_early_checkpoints += 1;
+            }
             b.checkpoint();
             next_check = b.report.b_page_ops + cfg.check_every;
         }
@@ -1562,35 +1729,58 @@ fn phase_b(cfg: &Config, report: &mut Report) {
         b.report.b_dropped_polled
     );
 
-    // Last: drop the queue with up to 32 writes and reads in flight, their
-    // futures dropped too. Every completion runs (done or ECANCELED) before
-    // the drop returns, and the file holds, per slot, the new data or the
-    // old.
+    // Last: drop the queue with up to 32 writes and reads in flight, kept
+    // ones (their callbacks) and dropped-future ones. Every callback runs
+    // (done or ECANCELED) before the drop returns, and the file holds, per
+    // slot, the new data or the old.
     for _ in 0..MAX_IN_FLIGHT {
         b.submit_one(None);
     }
+    // Nobody looks at the kept outcomes any more: the callbacks still run
+    // and track, and free the buffers.
     let kept: Vec<Kept> = b.kept.drain(..).collect();
     drop(kept);
-    let failed_before = lock(&b.track).failed;
+    let (failed_before, tracked) = {
+        let t = lock(&b.track);
+        (t.failed, t.submitted - t.completed - b.dropped.len() as u64)
+    };
     b.report.b_in_flight_at_drop = b.queue().in_flight() as u64;
+    b.report.b_tracked_at_drop = tracked;
+    assert!(tracked <= b.report.b_in_flight_at_drop);
     drop(b.queue.take());
     {
         let t = lock(&b.track);
         assert!(t.anomalies.is_empty(), "{:#?}", t.anomalies);
-        assert_eq!(t.submitted, t.completed, "queue drop lost completions");
+        assert_eq!(
+            t.submitted - t.completed,
+            b.dropped.len() as u64,
+            "queue drop lost completions"
+        );
+        b.report.b_tracked_cancelled_on_drop = t.failed - failed_before;
+    }
+    // Every CQE was reaped before the drop returned: the dropped-future
+    // operations are done too, with the old data or the new.
+    b.release_dropped(false);
+    {
+        let t = lock(&b.track);
+        assert!(t.anomalies.is_empty(), "{:#?}", t.anomalies);
+        assert_eq!(t.submitted, t.completed);
         assert!(t.writer.iter().all(|&w| !w) && t.readers.iter().all(|&r| r == 0));
-        b.report.b_cancelled_on_drop = t.failed - failed_before;
     }
     for (p, t) in b.watch.drain(..) {
         assert_eq!(PageRef::strong_count(&p), 1, "dropped queue kept a page");
         check_page(p.as_bytes(), t, cfg.seed).unwrap();
+    }
+    for (k, (p, t)) in b.canaries.iter().enumerate() {
+        check_page(p.as_bytes(), *t, cfg.seed)
+            .unwrap_or_else(|m| panic!("canary page {k} corrupted: {m}"));
     }
     b.verify_file();
     b.report.b_time = t0.elapsed();
     let _ = std::fs::remove_file(&path);
 }
 
-/// Phase B2: the example's swap paths on io_uring (`SwapBackend::Uring`),
+/// Phase B2: the example's swap paths on io_uring (`IoMode::Uring`),
 /// swap-in handles dropped at random (one in 3), the queue's depth the
 /// in-flight limit. No faults: a real file.
 fn phase_b2(cfg: &Config, report: &mut Report, ops: u64) {
@@ -1604,7 +1794,7 @@ fn phase_b2(cfg: &Config, report: &mut Report, ops: u64) {
         Err(why) => panic!("phase B1 ran, but now: {why}"),
     };
     let side = File::open(&path).unwrap();
-    let dev = SwapDevice::new(SwapBackend::Uring(queue), u64::from(cfg.file_slots)).unwrap();
+    let dev = SwapDevice::new(Arc::new(queue), IoMode::Uring, u64::from(cfg.file_slots)).unwrap();
     let mut run = SwapRun::new(
         cfg.seed ^ 0xb2,
         cfg.pages,

@@ -1,7 +1,8 @@
 //! `swap bench`: 4 KiB swap-in and swap-out through the example's real swap
 //! paths ([`SwapDevice::swap_readpage`] / [`SwapDevice::swap_writepage`]:
-//! `Bvec` iterators through `DirectIo` on the `O_DIRECT` file, or owned
-//! pages on io_uring), each case for a fixed time, at random slots of a
+//! owned page batches through `DirectIo::submit`, sync kiocbs on the
+//! `O_DIRECT` file or async ones on io_uring), each case for a fixed time,
+//! at random slots of a
 //! preallocated swap file, for comparison with fio
 //! (`benches/fio_compare.sh`).
 //!
@@ -126,7 +127,7 @@ impl Case {
 }
 
 /// Every case, in the order they run.
-pub const CASES: [Case; 8] = [
+pub const CASES: [Case; 9] = [
     Case::new("swapin-sync-qd1", CaseMode::Sync, Rw::Read, 1, false),
     Case::new("swapin-async-qd1", CaseMode::Async, Rw::Read, 1, false),
     Case::new("swapin-async-qd32", CaseMode::Async, Rw::Read, 32, false),
@@ -135,6 +136,13 @@ pub const CASES: [Case; 8] = [
     Case::new("swapout-async-qd32", CaseMode::Async, Rw::Write, 32, false),
     Case::new("swapout-plugged-sync", CaseMode::Sync, Rw::Write, 1, true),
     Case::new("swapout-plugged-async", CaseMode::Async, Rw::Write, 1, true),
+    Case::new(
+        "swapout-plugged-async-qd8",
+        CaseMode::Async,
+        Rw::Write,
+        8,
+        true,
+    ),
 ];
 
 /// The case called `name`.

@@ -237,7 +237,7 @@ pub const BENCH_USAGE: &str = "\
 usage: swap bench [OPTIONS]
 
 4 KiB swap-in (random reads) and swap-out (random writes) through the swap
-paths of this example (Bvec iterators through DirectIo, or io_uring), each
+paths of this example (owned page batches through DirectIo::submit), each
 case for a fixed time on a preallocated swap file, offsets uniform over its
 usable slots (like fio's randread/randwrite with norandommap). Cases:
 
@@ -250,6 +250,9 @@ usable slots (like fio's randread/randwrite with norandommap). Cases:
   swapout-plugged-sync  32 contiguous pages per kiocb (SwapPlug), sync
   swapout-plugged-async 32 contiguous pages per kiocb (SwapPlug), io_uring,
                         one batch in flight
+  swapout-plugged-async-qd8
+                        32 contiguous pages per kiocb (SwapPlug), io_uring,
+                        8 batches in flight
 
 One line per case: IOPS (kiocbs/s), pages/s, MiB/s, p50/p99 latency per
 kiocb, CPU seconds of the benchmarking thread per 100k pages.

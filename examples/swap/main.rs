@@ -1,5 +1,5 @@
-//! The swap demo: swap-out and swap-in of pages through `DirectIo` with
-//! `Bvec` iterators, over a real swap file.
+//! The swap demo: swap-out and swap-in of pages through `DirectIo::submit`
+//! with owned page batches, over a real swap file.
 //!
 //! ```sh
 //! cargo run --release --example swap                      # sync + async demo

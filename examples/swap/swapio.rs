@@ -12,8 +12,9 @@
 //!   taken with `test_and_clear` (a clean page is not written), `RECLAIM`
 //!   and `WRITEBACK` are set, `PSWPOUT` is counted (at submission, as
 //!   mainline does), and the page joins the [`SwapPlug`]'s write batch. A
-//!   batch is one kiocb over a [`Source`] [`Bvec`] iterator of up to
-//!   [`SWAP_CLUSTER_MAX`] pages at consecutive slots of one device; it is
+//!   batch is one kiocb over a [`Source`] [`OwnedIter`] of up to
+//!   [`SWAP_CLUSTER_MAX`] page references at consecutive slots of one
+//!   device (the kernel's bvec of page references); it is
 //!   submitted when it is full, when the next page is not at the next slot
 //!   (or is for another device), and on unplug. Without a plug every page is
 //!   its own kiocb.
@@ -26,8 +27,9 @@
 //!   device's [`PagePool`] (a recycled frame, not zeroed, since the read
 //!   overwrites it, or a fresh zeroed one) and `LOCKED` (the swap-cache
 //!   folio), and joins the plug's read batch,
-//!   merged by the same rules, read through a [`Dest`] [`Bvec`] iterator, so
-//!   `should_dirty` is false and no page is dirtied by the read.
+//!   merged by the same rules, read through a [`Dest`] [`OwnedIter`] of the
+//!   pages (the program's own memory, like a bvec: `should_dirty` is
+//!   false and no page is dirtied by the read).
 //! * **Read completion** (`sio_read_complete`): the full length marks every
 //!   page `UPTODATE` and counts `PSWPIN` (at completion, as the fs path does);
 //!   anything else marks *no* page uptodate and reports the error for every
@@ -38,18 +40,24 @@
 //!   stale bytes from its last use; it is not uptodate, so nobody reads it
 //!   as data.
 //!
-//! # Backends ([`SwapBackend`])
+//! # One I/O path ([`IoMode`])
 //!
-//! * `Sync`: any [`Transfer`] ([`DirectFile`], `MemDevice`) with sync kiocbs:
-//!   [`DirectIo::direct_io`] returns the byte count, which is fed to the
-//!   completion at once, as `swap_write_unplug` does with any return other
-//!   than `-EIOCBQUEUED`.
-//! * `AsyncInline`: the same backends with async kiocbs
-//!   ([`Kiocb::with_completion`] / [`Kiocb::new_async`]); `dio_rw` queues
-//!   them and completes them inline through the completion.
-//! * `Uring` (feature `uring`): io_uring on an `O_DIRECT` file, truly
-//!   asynchronous; completions are delivered when the queue is driven
-//!   ([`SwapDevice::poll`], [`SwapDevice::drain`], [`SwapIn::wait`]).
+//! Every batch is one kiocb carrying an [`OwnedIter`] of its pages (page
+//! references for a write, locked pool pages for a read), submitted with
+//! [`DirectIo::submit`] to an `Arc<dyn DirectIo>`: the same call and the
+//! same buffer types in every mode. The pages come back with the
+//! completion, which runs `sio_write_complete` / `sio_read_complete`.
+//!
+//! * [`IoMode::Sync`]: sync kiocbs ([`Kiocb::new_sync_with`]); the
+//!   submission returns the byte count, fed to the completion at once, as
+//!   `swap_write_unplug` does with any return other than `-EIOCBQUEUED`.
+//! * [`IoMode::AsyncInline`]: async kiocbs ([`Kiocb::with_callback`]) on a
+//!   target that completes them before `submit` returns (the `O_DIRECT`
+//!   file, a RAM device).
+//! * [`IoMode::Uring`]: async kiocbs on a target that keeps them in flight
+//!   (io_uring, feature `uring`); completions run when the device is
+//!   driven ([`SwapDevice::poll`], [`SwapDevice::drain`],
+//!   [`SwapDevice::wait_any`], [`SwapIn::wait`]).
 
 use std::fmt;
 use std::fs::File;

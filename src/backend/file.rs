@@ -21,7 +21,7 @@
 //! 3. 4096 / 4096.
 //!
 //! The kernel checks alignment again and answers `EINVAL`; the crate's check
-//! ([`DioAlign::check`], in [`dio_rw`](crate::dio::dio_rw)) only makes that
+//! ([`DioAlign::check`], in the generic path every backend shares) only makes that
 //! answer typed and guarantees nothing was transferred.
 //!
 //! # Transfers

@@ -10,7 +10,7 @@
 //! * a write that crosses the end is short, and a write at or past the end
 //!   fails with `ENOSPC`; `RWF_APPEND` writes at the end, so it fails too;
 //! * the alignment ([`DioAlign`], default 512 / 512) is what
-//!   [`dio_rw`](crate::dio::dio_rw) checks before any I/O; the device itself
+//!   [`DirectIo`](crate::dio::DirectIo) checks before any I/O; the device itself
 //!   accepts any [`DirectIo::transfer`] call.
 //!
 //! # Fault injection
@@ -72,7 +72,7 @@ pub enum Fault {
     Error(Error),
     /// Transfer only the first `n` bytes of the request (fewer if the
     /// request or the device is smaller) and return that count: a short
-    /// transfer, which [`dio_rw`](crate::dio::dio_rw) takes for end of file.
+    /// transfer, which direct I/O takes for end of file.
     Short(usize),
     /// Fail with [`Error::WouldBlock`] (`EAGAIN`), transferring nothing, if
     /// the transfer carries `RWF_NOWAIT`. Without `RWF_NOWAIT` the transfer
@@ -202,10 +202,7 @@ impl Pending {
         let i = match self.order {
             None | Some(PendingOrder::Fifo) => 0,
             Some(PendingOrder::Reverse) => self.ios.len() - 1,
-            Some(PendingOrder::Shuffled(seed)) => {
-                if self.rng == 0x9e37_79b9_7f4a_7c15 {
-                    self.rng ^= seed | 1;
-                }
+            Some(PendingOrder::Shuffled(_)) => {
                 // xorshift64
                 self.rng ^= self.rng << 13;
                 self.rng ^= self.rng >> 7;
@@ -414,7 +411,12 @@ impl MemDevice {
     /// deferred request's transfer happens when it completes, so tests see
     /// the data land out of order.
     pub fn defer_completions(&self, order: Option<PendingOrder>) {
-        self.pending.lock().order = order;
+        let mut p = self.pending.lock();
+        p.order = order;
+        if let Some(PendingOrder::Shuffled(seed)) = order {
+            // The same seed gives the same order, each time it is set.
+            p.rng = seed | 1;
+        }
     }
 
     /// Asynchronous requests started and not completed yet.

@@ -1,17 +1,18 @@
-//! Direct-I/O backends: each implements [`Transfer`](crate::dio::Transfer)
-//! (one raw vectored read or write at a position), and so gets
-//! [`DirectIo`](crate::dio::DirectIo) (alignment checks, splitting at
-//! `UIO_MAXIOV`, short-transfer handling, dirty reporting, sync and async
-//! completion) from [`dio_rw`](crate::dio::dio_rw).
+//! Direct-I/O backends: each implements [`DirectIo`](crate::dio::DirectIo)
+//! (the crate's one I/O contract) by providing its raw transfer, and, where
+//! it can overlap I/O, [`DirectIo::start`](crate::dio::DirectIo::start) and
+//! [`DirectIo::drive`](crate::dio::DirectIo::drive). Validation, splitting,
+//! short-transfer handling, dirty reporting and the kiocb contract are the
+//! crate's, the same on every backend.
 //!
-//! | backend | feature | what it is |
-//! |---|---|---|
-//! | [`mem`] | `alloc` | a RAM block device with the same alignment rules, fault injection (EIO, short transfers, EAGAIN under `RWF_NOWAIT`) and counters; no syscalls, runs under Miri |
-//! | `file` | `std`, Linux | `DirectFile`: a real file opened with `O_DIRECT`, alignment from `statx(STATX_DIOALIGN)`, I/O through `preadv2` / `pwritev2` with the `RWF_*` flags |
-//! | `uring` | `uring`, Linux | io_uring, truly asynchronous |
+//! | backend | feature | what it is | async requests |
+//! |---|---|---|---|
+//! | [`mem`] | `alloc` | a RAM block device with the same alignment rules, fault injection (EIO, short transfers, EAGAIN under `RWF_NOWAIT`) and counters; no syscalls, runs under Miri | inline, or deferred and completed in an order a test picks |
+//! | `file` | `std`, Linux | `DirectFile`: a real file opened with `O_DIRECT`, alignment from `statx(STATX_DIOALIGN)`, I/O through `preadv2` / `pwritev2` with the `RWF_*` flags | inline (the syscalls block) |
+//! | `uring` | `uring`, Linux | `UringQueue`: io_uring on an `O_DIRECT` file | queued: in flight when `submit` returns |
 //!
-//! Mocks are for fault injection only: the `file` backend is what runs real
-//! direct I/O.
+//! Mocks are for fault injection only: the `file` and `uring` backends are
+//! what run real direct I/O.
 
 pub mod mem;
 

@@ -392,6 +392,13 @@ impl Split {
     }
 }
 
+// SAFETY: the iovec arrays hold addresses of memory the parent request
+// owns (and keeps until every part has completed); they are only read. The
+// rest is behind spin locks or atomic.
+unsafe impl Send for Split {}
+// SAFETY: as above: shared access only reads the arrays and the lengths.
+unsafe impl Sync for Split {}
+
 /// What a sequential transfer of the parts would have reported.
 fn merge(results: &[Option<Result<usize>>], lens: &[usize]) -> Result<usize> {
     let mut total = 0usize;

@@ -312,9 +312,10 @@ pub(super) fn owned<I: DioBuf, T: DirectIo + ?Sized>(
         start,
     });
     let io = AsyncIo::new(req, I::RW, start, rwf, ioprio, count);
-    for part in split(io, target.max_segs()) {
-        target.start(part);
-    }
+    // Every part is started even if starting one raises a panic (another
+    // request's completion, delivered while making room): no part of this
+    // request is cancelled by it.
+    crate::sync::run_all(split(io, target.max_segs()), |part| target.start(part));
     Ok(Submitted::Queued)
 }
 
