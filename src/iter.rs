@@ -9,7 +9,11 @@
 //! how many bytes it did **not** process, and the walk stops at the first
 //! short step. Segments are walked as the kernel does: zero-length segments
 //! are skipped, fully consumed segments are popped (so `nr_segs` reaches 0),
-//! and a [`Bvec`] step never crosses a page boundary.
+//! and a [`Bvec`] step never crosses a page boundary, even inside a
+//! multi-page segment over a [`Folio`](crate::Folio): `iterate_bvec` maps and
+//! hands out one page at a time (`kmap_local_page(bv_page + offset /
+//! PAGE_SIZE)`, step length at most `PAGE_SIZE - offset % PAGE_SIZE`).
+//! [`IovIter::raw_chunks`] is not a step walk: it gives each segment whole.
 
 use core::cmp::min;
 use core::fmt;
@@ -19,6 +23,8 @@ use core::ptr::NonNull;
 
 use crate::dir::{Dest, Direction, Source};
 use crate::error::{Error, Result};
+#[cfg(feature = "alloc")]
+use crate::page::check_range_in;
 use crate::page::{PAGE_OFFSET_MASK, PAGE_SIZE, Page, check_range};
 use crate::seg::{
     Bvec, BvecSeg, BvecSegMut, Discard, Elem, IoSeg, IoSegMut, Iovec, IterType, Kind, Kvec,
@@ -412,17 +418,29 @@ impl<'a, D: Direction, K: Kind> IovIter<'a, D, K> {
                 while idx < self.len {
                     let e = self.elem(idx);
                     let elen = e.len();
-                    let part = min(len, elen - skip);
+                    let mut part = min(len, elen - skip);
+                    if K::ITER_TYPE == IterType::Bvec {
+                        // As `iterate_bvec`: a step ends at the next page
+                        // boundary, which only a multi-page (folio) bvec
+                        // has inside it.
+                        let in_page = e.align_base().wrapping_add(skip) & PAGE_OFFSET_MASK;
+                        part = min(part, PAGE_SIZE - in_page);
+                    }
                     if part != 0 {
                         // SAFETY: skip < elen, so the pointer is inside the
                         // segment and `part` bytes follow it.
                         let p = unsafe { e.base().add(skip) };
-                        let consumed = part - min(step(p, part, progress), part);
+                        let remain = min(step(p, part, progress), part);
+                        let consumed = part - remain;
                         progress += consumed;
                         skip += consumed;
                         len -= consumed;
                         if skip < elen {
-                            break;
+                            if remain != 0 || len == 0 {
+                                break;
+                            }
+                            // A page boundary inside a bvec: same segment.
+                            continue;
                         }
                     }
                     idx += 1;
@@ -627,8 +645,11 @@ impl<'a, D: Direction, K: Kind> IovIter<'a, D, K> {
     }
 
     /// The OR of every remaining segment's start and (clamped) length
-    /// (`iov_iter_alignment`). For a [`Bvec`] the start is the in-page
-    /// offset. `(pos | alignment) & (block - 1) != 0` means misaligned.
+    /// (`iov_iter_alignment`). For a [`Bvec`] the start is `bv_offset` plus
+    /// the offset into the segment, as in `iov_iter_alignment_bvec`: the
+    /// offset from the segment's page, or from its folio's start for a folio
+    /// segment (a folio is naturally aligned, so the low bits are the
+    /// address's). `(pos | alignment) & (block - 1) != 0` means misaligned.
     ///
     /// # Examples
     ///
@@ -714,7 +735,9 @@ impl<'a, D: Direction, K: Kind> IovIter<'a, D, K> {
     }
 
     /// Pages spanned by the remaining data, at most `maxpages`
-    /// (`iov_iter_npages`); 0 when `count` is 0 and for a [`Discard`].
+    /// (`iov_iter_npages`); 0 when `count` is 0 and for a [`Discard`]. A
+    /// [`Bvec`] segment over a folio counts every page it touches
+    /// (`bvec_npages`): 16 for a whole 64 KiB folio.
     #[doc(alias = "iov_iter_npages")]
     pub fn npages(&self, maxpages: usize) -> usize {
         if self.count == 0 {
@@ -794,7 +817,9 @@ impl<'a, D: Direction, K: Kind> IovIter<'a, D, K> {
     /// [`MAX_RW_COUNT`]) and `maxpages` pages. User-backed and [`Kvec`]
     /// iterators give the first non-empty segment; a [`Bvec`] gathers
     /// following pages while each ends on a page boundary and the next starts
-    /// at offset 0. Userspace takes no pins: the addresses name the pages.
+    /// at offset 0, walking a multi-page (folio) bvec one page at a time as
+    /// `bvec_iter_bvec` does, so a whole 64 KiB folio gives 16 addresses.
+    /// Userspace takes no pins: the addresses name the pages.
     ///
     /// # Errors
     ///
@@ -875,13 +900,15 @@ impl<'a, D: Direction, K: Kind> IovIter<'a, D, K> {
                 let (mut bi_idx, mut done, mut bi_size) = (self.idx, self.iov_offset, maxsize);
                 while bi_size != 0 && bi_idx < self.len {
                     let e = self.elem(bi_idx);
-                    // As `bvec_iter_bvec`: the page holding the current
-                    // byte and the offset in it. Only an empty bvec at offset
-                    // PAGE_SIZE lands on the following page frame.
+                    // As `bvec_iter_bvec`: the single page holding the
+                    // current byte, the offset in it and the bytes left in
+                    // it (a multi-page folio bvec yields one page at a
+                    // time). Only an empty bvec at the end of its page or
+                    // folio lands on the following page frame.
                     let pos = e.align_base() + done;
                     let off = pos & PAGE_OFFSET_MASK;
                     let frame = e.base() as usize - e.align_base();
-                    let blen = min(bi_size, e.len() - done);
+                    let blen = min(min(bi_size, e.len() - done), PAGE_SIZE - off);
                     if k != 0 {
                         if off != 0 {
                             break;
@@ -916,8 +943,10 @@ impl<'a, D: Direction, K: Kind> IovIter<'a, D, K> {
 
     /// Like [`extract_pages`](Self::extract_pages) with the kernel's
     /// `iov_iter_get_pages2` rules: the pages of the first segment only (for
-    /// a [`Bvec`], the current bvec), and [`Error::NoPages`] (EFAULT) for
-    /// [`Kvec`] and [`Discard`], whose pages the kernel cannot reference.
+    /// a [`Bvec`], the current bvec, every page of it for a folio segment, as
+    /// `first_bvec_segment` gives `bv_page + offset / PAGE_SIZE` and the
+    /// pages after it), and [`Error::NoPages`] (EFAULT) for [`Kvec`] and
+    /// [`Discard`], whose pages the kernel cannot reference.
     #[doc(alias = "iov_iter_get_pages2")]
     #[doc(alias = "iov_iter_get_pages_alloc2")]
     pub fn get_pages(
@@ -975,8 +1004,23 @@ impl<'a, D: Direction, K: Kind> IovIter<'a, D, K> {
 
     /// The remaining data as raw `(address, length)` chunks, without
     /// advancing: what a backend turns into an iovec array for `preadv2` or
-    /// io_uring. Empty segments are skipped; lengths are clamped to `count`;
-    /// a [`Discard`] has no chunks.
+    /// io_uring. One chunk per non-empty segment: a [`Bvec`] segment over a
+    /// folio is one chunk however many pages it spans, as a multi-page bvec
+    /// is one segment of a bio. Empty segments are skipped; lengths are
+    /// clamped to `count`; a [`Discard`] has no chunks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::{Bvec, BvecSeg, Folio, IovIter, Page, Source};
+    /// let (folio, page) = (Folio::new(4)?, Page::new());
+    /// let segs = [BvecSeg::full_folio(&folio), BvecSeg::new(&page, 0, 512)?];
+    /// let it = IovIter::<Source, Bvec>::new(&segs);
+    /// let chunks: Vec<(usize, usize)> =
+    ///     it.raw_chunks().map(|(p, len)| (p.as_ptr() as usize, len)).collect();
+    /// assert_eq!(chunks, [(folio.addr(), 65536), (page.addr(), 512)]);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn raw_chunks(&self) -> RawChunks<'_> {
         RawChunks {
             next: if K::ITER_TYPE == IterType::Discard {
@@ -1332,13 +1376,57 @@ impl<'a, K: Kind> IovIter<'a, Source, K> {
         Ok(self.copy_from_iter(&mut page.as_mut_bytes()[offset..offset + bytes]))
     }
 
+    /// Copies `bytes` bytes from the iterator into `folio` at `offset`
+    /// (`copy_folio_from_iter`); the range may span the folio's pages.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PageRange`] (EFAULT) when the range leaves the folio
+    /// (`page_copy_sane` on the folio's size); nothing is copied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::{Folio, IoSeg, IovIter, Kvec, Source};
+    /// let mut folio = Folio::new(1)?;
+    /// let segs = [IoSeg::new(b"across")];
+    /// let mut it = IovIter::<Source, Kvec>::new(&segs);
+    /// assert_eq!(it.copy_folio_from_iter(&mut folio, 4093, 6)?, 6);
+    /// assert_eq!(&folio.as_bytes()[4093..4099], b"across");
+    /// assert!(it.copy_folio_from_iter(&mut folio, 8190, 6).is_err());
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[cfg(feature = "alloc")]
+    pub fn copy_folio_from_iter(
+        &mut self,
+        folio: &mut crate::Folio,
+        offset: usize,
+        bytes: usize,
+    ) -> Result<usize> {
+        check_range_in(offset, bytes, folio.size())?;
+        Ok(self.copy_from_iter(&mut folio.as_mut_bytes()[offset..offset + bytes]))
+    }
+
     /// Walks up to `len` bytes without copying (the step-function design,
     /// `iterate_and_advance`): `step(chunk, progress)` gets each contiguous
     /// chunk and returns the bytes it did **not** process (0 = all); the walk
     /// stops at the first short step and the iterator advances by what was
-    /// processed, which is returned.
+    /// processed, which is returned. A chunk is a segment's remaining bytes,
+    /// except that a [`Bvec`] chunk ends at each page boundary
+    /// (`iterate_bvec`): a 64 KiB folio segment comes as 16 page chunks.
     ///
     /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::{Bvec, BvecSeg, Folio, IovIter, Source};
+    /// let folio = Folio::new(2)?;
+    /// let segs = [BvecSeg::from_folio(&folio, 100, 10_000)?];
+    /// let mut it = IovIter::<Source, Bvec>::new(&segs);
+    /// let mut steps = Vec::new();
+    /// assert_eq!(it.iterate(usize::MAX, |chunk, _| { steps.push(chunk.len()); 0 }), 10_000);
+    /// assert_eq!(steps, [3996, 4096, 1908]);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     ///
     /// ```
     /// use iov_iter::{IoSeg, IovIter, Kvec, Source};
@@ -1441,10 +1529,42 @@ impl<K: Kind> IovIter<'_, Dest, K> {
     ///
     /// [`Error::PageRange`] (EFAULT) when the range leaves the page
     /// (`page_copy_sane`, a `WARN` in C); nothing is copied.
-    #[doc(alias = "copy_folio_to_iter")]
     pub fn copy_page_to_iter(&mut self, page: &Page, offset: usize, bytes: usize) -> Result<usize> {
         check_range(offset, bytes)?;
         Ok(self.copy_to_iter(&page.as_bytes()[offset..offset + bytes]))
+    }
+
+    /// Copies `bytes` bytes of `folio` at `offset` into the iterator
+    /// (`copy_folio_to_iter`); the range may span the folio's pages.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PageRange`] (EFAULT) when the range leaves the folio
+    /// (`page_copy_sane` on the folio's size); nothing is copied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::{Dest, Folio, IovIter, Ubuf};
+    /// let mut folio = Folio::new(1)?;
+    /// folio.as_mut_bytes()[4093..4099].copy_from_slice(b"across");
+    /// let mut out = [0u8; 6];
+    /// let mut it = IovIter::<Dest, Ubuf>::new(&mut out);
+    /// assert_eq!(it.copy_folio_to_iter(&folio, 4093, 6)?, 6);
+    /// assert!(it.copy_folio_to_iter(&folio, 8192, 1).is_err());
+    /// drop(it);
+    /// assert_eq!(&out, b"across");
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[cfg(feature = "alloc")]
+    pub fn copy_folio_to_iter(
+        &mut self,
+        folio: &crate::Folio,
+        offset: usize,
+        bytes: usize,
+    ) -> Result<usize> {
+        check_range_in(offset, bytes, folio.size())?;
+        Ok(self.copy_to_iter(&folio.as_bytes()[offset..offset + bytes]))
     }
 
     /// Walks up to `len` bytes handing out `&mut [u8]` chunks to fill in

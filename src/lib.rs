@@ -32,6 +32,12 @@
 //! | `struct iovec`, `struct kvec` | [`IoSeg`], [`IoSegMut`] |
 //! | `struct bio_vec`, `struct page` | [`BvecSeg`], [`BvecSegMut`], [`Page`], [`PageRef`] |
 //! | `mempool_t` of pages, `mempool_alloc` / `mempool_free` | [`PagePool`], [`PagePool::get`], [`PagePool::put`] |
+//! | `struct folio`, `folio_alloc`, `folio_get` / `folio_put`, `MAX_PAGE_ORDER` | [`Folio`], [`Folio::new`], [`FolioRef`], [`MAX_PAGE_ORDER`] (feature `alloc`) |
+//! | `folio_order`, `folio_nr_pages`, `folio_size`, `folio_shift`, `folio_address` | [`Folio::order`], [`Folio::nr_pages`], [`Folio::size`], [`Folio::shift`], [`Folio::addr`] |
+//! | `folio_test_*` / `folio_set_*` / `folio_clear_*`, `folio_trylock`, `folio_unlock` | [`Folio::test`], [`Folio::set_flags`], [`Folio::clear_flags`], [`Folio::trylock`], [`Folio::unlock`] |
+//! | `bvec_set_folio` (multi-page `bio_vec`) | [`BvecSeg::from_folio`], [`BvecSegMut::from_folio`], [`Folio::bvec`], [`Folio::bvec_mut`] |
+//! | `copy_folio_to_iter`, `copy_folio_from_iter` | [`IovIter::copy_folio_to_iter`], [`IovIter::copy_folio_from_iter`] |
+//! | `mempool_t` of folios of one order | [`FolioPool`], [`FolioPool::get`], [`FolioPool::put`] |
 //! | `user_backed_iter` | [`Kind::USER_BACKED`], [`IovIter::is_user_backed`] |
 //! | `iov_iter_init`, `iov_iter_kvec`, `iov_iter_bvec`, `iov_iter_ubuf`, `iov_iter_discard` | `IovIter::<D, K>::new` |
 //! | `iov_iter_count`, `nr_segs`, `iov_offset` | [`IovIter::count`], [`IovIter::nr_segs`], [`IovIter::iov_offset`] |
@@ -107,6 +113,8 @@ pub mod dio;
 mod dir;
 pub mod error;
 #[cfg(feature = "alloc")]
+mod folio;
+#[cfg(feature = "alloc")]
 mod import;
 #[cfg(feature = "std")]
 mod io_std;
@@ -120,6 +128,8 @@ mod sync;
 pub use any::AnyIter;
 pub use dir::{Dest, Direction, Source};
 pub use error::{Errno, Error, Misalignment, Result};
+#[cfg(feature = "alloc")]
+pub use folio::{Folio, FolioPool, FolioRef, MAX_PAGE_ORDER};
 #[cfg(feature = "alloc")]
 pub use import::{IovecArray, UIO_FASTIOV, UIO_MAXIOV, import_iovec};
 pub use iter::{Extracted, IovIter, IterState, MAX_RW_COUNT, RawChunks};

@@ -10,6 +10,10 @@
 //! role of the kernel's page lock for the data. [`PageRef`] is the refcounted
 //! handle (`get_page` / `put_page`) that an I/O in flight holds on the pages
 //! it reads from, as a `bio_vec` does.
+//!
+//! A [`Folio`](crate::Folio) (feature `alloc`) is 2^order such frames in one
+//! naturally aligned block; its flags live in its head `Page`, as the
+//! kernel's `folio->flags` are the head page's.
 
 use core::fmt;
 use core::ptr::NonNull;
@@ -77,8 +81,12 @@ impl fmt::Debug for PageFrame {
 /// # Invariants
 ///
 /// `frame` points to a live, exclusively owned [`PageFrame`] for as long as
-/// the `Page` exists: allocated by [`Page::new`] (and freed on drop) or
-/// lent for `'static` by [`Page::from_static`].
+/// the `Page` exists: allocated by [`Page::new`] (and freed on drop), lent
+/// for `'static` by [`Page::from_static`], or the first frame of a
+/// [`Folio`](crate::Folio)'s memory, which the folio owns and frees after
+/// this `Page`, its head, stops being reachable. In that last case the frame
+/// is followed by the rest of the folio (`frame` carries the provenance of
+/// the whole allocation), and nothing hands out a `&mut Page` for the head.
 ///
 /// # Examples
 ///
@@ -137,6 +145,35 @@ impl Page {
     #[cfg(feature = "alloc")]
     fn layout() -> core::alloc::Layout {
         core::alloc::Layout::new::<PageFrame>()
+    }
+
+    /// The head page of a folio: a `Page` over the first frame of `frame`'s
+    /// memory that does not free it.
+    ///
+    /// # Safety
+    ///
+    /// `frame` points to the start of live, initialised memory that the
+    /// caller owns exclusively (a folio's frames, pointer taken from the
+    /// allocation so it covers all of them) and keeps alive, unmoved, for as
+    /// long as the returned `Page` exists; the caller never hands out a
+    /// `&mut` to the returned `Page`.
+    #[cfg(feature = "alloc")]
+    pub(crate) unsafe fn folio_head(frame: NonNull<PageFrame>) -> Page {
+        // INVARIANT: the caller keeps the frame live and owned for the
+        // page's life; `owned: false`, so dropping the page frees nothing.
+        Page {
+            frame,
+            flags: AtomicU32::new(0),
+            owned: false,
+        }
+    }
+
+    /// Clears every flag through the unique handle (a pool taking a page or
+    /// folio back).
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(crate) fn reset_flags(&mut self) {
+        *self.flags.get_mut() = 0;
     }
 
     /// Wraps a frame that lives forever (for `no_std` users without an
@@ -274,14 +311,7 @@ impl Page {
         &mut self,
         ranges: [(usize, usize); N],
     ) -> crate::Result<[crate::BvecSegMut<'_>; N]> {
-        for (i, &(off, len)) in ranges.iter().enumerate() {
-            check_range(off, len)?;
-            for &(off2, len2) in &ranges[..i] {
-                if len != 0 && len2 != 0 && off < off2 + len2 && off2 < off + len {
-                    return Err(crate::Error::OverlappingRanges);
-                }
-            }
-        }
+        check_disjoint_ranges(&ranges, PAGE_SIZE)?;
         let this: &Page = self;
         // SAFETY: every range lies in the page and no two overlap (checked
         // above), and `self` stays mutably borrowed for the returned
@@ -294,10 +324,34 @@ impl Page {
 /// for a single page).
 #[inline]
 pub(crate) fn check_range(offset: usize, len: usize) -> crate::Result<()> {
+    check_range_in(offset, len, PAGE_SIZE)
+}
+
+/// Checks that `len` bytes at `offset` lie inside `size` bytes
+/// (`page_copy_sane`: a page, or a folio of `size` bytes).
+#[inline]
+pub(crate) fn check_range_in(offset: usize, len: usize, size: usize) -> crate::Result<()> {
     match offset.checked_add(len) {
-        Some(end) if end <= PAGE_SIZE => Ok(()),
+        Some(end) if end <= size => Ok(()),
         _ => Err(crate::Error::PageRange { offset, len }),
     }
+}
+
+/// Checks that every `(offset, len)` range lies inside `size` bytes
+/// ([`Error::PageRange`](crate::Error::PageRange), EFAULT) and that no two
+/// non-empty ranges overlap ([`Error::OverlappingRanges`](crate::Error::OverlappingRanges),
+/// EINVAL).
+pub(crate) fn check_disjoint_ranges(ranges: &[(usize, usize)], size: usize) -> crate::Result<()> {
+    for (i, &(off, len)) in ranges.iter().enumerate() {
+        check_range_in(off, len, size)?;
+        for &(off2, len2) in &ranges[..i] {
+            // OVERFLOW: both ranges end at most at `size` (checked).
+            if len != 0 && len2 != 0 && off < off2 + len2 && off2 < off + len {
+                return Err(crate::Error::OverlappingRanges);
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(feature = "alloc")]
@@ -425,7 +479,7 @@ impl PagePool {
     #[doc(alias = "mempool_free")]
     #[doc(alias = "put_page")]
     pub fn put(&self, mut page: Page) {
-        *page.flags.get_mut() = 0;
+        page.reset_flags();
         let mut free = self.free.lock();
         if free.len() < self.max_cached {
             free.push(page);

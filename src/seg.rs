@@ -17,6 +17,11 @@
 //! "User-backed" is the kernel's `user_backed_iter()`: memory that belongs to
 //! somebody else (a process, a guest) and must be marked dirty after a direct
 //! read lands in it. [`Kvec`] and [`Bvec`] memory is the caller's own.
+//!
+//! A [`Bvec`] segment lies in one [`Page`], or (feature `alloc`) in one
+//! [`Folio`](crate::Folio): the kernel's multi-page bvec, whose `bv_page` is
+//! the folio's head page and whose `bv_offset` and `bv_len` may exceed
+//! `PAGE_SIZE` ([`BvecSeg::from_folio`], [`BvecSegMut::from_folio`]).
 
 use core::fmt;
 
@@ -24,6 +29,8 @@ use crate::dir::Direction;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
+#[cfg(feature = "alloc")]
+use crate::page::check_range_in;
 use crate::page::{Page, check_range};
 
 mod sealed {
@@ -270,6 +277,10 @@ impl Elem for UserIovec {
 }
 
 /// `struct bio_vec` without a lifetime.
+///
+/// `page` is `bv_page`: a lone [`Page`], or a folio's head page, in which
+/// case `offset + len` may reach the folio's size, past the head's own frame
+/// (the head's frame pointer covers the whole folio).
 #[doc(hidden)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -283,9 +294,10 @@ impl Elem for RawBvec {
     #[inline(always)]
     fn base(&self) -> *mut u8 {
         // SAFETY: a `RawBvec` only exists inside a `BvecSeg`/`BvecSegMut`
-        // whose page is borrowed for the segment's lifetime, and
-        // `offset <= PAGE_SIZE` (checked at construction), so the pointer
-        // stays inside (or one past) the frame.
+        // whose page (or folio) is borrowed for the segment's lifetime, and
+        // `offset` is at most the memory the page heads (PAGE_SIZE, or the
+        // folio's size for a folio's head page; checked at construction), so
+        // the pointer stays inside (or one past) that memory.
         unsafe { (*self.page.as_ptr()).data_ptr().add(self.offset as usize) }
     }
     #[inline(always)]
@@ -455,8 +467,12 @@ impl fmt::Debug for IoSegMut<'_> {
 }
 
 /// One source page segment (`struct bio_vec`): `len` bytes at `offset` in a
-/// [`Page`]. The range never leaves its page, so a step never crosses a page
-/// boundary.
+/// [`Page`] ([`BvecSeg::new`]) or in a [`Folio`](crate::Folio)
+/// ([`BvecSeg::from_folio`], a multi-page bvec that may cover the whole
+/// folio). The range never leaves its page or folio. Copies step through a
+/// multi-page segment one page at a time, as the kernel's `iterate_bvec`
+/// does; [`IovIter::raw_chunks`](crate::IovIter::raw_chunks) gives it as
+/// one chunk.
 ///
 /// # Examples
 ///
@@ -482,7 +498,21 @@ pub struct BvecSeg<'a> {
 }
 
 /// One destination page segment (`struct bio_vec`) over an exclusively
-/// borrowed [`Page`]. See [`Page::bvecs_mut`] for several segments in one page.
+/// borrowed [`Page`] or [`Folio`](crate::Folio) ([`BvecSegMut::from_folio`]).
+/// See [`Page::bvecs_mut`] (and `Folio::bvecs_mut`) for several segments in
+/// one page (or folio).
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::{Bvec, BvecSegMut, Dest, IovIter, Page};
+/// let mut page = Page::new();
+/// let mut segs = [BvecSegMut::new(&mut page, 10, 4)?];
+/// assert_eq!(IovIter::<Dest, Bvec>::new(&mut segs).copy_to_iter(b"data"), 4);
+/// drop(segs);
+/// assert_eq!(&page.as_bytes()[10..14], b"data");
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
 #[repr(transparent)]
 pub struct BvecSegMut<'a> {
     raw: RawBvec,
@@ -532,12 +562,85 @@ impl<'a> BvecSeg<'a> {
         }
     }
 
-    /// The page (`bv_page`).
+    /// A segment over `len` bytes at `offset` in `folio`: a multi-page
+    /// bvec (`bvec_set_folio`), whose [`page`](BvecSeg::page) is the folio's
+    /// head page and whose offset and length may exceed `PAGE_SIZE`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PageRange`](crate::Error::PageRange) (EFAULT) if the range
+    /// leaves the folio, as [`BvecSeg::new`] reports a range leaving its
+    /// page.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::{Bvec, BvecSeg, Error, Folio, IovIter, Source};
+    /// let folio = Folio::new(4)?; // 64 KiB
+    /// let seg = BvecSeg::from_folio(&folio, 100, 65000)?;
+    /// assert_eq!((seg.offset(), seg.len(), seg.page().addr()), (100, 65000, folio.addr()));
+    /// let segs = [seg];
+    /// let it = IovIter::<Source, Bvec>::new(&segs);
+    /// assert_eq!(it.npages(usize::MAX), 16);
+    /// assert_eq!(it.raw_chunks().count(), 1);
+    /// let err = BvecSeg::from_folio(&folio, 65000, 1000).unwrap_err();
+    /// assert_eq!(err, Error::PageRange { offset: 65000, len: 1000 });
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "bvec_set_folio")]
+    #[cfg(feature = "alloc")]
+    pub fn from_folio(
+        folio: &'a crate::Folio,
+        offset: usize,
+        len: usize,
+    ) -> crate::Result<BvecSeg<'a>> {
+        check_range_in(offset, len, folio.size())?;
+        // Both fit in u32: offset + len <= the folio's size, at most 4 MiB.
+        Ok(BvecSeg {
+            raw: RawBvec {
+                page: NonNull::from(folio.head()),
+                len: len as u32,
+                offset: offset as u32,
+            },
+            _borrow: PhantomData,
+        })
+    }
+
+    /// A segment over the whole folio (`bvec_set_folio(bv, folio,
+    /// folio_size(folio), 0)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::{BvecSeg, Folio};
+    /// let folio = Folio::new(2)?;
+    /// let seg = BvecSeg::full_folio(&folio);
+    /// assert_eq!((seg.offset(), seg.len()), (0, 16384));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[cfg(feature = "alloc")]
+    pub fn full_folio(folio: &'a crate::Folio) -> BvecSeg<'a> {
+        BvecSeg {
+            raw: RawBvec {
+                page: NonNull::from(folio.head()),
+                // At most 4 MiB.
+                len: folio.size() as u32,
+                offset: 0,
+            },
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The page (`bv_page`): for a segment over a folio, the folio's head
+    /// page (`&folio->page`), whose [`addr`](Page::addr) is the folio's and
+    /// whose flags are the folio's; its [`as_bytes`](Page::as_bytes) covers
+    /// the first page only.
     pub fn page(&self) -> &'a Page {
         // SAFETY: built from a `&'a Page`.
         unsafe { self.raw.page.as_ref() }
     }
-    /// Offset in the page (`bv_offset`).
+    /// Offset from the start of the page (`bv_offset`): from the folio's
+    /// start for a segment over a folio.
     pub fn offset(&self) -> usize {
         self.raw.offset as usize
     }
@@ -564,9 +667,67 @@ impl<'a> BvecSegMut<'a> {
         unsafe { BvecSegMut::new_unchecked(page, 0, crate::PAGE_SIZE) }
     }
 
+    /// A segment over `len` bytes at `offset` in an exclusively borrowed
+    /// `folio`: a multi-page bvec (`bvec_set_folio`); see
+    /// [`BvecSeg::from_folio`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PageRange`](crate::Error::PageRange) (EFAULT) if the range
+    /// leaves the folio.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::{Bvec, BvecSegMut, Dest, Folio, IovIter};
+    /// let mut folio = Folio::new(1)?;
+    /// let addr = folio.addr();
+    /// let mut segs = [BvecSegMut::from_folio(&mut folio, 4000, 200)?];
+    /// assert_eq!((segs[0].page_addr(), segs[0].offset(), segs[0].len()), (addr, 4000, 200));
+    /// let mut it = IovIter::<Dest, Bvec>::new(&mut segs);
+    /// assert_eq!(it.copy_to_iter(&[7; 200]), 200);
+    /// drop(segs);
+    /// assert!(folio.as_bytes()[4000..4200].iter().all(|&b| b == 7));
+    /// assert!(BvecSegMut::from_folio(&mut folio, 8000, 200).is_err());
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "bvec_set_folio")]
+    #[cfg(feature = "alloc")]
+    pub fn from_folio(
+        folio: &'a mut crate::Folio,
+        offset: usize,
+        len: usize,
+    ) -> crate::Result<BvecSegMut<'a>> {
+        check_range_in(offset, len, folio.size())?;
+        let folio: &'a crate::Folio = folio;
+        // SAFETY: the range lies in the folio (checked above), whose head
+        // page heads its memory, and `folio` is exclusively borrowed for 'a.
+        Ok(unsafe { BvecSegMut::new_unchecked(folio.head(), offset, len) })
+    }
+
+    /// A segment over the whole, exclusively borrowed folio.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::{BvecSegMut, Folio};
+    /// let mut folio = Folio::new(2)?;
+    /// let seg = BvecSegMut::full_folio(&mut folio);
+    /// assert_eq!((seg.offset(), seg.len()), (0, 16384));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[cfg(feature = "alloc")]
+    pub fn full_folio(folio: &'a mut crate::Folio) -> BvecSegMut<'a> {
+        let size = folio.size();
+        let folio: &'a crate::Folio = folio;
+        // SAFETY: the whole folio is in range and exclusively borrowed for 'a.
+        unsafe { BvecSegMut::new_unchecked(folio.head(), 0, size) }
+    }
+
     /// # Safety
     ///
-    /// - `offset + len <= PAGE_SIZE`;
+    /// - `offset + len` is at most `PAGE_SIZE`, or the folio's size when
+    ///   `page` is a folio's head page;
     /// - for `'a`, nothing but this segment reads or writes those bytes
     ///   (for example `page` is exclusively borrowed, or the ranges handed
     ///   out of one exclusive borrow are disjoint).
@@ -585,18 +746,21 @@ impl<'a> BvecSegMut<'a> {
         }
     }
 
-    /// The page's flags. (No `&Page` is handed out: other segments of the
-    /// same page may be written through meanwhile.)
+    /// The page's flags (`bv_page`'s): the folio's for a segment over a
+    /// folio. (No `&Page` is handed out: other segments of the same page may
+    /// be written through meanwhile.)
     pub fn page_flags(&self) -> crate::PageFlags {
         // SAFETY: the page outlives 'a; only its atomic flags are read.
         unsafe { self.raw.page.as_ref() }.flags()
     }
-    /// The page's address ([`Page::addr`]).
+    /// The page's address ([`Page::addr`]): the folio's
+    /// ([`Folio::addr`](crate::Folio::addr)) for a segment over a folio.
     pub fn page_addr(&self) -> usize {
         // SAFETY: the page outlives 'a; only the frame address is read.
         unsafe { self.raw.page.as_ref() }.addr()
     }
-    /// Offset in the page (`bv_offset`).
+    /// Offset from the start of the page (`bv_offset`): from the folio's
+    /// start for a segment over a folio.
     pub fn offset(&self) -> usize {
         self.raw.offset as usize
     }

@@ -22,7 +22,7 @@
 //! | [`AlignedBuf`] | its `len` bytes | its whole capacity | as `Vec<u8>` |
 //! | [`Page`] | the frame | the frame | always |
 //! | [`PageRef`] | the frame | (not a destination: others may read it) | |
-//! | [`Folio`](crate::Folio), [`FolioRef`](crate::FolioRef) | the folio, one segment | the folio ([`Folio`](crate::Folio) only) | always |
+//! | [`Folio`], [`FolioRef`] | the folio, one segment | the folio ([`Folio`] only) | always |
 //! | `Vec<B>`, `Box<[B]>` of any of these | the segments of each, in order | as for each | as for each |
 //!
 //! Reads may land in uninitialised memory (a `Vec<u8>`'s spare capacity, an
@@ -48,6 +48,7 @@ pub use aligned::AlignedBuf;
 pub use owned::OwnedIter;
 pub(crate) use owned::SegArray;
 
+use crate::folio::{Folio, FolioRef};
 use crate::page::{PAGE_SIZE, Page, PageRef};
 
 /// Owned memory that can be the source of an asynchronous write: a list of
@@ -209,6 +210,34 @@ unsafe impl IoBufMut for Page {
 unsafe impl IoBuf for PageRef {
     fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
         f(self.as_bytes().as_ptr(), PAGE_SIZE);
+    }
+}
+
+// SAFETY: a `Folio` owns its memory exclusively (its invariant); the memory
+// does not move with the `Folio` and is always initialised. One segment: the
+// whole folio, however many pages it holds.
+unsafe impl IoBuf for Folio {
+    fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
+        f(self.as_bytes().as_ptr(), self.size());
+    }
+}
+
+// SAFETY: as above; writing the memory needs the unique `Folio`.
+unsafe impl IoBufMut for Folio {
+    fn for_each_seg_mut(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        let len = self.size();
+        f(self.as_mut_bytes().as_mut_ptr(), len);
+    }
+    unsafe fn set_init(&mut self, _: usize) {}
+}
+
+// SAFETY: a `FolioRef` is a folio reference (`folio_get`): the memory lives
+// as long as any reference, does not move, and cannot be written while this
+// reference exists (writing needs `&mut Folio`, which `Arc::get_mut` refuses
+// while it is shared). Not an `IoBufMut`: other references may read it.
+unsafe impl IoBuf for FolioRef {
+    fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
+        f(self.as_bytes().as_ptr(), self.size());
     }
 }
 
