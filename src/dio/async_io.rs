@@ -108,7 +108,7 @@ enum Owner {
 ///
 /// let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(8, 100)?);
 /// let (mut kiocb, fut) = Kiocb::new_async_with(0, buf);
-/// Empty.submit(&mut kiocb)?;
+/// assert!(Empty.submit(&mut kiocb)?.is_queued());
 /// let done = fut.wait();
 /// assert_eq!((done.result, done.buf.count()), (Ok(0), 100));
 /// # Ok::<(), iov_iter::Error>(())
@@ -248,7 +248,7 @@ impl AsyncIo {
     ///
     /// let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 2048)?);
     /// let (mut kiocb, fut) = Kiocb::new_async_with(0, buf);
-    /// HoleThenData.submit(&mut kiocb)?;
+    /// assert!(HoleThenData.submit(&mut kiocb)?.is_queued());
     /// let done = fut.wait();
     /// assert_eq!(done.result, Ok(2048));
     /// let bytes = done.buf.into_inner();

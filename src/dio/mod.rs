@@ -60,7 +60,7 @@
 //! let mut back = vec![0u8; 512];
 //! let mut segs = [IoSegMut::new(&mut back)];
 //! let mut dst = AnyIter::from(IovIter::<Dest, Kvec>::new(&mut segs));
-//! targets[0].direct_io(&mut Kiocb::new_sync(0), &mut dst)?;
+//! assert_eq!(targets[0].direct_io(&mut Kiocb::new_sync(0), &mut dst)?, Submitted::Done(512));
 //! assert_eq!(dst.count(), 0);
 //! drop(dst);
 //! assert_eq!(back, data);
@@ -451,6 +451,57 @@ macro_rules! forward_direct_io {
 }
 
 forward_direct_io!(&T, alloc::boxed::Box<T>, alloc::sync::Arc<T>);
+
+/// The generic entry points on a trait object: the same methods as
+/// [`DirectIo::direct_io`], [`DirectIo::direct_io_tracked`],
+/// [`DirectIo::submit`] and [`DirectIo::block_on`], which need a sized
+/// receiver, so that `&dyn DirectIo` (as `Box<dyn DirectIo>` and
+/// `Arc<dyn DirectIo>`) takes every iterator and owned buffer.
+///
+/// ```
+/// use iov_iter::backend::mem::MemDevice;
+/// use iov_iter::dio::DirectIo;
+/// use iov_iter::kiocb::{Kiocb, Submitted};
+/// use iov_iter::{IovIter, Source, Ubuf};
+///
+/// let dev = MemDevice::new(4096);
+/// let target: &dyn DirectIo = &dev;
+/// let data = [1u8; 512];
+/// let mut it = IovIter::<Source, Ubuf>::new(&data);
+/// assert_eq!(target.direct_io(&mut Kiocb::new_sync(0), &mut it)?, Submitted::Done(512));
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
+impl dyn DirectIo + '_ {
+    /// [`DirectIo::direct_io`] on a trait object.
+    pub fn direct_io<I: DioIter + ?Sized>(
+        &self,
+        kiocb: &mut Kiocb,
+        iter: &mut I,
+    ) -> Result<Submitted> {
+        iter.direct_io(self, kiocb, &NoDirtyTracking)
+    }
+
+    /// [`DirectIo::direct_io_tracked`] on a trait object.
+    pub fn direct_io_tracked<I: DioIter + ?Sized>(
+        &self,
+        kiocb: &mut Kiocb,
+        iter: &mut I,
+        dirty: &dyn DirtyTracker,
+    ) -> Result<Submitted> {
+        iter.direct_io(self, kiocb, dirty)
+    }
+
+    /// [`DirectIo::submit`] on a trait object.
+    pub fn submit<I: DioBuf>(&self, kiocb: &mut Kiocb<I>) -> Result<Submitted> {
+        rw::owned(kiocb, self)
+    }
+
+    /// [`DirectIo::block_on`] on a trait object.
+    #[cfg(feature = "std")]
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        DirectIo::block_on(&self, fut)
+    }
+}
 
 /// The RWF flags a kiocb's IOCB flags carry to the syscall (also used by
 /// the io_uring backend for the `rw_flags` of its SQEs).

@@ -42,7 +42,12 @@ impl<B> sealed::Sealed for OwnedIter<Dest, B> {}
 /// fn at_zero(dev: &dyn DirectIo, iter: &mut impl DioIter) -> Result<()> {
 ///     dev.direct_io(&mut Kiocb::new_sync(0), iter).map(drop)
 /// }
-/// # let _ = at_zero;
+///
+/// let dev = iov_iter::backend::mem::MemDevice::new(4096);
+/// let mut page = iov_iter::Page::new();
+/// let mut segs = [iov_iter::BvecSegMut::full(&mut page)];
+/// at_zero(&dev, &mut iov_iter::IovIter::<iov_iter::Dest, iov_iter::Bvec>::new(&mut segs))?;
+/// # Ok::<(), iov_iter::Error>(())
 /// ```
 pub trait DioIter: sealed::Sealed {
     /// Runs the I/O on `target` (hidden: use [`DirectIo::direct_io`]).
@@ -113,13 +118,20 @@ impl DioIter for AnyIter<'_, Source> {
 /// use iov_iter::Result;
 ///
 /// // Queue any owned read or write, then drive the target until it is done.
-/// fn run<I: DioBuf>(dev: &impl DirectIo, pos: u64, iter: I) -> Result<I> {
+/// fn run<I: DioBuf>(dev: &dyn DirectIo, pos: u64, iter: I) -> Result<I> {
 ///     let (mut kiocb, fut) = Kiocb::new_async_with(pos, iter);
-///     dev.submit(&mut kiocb)?;
+///     assert!(dev.submit(&mut kiocb)?.is_queued());
 ///     let done = dev.block_on(fut);
 ///     done.result.map(|_| done.buf)
 /// }
-/// # let _ = run::<OwnedIter<iov_iter::Source, Vec<u8>>>;
+///
+/// let dev = iov_iter::backend::mem::MemDevice::new(4096)
+///     .with_align(iov_iter::dio::DioAlign::new(1, 512)?);
+/// let written = run(&dev, 0, OwnedIter::<iov_iter::Source, _>::new(vec![9u8; 512]))?;
+/// assert_eq!(written.count(), 0);
+/// let read = run(&dev, 0, OwnedIter::<iov_iter::Dest, _>::new(Vec::with_capacity(512)))?;
+/// assert_eq!(read.into_inner(), [9u8; 512]);
+/// # Ok::<(), iov_iter::Error>(())
 /// ```
 pub trait DioBuf: sealed::Sealed + Send + Sized + 'static {
     /// Read or write.
