@@ -55,7 +55,14 @@
 //! | `dup_iter` | [`IovIter::dup`] (sources only) |
 //! | `import_iovec`, `UIO_FASTIOV`, `UIO_MAXIOV`, `MAX_RW_COUNT` | [`import_iovec`], [`UIO_FASTIOV`], [`UIO_MAXIOV`], [`MAX_RW_COUNT`] |
 //! | `struct kiocb`, `IOCB_*`, `RWF_*`, `kiocb_set_rw_flags`, `-EIOCBQUEUED` | [`kiocb::Kiocb`], [`kiocb::IocbFlags`], [`kiocb::RwfFlags`], [`kiocb::Kiocb::set_rw_flags`], [`kiocb::Submitted::Queued`] |
-//! | `->direct_IO`, `iomap_dio_rw`, `should_dirty` | `dio::DirectIo`, `dio::dio_rw`, `dio::should_dirty` (feature `alloc`) |
+//! | `->direct_IO`, `iomap_dio_rw`, `should_dirty` | `dio::DirectIo` (`direct_io` over borrowed iterators, `submit` over owned ones), `dio::should_dirty` (feature `alloc`) |
+//! | `-EIOCBQUEUED` then `ki_complete(iocb, res)` with the pages handed back | `dio::DirectIo::submit` returning `Submitted::Queued`; the kiocb's callback or `CompletionFuture` receiving `Completed { result, pos, buf }` |
+//! | `struct bio` (a request a device completes later), `bio_split`, `bio_chain`, `bi_sector` | `dio::AsyncIo`, `AsyncIo::split_at`, the merged completion of split parts, `AsyncIo::set_pos` |
+//! | a `bio_vec` holding page references / pinned user pages (`bio_iov_iter_get_pages`) | owned buffers: `buf::IoBuf`, `buf::IoBufMut`, `buf::OwnedIter`, `buf::AlignedBuf` (feature `alloc`) |
+//! | `kvm_read_guest`, `kvm_write_guest`, `kvm_clear_guest` (guest memory) | `buf::SharedRegion`, `buf::SharedRegion::read_at`, `write_at`, `fill` (feature `alloc`) |
+//! | a `struct vring_desc` chain as an I/O buffer, `mark_page_dirty` | `buf::GuestBuf`, `buf::GuestBuf::with_dirty_log` |
+//! | `STATX_DIO_READ_ALIGN`, `stx_dio_read_offset_align` | `dio::DioAlign::read_offset`, `dio::DioAlign::offset_for` |
+//! | `IORING_REGISTER_FILES` / `IOSQE_FIXED_FILE`, `IORING_REGISTER_BUFFERS` + `IORING_OP_READ_FIXED` / `WRITE_FIXED`, `IORING_OP_FSYNC` | `backend::uring::UringBuilder::register_files`, `UringQueue::register_buffers` (`FixedBufPool`, `FixedBuf`), `UringQueue::fsync`; more files on one ring: `UringQueue::add_file` (`UringFile`) |
 //! | `statx` `STATX_DIOALIGN`, `bio_set_pages_dirty` | `dio::DioAlign`, `dio::DirtyTracker`, `dio::DirtyBitmap` |
 //! | `O_DIRECT` + `preadv2`/`pwritev2`, io_uring `READV`/`WRITEV` (`READ`/`WRITE` for one segment) | `backend::file::DirectFile` (`std`), `backend::uring::UringQueue` (`uring`), `backend::mem::MemDevice` |
 //!
@@ -75,8 +82,9 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `std` | yes | `std::io::Read`/`Write` impls, `IoSlice` conversions, `From<Error> for io::Error`, the `O_DIRECT` file backend; implies `alloc` |
-//! | `alloc` | via `std` | heap [`Page`]s, [`PageRef`] and [`PagePool`], [`import_iovec`] (spills past 8 segments), async [`kiocb`] completions and their `Future`, the `dio` layer and the RAM backend |
+//! | `alloc` | via `std` | heap [`Page`]s, [`PageRef`] and [`PagePool`], folios ([`Folio`], [`FolioRef`], [`FolioPool`]), owned buffers (`buf`), [`import_iovec`] (spills past 8 segments), async [`kiocb`] completions and their `Future`, the `dio` layer and the RAM backend |
 //! | `uring` | no | the io_uring backend (`backend::uring`); implies `std` |
+//! | `vm-memory` | no | `buf::GuestBuf::from_guest_memory`: guest buffers over rust-vmm's `vm-memory` (`GuestMemoryMmap`, any `GuestMemory`); implies `std` |
 //!
 //! Without features the crate is `#![no_std]` and makes no syscalls.
 //!
@@ -92,12 +100,19 @@
 //!
 //! No undefined behaviour is reachable from safe code. The unsafe
 //! constructors ([`import_iovec`], `IovIter::from_raw_iovecs`,
-//! `IovIter::from_raw_buf`) list what their caller promises.
+//! `IovIter::from_raw_buf`, `buf::SharedRegion::from_raw_parts`) and the
+//! unsafe traits a user implements for owned buffers (`buf::IoBuf`,
+//! `buf::IoBufMut`) list what their caller or implementer promises.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, unsafe_op_in_unsafe_fn, rustdoc::broken_intra_doc_links)]
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
+
+// The README's Rust examples run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 #[cfg(feature = "alloc")]
 extern crate alloc;

@@ -95,7 +95,8 @@ fn dio_align_not_power_of_two_is_einval() {
         DioAlign::new(1, 4096),
         Ok(DioAlign {
             mem: 1,
-            offset: 4096
+            offset: 4096,
+            read_offset: 0,
         })
     );
 
@@ -104,6 +105,7 @@ fn dio_align_not_power_of_two_is_einval() {
     let dev = MemDevice::new(1 << 16).with_align(DioAlign {
         mem: 512,
         offset: 384,
+        read_offset: 0,
     });
     let src = Page::new();
     let mut it = IovIter::<Source, Ubuf>::new(&src.as_bytes()[..1536]);

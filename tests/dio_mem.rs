@@ -446,7 +446,11 @@ fn custom_and_bogus_alignment() {
     assert!(DioAlign::new(0, 512).is_err());
     assert!(DioAlign::new(512, 384).is_err());
     // Built from its public fields: refused, not a panic.
-    let dev = MemDevice::new(DEV).with_align(DioAlign { mem: 0, offset: 0 });
+    let dev = MemDevice::new(DEV).with_align(DioAlign {
+        mem: 0,
+        offset: 0,
+        read_offset: 0,
+    });
     let mut it = IovIter::<Source, Ubuf>::new(&src.0[..512]);
     assert_eq!(
         sync_io(&dev, 0, &mut it).unwrap_err().errno(),

@@ -24,12 +24,11 @@ use iov_iter::{
     Page, Source, Ubuf,
 };
 
+/// Completions in the order they ran, with the position each started at.
+type Log<B> = Arc<Mutex<Vec<(u64, Completed<B>)>>>;
+
 /// A kiocb whose callback records the completion (in the order they run).
-fn recording<B: Send + 'static>(
-    pos: u64,
-    buf: B,
-    log: &Arc<Mutex<Vec<(u64, Completed<B>)>>>,
-) -> Kiocb<B> {
+fn recording<B: Send + 'static>(pos: u64, buf: B, log: &Log<B>) -> Kiocb<B> {
     let log = Arc::clone(log);
     Kiocb::with_callback(pos, buf, move |done| log.lock().unwrap().push((pos, done)))
 }
@@ -760,4 +759,59 @@ fn a_sync_kiocb_whose_buffer_was_taken_is_einval() {
     let mut kiocb = Kiocb::new_sync_with(0, buf);
     assert_eq!(dev.submit(&mut kiocb), Ok(Submitted::Done(512)));
     assert_eq!((kiocb.pos, kiocb.buf().unwrap().count()), (512, 0));
+}
+
+#[test]
+fn reads_follow_the_smaller_read_offset_alignment() {
+    // Writes need 4 KiB offsets, reads 512 (statx STATX_DIO_READ_ALIGN).
+    let align = DioAlign::new(512, 4096)
+        .unwrap()
+        .with_read_offset(512)
+        .unwrap();
+    let dev = MemDevice::new(16384).with_align(align);
+    dev.write_at(0, &block(6, 16384));
+    let (mut kiocb, fut) = Kiocb::new_async_with(
+        512,
+        OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 1024).unwrap()),
+    );
+    assert!(dev.submit(&mut kiocb).unwrap().is_queued());
+    assert_eq!(
+        fut.wait().buf.into_inner().as_slice(),
+        &block(6, 16384)[512..1536]
+    );
+    let (mut kiocb, _fut) = Kiocb::new_async_with(
+        512,
+        OwnedIter::<Source, _>::new(AlignedBuf::zeroed(512, 4096).unwrap()),
+    );
+    match dev.submit(&mut kiocb) {
+        Err(Error::Misaligned { offset_align, .. }) => assert_eq!(offset_align, 4096),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A 64 KiB folio reaches the device as one segment.
+#[test]
+fn a_folio_reaches_the_device_as_one_segment() {
+    use iov_iter::Folio;
+    let dev = common::Recorder::new(MemDevice::new(1 << 17));
+    let mut folio = Folio::new(4).unwrap();
+    folio.as_mut_bytes().copy_from_slice(&block(8, 65536));
+    {
+        let segs = [folio.bvec(0, 65536).unwrap()];
+        let mut it = IovIter::<Source, Bvec>::new(&segs);
+        assert_eq!(
+            dev.direct_io(&mut Kiocb::new_sync(0), &mut it),
+            Ok(Submitted::Done(65536))
+        );
+    }
+    let (mut kiocb, fut) =
+        Kiocb::new_async_with(0, OwnedIter::<Dest, _>::new(Folio::new(4).unwrap()));
+    assert!(dev.submit(&mut kiocb).unwrap().is_queued());
+    assert_eq!(fut.wait().buf.into_inner().as_bytes(), &block(8, 65536)[..]);
+    let seen = dev.seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen.iter().all(|(_, r)| r.len() == 1 && r[0].1 == 65536),
+        "{seen:?}"
+    );
 }

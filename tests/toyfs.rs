@@ -286,7 +286,6 @@ fn sync_reads_through_borrowed_iterators_map_the_same_way() {
         Ok(Submitted::Done(28 * K as usize))
     );
     assert_eq!((it.count(), kiocb.pos), (4 * K as usize, 28 * K));
-    drop(it);
     assert_eq!(buf[..28 * K as usize], expected(&fs.dev.snapshot())[..]);
     // Misaligned: refused before any I/O.
     let mut it = IovIter::<Dest, Ubuf>::new(&mut buf[..4096]);

@@ -10,7 +10,10 @@
 //!    `stx_dio_offset_align`, when the kernel sets `STATX_DIOALIGN` in
 //!    `stx_mask` and both are non-zero. When it sets the bit and reports 0,
 //!    the file does not support direct I/O and opening fails with
-//!    [`Error::NotSupported`] (`EOPNOTSUPP`).
+//!    [`Error::NotSupported`] (`EOPNOTSUPP`). Where the kernel also sets
+//!    `STATX_DIO_READ_ALIGN` (Linux 6.14) with a non-zero
+//!    `stx_dio_read_offset_align`, reads check offsets and lengths against
+//!    that smaller value ([`DioAlign::read_offset`]).
 //! 2. The filesystem block size (`fstatvfs`'s `f_bsize`) as the offset and
 //!    length alignment, and the smaller of it and [`PAGE_SIZE`] as the memory
 //!    alignment, when it is a power of two from 512 to 64 KiB. The logical
@@ -74,6 +77,9 @@ use crate::seg::UserIovec;
 
 /// `STATX_WRITE_ATOMIC` (Linux 6.11), which rustix does not name.
 const STATX_WRITE_ATOMIC: u32 = 0x0001_0000;
+/// `STATX_DIO_READ_ALIGN` (Linux 6.14): `stx_dio_read_offset_align` is
+/// valid.
+const STATX_DIO_READ_ALIGN: u32 = 0x0002_0000;
 /// `STATX_ATTR_WRITE_ATOMIC` (Linux 6.11).
 const STATX_ATTR_WRITE_ATOMIC: u64 = 0x0040_0000;
 /// The fallback alignment when nothing better is known.
@@ -221,9 +227,8 @@ impl DirectFileOptions {
     }
 }
 
-/// A file opened with `O_DIRECT`: a [`DirectIo`] backend, so a
-/// [`DirectIo`](crate::dio::DirectIo) target. See the
-/// [module documentation](self).
+/// A file opened with `O_DIRECT`: a [`DirectIo`] target whose async
+/// requests complete inline. See the [module documentation](self).
 #[doc(alias = "O_DIRECT")]
 #[derive(Debug)]
 pub struct DirectFile {
@@ -275,7 +280,8 @@ impl DirectFile {
     }
 
     fn probe(fd: OwnedFd) -> Result<DirectFile> {
-        let mask = StatxFlags::DIOALIGN | StatxFlags::from_bits_retain(STATX_WRITE_ATOMIC);
+        let mask = StatxFlags::DIOALIGN
+            | StatxFlags::from_bits_retain(STATX_WRITE_ATOMIC | STATX_DIO_READ_ALIGN);
         let stx = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, mask).ok();
         let mut caps = FileCaps {
             // Regular files on the filesystems that do O_DIRECT (ext4, xfs,
@@ -296,6 +302,12 @@ impl DirectFile {
                     ));
                 }
                 found = DioAlign::new(mem, off).ok();
+                // A smaller offset alignment for reads, where the kernel
+                // reports one (Linux 6.14; 0 means the same as writes).
+                if stx.stx_mask & STATX_DIO_READ_ALIGN != 0 {
+                    let r = stx.stx_dio_read_offset_align;
+                    found = found.map(|a| a.with_read_offset(r).unwrap_or(a));
+                }
             }
             if stx.stx_mask & STATX_WRITE_ATOMIC != 0
                 && stx.stx_atomic_write_unit_min != 0
@@ -317,6 +329,7 @@ impl DirectFile {
                     DioAlign {
                         mem: FALLBACK_ALIGN,
                         offset: FALLBACK_ALIGN,
+                        read_offset: 0,
                     },
                     AlignSource::Default,
                 ),
@@ -486,7 +499,7 @@ impl DirectIo for DirectFile {
     ) -> Result<usize> {
         let rflags = ReadWriteFlags::from_bits_retain(flags.bits());
         let total = iov.iter().fold(0usize, |acc, v| acc.saturating_add(v.len));
-        let off_mask = self.align.offset.max(1) as usize - 1;
+        let off_mask = self.align.offset_for(rw).max(1) as usize - 1;
         let mut done = 0usize;
         // One step: a syscall's outcome is folded into `done`; `Some(n)`
         // means go on after advancing the slices by `n`.

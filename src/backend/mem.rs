@@ -10,7 +10,7 @@
 //! * a write that crosses the end is short, and a write at or past the end
 //!   fails with `ENOSPC`; `RWF_APPEND` writes at the end, so it fails too;
 //! * the alignment ([`DioAlign`], default 512 / 512) is what
-//!   [`DirectIo`](crate::dio::DirectIo) checks before any I/O; the device itself
+//!   [`DirectIo`] checks before any I/O; the device itself
 //!   accepts any [`DirectIo::transfer`] call.
 //!
 //! # Fault injection
@@ -313,6 +313,7 @@ impl MemDevice {
     pub const DEFAULT_ALIGN: DioAlign = DioAlign {
         mem: 512,
         offset: 512,
+        read_offset: 0,
     };
 
     /// The default capabilities: `RWF_NOWAIT` supported (like `FMODE_NOWAIT`

@@ -23,6 +23,8 @@
 //! | [`Page`] | the frame | the frame | always |
 //! | [`PageRef`] | the frame | (not a destination: others may read it) | |
 //! | [`Folio`], [`FolioRef`] | the folio, one segment | the folio ([`Folio`] only) | always |
+//! | [`GuestBuf<Source>`](GuestBuf) (guest memory, [`SharedRegion`] or vm-memory) | its ranges, in order (they may overlap) | (not a destination) | |
+//! | [`GuestBuf<Dest>`](GuestBuf) | its ranges | its ranges (disjoint) | always (marks its dirty log, if any) |
 //! | `Vec<B>`, `Box<[B]>` of any of these | the segments of each, in order | as for each | as for each |
 //!
 //! Reads may land in uninitialised memory (a `Vec<u8>`'s spare capacity, an
@@ -39,12 +41,14 @@
 //! its own through asynchronous I/O.
 
 mod aligned;
+mod guest;
 mod owned;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 pub use aligned::AlignedBuf;
+pub use guest::{GuestBuf, SharedRegion};
 pub use owned::OwnedIter;
 pub(crate) use owned::SegArray;
 

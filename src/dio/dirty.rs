@@ -12,7 +12,7 @@ use crate::page::{PAGE_OFFSET_MASK, PAGE_SIZE};
 
 /// Receives the pages a direct read landed in (the kernel's
 /// `bio_set_pages_dirty` / `set_page_dirty_lock`). Called only for
-/// [`should_dirty`] iterators, with byte ranges of the destination memory.
+/// [`should_dirty`](super::should_dirty) iterators, with byte ranges of the destination memory.
 pub trait DirtyTracker {
     /// `len` bytes at address `addr` were (or may have been) written.
     fn mark_dirty(&self, addr: usize, len: usize);

@@ -43,8 +43,11 @@
 //! # Dispatch
 //!
 //! `DirectIo` is object-safe: a VFS-like caller holds `Box<dyn DirectIo>`
-//! (or `Arc`, or `&dyn`) and calls [`DirectIo::direct_io`] with any
-//! iterator kind, and [`DirectIo::submit`] with any owned iterator, on it.
+//! or `Arc<dyn DirectIo>` and calls [`DirectIo::direct_io`] with any
+//! iterator kind, and [`DirectIo::submit`] with any owned iterator, on it
+//! (`DirectIo` is implemented for `Box<T>`, `Arc<T>` and `&T`). Those two
+//! are generic, so they need a sized receiver: on a bare `&dyn DirectIo`,
+//! call them through a reference to it, `(&target).submit(&mut kiocb)`.
 //!
 //! ```
 //! use iov_iter::backend::mem::MemDevice;
@@ -52,7 +55,9 @@
 //! use iov_iter::kiocb::{Kiocb, Submitted};
 //! use iov_iter::{AnyIter, Dest, IoSegMut, IovIter, Kvec, Source, Ubuf};
 //!
-//! let targets: Vec<Box<dyn DirectIo>> = vec![Box::new(MemDevice::new(4096))];
+//! // Vec memory is byte-aligned: a device that asks 512-byte lengths only.
+//! let align = iov_iter::dio::DioAlign::new(1, 512)?;
+//! let targets: Vec<Box<dyn DirectIo>> = vec![Box::new(MemDevice::new(4096).with_align(align))];
 //! let data = vec![0x5au8; 512];
 //! let mut src = IovIter::<Source, Ubuf>::new(&data);
 //! assert_eq!(targets[0].direct_io(&mut Kiocb::new_sync(0), &mut src)?, Submitted::Done(512));
@@ -115,10 +120,24 @@ const fn should_dirty_raw(is_source: bool, user_backed: bool) -> bool {
     user_backed && !is_source
 }
 
-/// Direct-I/O alignment, as `statx(STATX_DIOALIGN)` reports it: memory
-/// alignment of each segment's address, and alignment of the file offset
-/// and of each segment's (and the total) length.
+/// Direct-I/O alignment, as `statx(STATX_DIOALIGN | STATX_DIO_READ_ALIGN)`
+/// reports it: memory alignment of each segment's address, and alignment
+/// of the file offset and of each segment's (and the total) length, which
+/// may be smaller for reads (Linux 6.14).
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::dio::DioAlign;
+/// use iov_iter::kiocb::RwType;
+/// // A file whose writes need 4 KiB but whose reads take 512-byte offsets.
+/// let a = DioAlign::new(512, 4096)?.with_read_offset(512)?;
+/// assert_eq!((a.offset_for(RwType::Read), a.offset_for(RwType::Write)), (512, 4096));
+/// assert!(DioAlign::new(512, 512)?.with_read_offset(4096).is_err());
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
 #[doc(alias = "STATX_DIOALIGN")]
+#[doc(alias = "STATX_DIO_READ_ALIGN")]
 #[doc(alias = "stx_dio_mem_align")]
 #[doc(alias = "stx_dio_offset_align")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,17 +147,52 @@ pub struct DioAlign {
     /// `stx_dio_offset_align`: required alignment of file offsets and of
     /// segment and total lengths.
     pub offset: u32,
+    /// `stx_dio_read_offset_align`: the same for reads, when smaller than
+    /// [`DioAlign::offset`]; 0 when reads have the general rule.
+    #[doc(alias = "stx_dio_read_offset_align")]
+    pub read_offset: u32,
 }
 
 impl DioAlign {
     /// An alignment pair; both must be powers of two (EINVAL otherwise).
+    /// Reads follow the same offset alignment.
     pub fn new(mem: u32, offset: u32) -> Result<DioAlign> {
         if !mem.is_power_of_two() || !offset.is_power_of_two() {
             return Err(Error::InvalidArgument(
                 "DIO alignment must be a power of two",
             ));
         }
-        Ok(DioAlign { mem, offset })
+        Ok(DioAlign {
+            mem,
+            offset,
+            read_offset: 0,
+        })
+    }
+
+    /// The same, with a smaller offset alignment for reads
+    /// (`stx_dio_read_offset_align`); 0 restores the general rule.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] (EINVAL) for a value that is neither 0
+    /// nor a power of two at most [`DioAlign::offset`] (the kernel's
+    /// promise for the field).
+    pub fn with_read_offset(mut self, read_offset: u32) -> Result<DioAlign> {
+        if read_offset != 0 && (!read_offset.is_power_of_two() || read_offset > self.offset) {
+            return Err(Error::InvalidArgument(
+                "DIO read offset alignment must be 0 or a power of two at most the offset alignment",
+            ));
+        }
+        self.read_offset = read_offset;
+        Ok(self)
+    }
+
+    /// The offset (and length) alignment in force for a read or a write.
+    pub fn offset_for(&self, rw: RwType) -> u32 {
+        match rw {
+            RwType::Read if self.read_offset != 0 => self.read_offset,
+            _ => self.offset,
+        }
     }
 
     /// Checks a request before any I/O: the file position, the total length,
@@ -151,17 +205,25 @@ impl DioAlign {
     /// when `self` (built from its public fields) is not a pair of powers of
     /// two.
     pub fn check<D: Direction, K: Kind>(&self, pos: u64, iter: &IovIter<'_, D, K>) -> Result<()> {
-        self.check_chunks(pos, iter.count(), iter.raw_chunks())
+        let rw = if D::IS_SOURCE {
+            RwType::Write
+        } else {
+            RwType::Read
+        };
+        self.check_chunks(rw, pos, iter.count(), iter.raw_chunks())
     }
 
-    /// [`DioAlign::check`] over `count` bytes of raw chunks.
+    /// [`DioAlign::check`] over `count` bytes of raw chunks of a read or a
+    /// write.
     pub(crate) fn check_chunks(
         &self,
+        rw: RwType,
         pos: u64,
         count: usize,
         chunks: impl Iterator<Item = (core::ptr::NonNull<u8>, usize)>,
     ) -> Result<()> {
-        if !self.mem.is_power_of_two() || !self.offset.is_power_of_two() {
+        let offset = self.offset_for(rw);
+        if !self.mem.is_power_of_two() || !offset.is_power_of_two() {
             return Err(Error::InvalidArgument(
                 "DIO alignment must be a power of two",
             ));
@@ -169,9 +231,9 @@ impl DioAlign {
         let err = |what| Error::Misaligned {
             what,
             mem_align: self.mem,
-            offset_align: self.offset,
+            offset_align: offset,
         };
-        let (mem_mask, off_mask) = (self.mem as usize - 1, self.offset as usize - 1);
+        let (mem_mask, off_mask) = (self.mem as usize - 1, offset as usize - 1);
         if pos & off_mask as u64 != 0 {
             return Err(err(Misalignment::FileOffset));
         }
@@ -451,57 +513,6 @@ macro_rules! forward_direct_io {
 }
 
 forward_direct_io!(&T, alloc::boxed::Box<T>, alloc::sync::Arc<T>);
-
-/// The generic entry points on a trait object: the same methods as
-/// [`DirectIo::direct_io`], [`DirectIo::direct_io_tracked`],
-/// [`DirectIo::submit`] and [`DirectIo::block_on`], which need a sized
-/// receiver, so that `&dyn DirectIo` (as `Box<dyn DirectIo>` and
-/// `Arc<dyn DirectIo>`) takes every iterator and owned buffer.
-///
-/// ```
-/// use iov_iter::backend::mem::MemDevice;
-/// use iov_iter::dio::DirectIo;
-/// use iov_iter::kiocb::{Kiocb, Submitted};
-/// use iov_iter::{IovIter, Source, Ubuf};
-///
-/// let dev = MemDevice::new(4096);
-/// let target: &dyn DirectIo = &dev;
-/// let data = [1u8; 512];
-/// let mut it = IovIter::<Source, Ubuf>::new(&data);
-/// assert_eq!(target.direct_io(&mut Kiocb::new_sync(0), &mut it)?, Submitted::Done(512));
-/// # Ok::<(), iov_iter::Error>(())
-/// ```
-impl dyn DirectIo + '_ {
-    /// [`DirectIo::direct_io`] on a trait object.
-    pub fn direct_io<I: DioIter + ?Sized>(
-        &self,
-        kiocb: &mut Kiocb,
-        iter: &mut I,
-    ) -> Result<Submitted> {
-        iter.direct_io(self, kiocb, &NoDirtyTracking)
-    }
-
-    /// [`DirectIo::direct_io_tracked`] on a trait object.
-    pub fn direct_io_tracked<I: DioIter + ?Sized>(
-        &self,
-        kiocb: &mut Kiocb,
-        iter: &mut I,
-        dirty: &dyn DirtyTracker,
-    ) -> Result<Submitted> {
-        iter.direct_io(self, kiocb, dirty)
-    }
-
-    /// [`DirectIo::submit`] on a trait object.
-    pub fn submit<I: DioBuf>(&self, kiocb: &mut Kiocb<I>) -> Result<Submitted> {
-        rw::owned(kiocb, self)
-    }
-
-    /// [`DirectIo::block_on`] on a trait object.
-    #[cfg(feature = "std")]
-    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        DirectIo::block_on(&self, fut)
-    }
-}
 
 /// The RWF flags a kiocb's IOCB flags carry to the syscall (also used by
 /// the io_uring backend for the `rw_flags` of its SQEs).

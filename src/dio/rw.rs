@@ -40,7 +40,8 @@ impl<B> sealed::Sealed for OwnedIter<Dest, B> {}
 ///
 /// // Generic over every kind and direction.
 /// fn at_zero(dev: &dyn DirectIo, iter: &mut impl DioIter) -> Result<()> {
-///     dev.direct_io(&mut Kiocb::new_sync(0), iter).map(drop)
+///     // Through `&&dyn DirectIo`: `direct_io` is generic (see "Dispatch").
+///     (&dev).direct_io(&mut Kiocb::new_sync(0), iter).map(drop)
 /// }
 ///
 /// let dev = iov_iter::backend::mem::MemDevice::new(4096);
@@ -118,7 +119,7 @@ impl DioIter for AnyIter<'_, Source> {
 /// use iov_iter::Result;
 ///
 /// // Queue any owned read or write, then drive the target until it is done.
-/// fn run<I: DioBuf>(dev: &dyn DirectIo, pos: u64, iter: I) -> Result<I> {
+/// fn run<I: DioBuf>(dev: &impl DirectIo, pos: u64, iter: I) -> Result<I> {
 ///     let (mut kiocb, fut) = Kiocb::new_async_with(pos, iter);
 ///     assert!(dev.submit(&mut kiocb)?.is_queued());
 ///     let done = dev.block_on(fut);
@@ -129,7 +130,7 @@ impl DioIter for AnyIter<'_, Source> {
 ///     .with_align(iov_iter::dio::DioAlign::new(1, 512)?);
 /// let written = run(&dev, 0, OwnedIter::<iov_iter::Source, _>::new(vec![9u8; 512]))?;
 /// assert_eq!(written.count(), 0);
-/// let read = run(&dev, 0, OwnedIter::<iov_iter::Dest, _>::new(Vec::with_capacity(512)))?;
+/// let read = run(&dev, 0, OwnedIter::<iov_iter::Dest, _>::new(Vec::<u8>::with_capacity(512)))?;
 /// assert_eq!(read.into_inner(), [9u8; 512]);
 /// # Ok::<(), iov_iter::Error>(())
 /// ```
@@ -265,7 +266,7 @@ pub(super) fn borrowed<T: DirectIo + ?Sized, D: Direction>(
     if iter.count() != 0 {
         target
             .dio_align()
-            .check_chunks(start, iter.count(), iter.raw_chunks())?;
+            .check_chunks(rw, start, iter.count(), iter.raw_chunks())?;
     }
     let result = transfer_iter(target, rw, start, rwf, iter, dirty);
     if kiocb.is_sync() {

@@ -65,12 +65,16 @@ pub fn uring_queue(
     }
 }
 
+/// One request as a [`Recorder`] saw it: its position and the memory
+/// ranges `(address, length)` of its iovecs.
+pub type Seen = (u64, Vec<(usize, usize)>);
+
 /// Wraps a target and records, for every request that reaches it, its
 /// position and the memory ranges of its iovecs (to show that I/O lands in
 /// the caller's memory, with no bounce buffer in between).
 pub struct Recorder<T> {
     pub inner: T,
-    pub seen: Mutex<Vec<(u64, Vec<(usize, usize)>)>>,
+    pub seen: Mutex<Vec<Seen>>,
 }
 
 impl<T> Recorder<T> {

@@ -1,20 +1,47 @@
 //! The io_uring direct-I/O backend: [`UringQueue`], truly asynchronous
-//! `IORING_OP_READV` / `IORING_OP_WRITEV` on one `O_DIRECT` file
-//! (`IORING_OP_READ` / `IORING_OP_WRITE` for a single segment), behind the
-//! crate's one I/O contract ([`DirectIo`]). Requires the `uring` feature
-//! (Linux 5.5 or later; single-segment `READ` / `WRITE` from 5.6, the
-//! [`UringBuilder::coop_taskrun`] option from 5.19).
+//! `IORING_OP_READV` / `IORING_OP_WRITEV` on `O_DIRECT` files
+//! (`IORING_OP_READ` / `IORING_OP_WRITE` for a single segment,
+//! `IORING_OP_READ_FIXED` / `IORING_OP_WRITE_FIXED` for one inside a
+//! registered buffer), behind the crate's one I/O contract ([`DirectIo`]).
+//! Requires the `uring` feature (Linux 5.5 or later; single-segment `READ` /
+//! `WRITE` from 5.6, the [`UringBuilder::coop_taskrun`] option from 5.19).
 //!
-//! Linux reference: `io_uring/rw.c` (`io_prep_rw`, `io_read`, `io_write`),
-//! `io_uring/cancel.c` (`IORING_OP_ASYNC_CANCEL`), `fs/iomap/direct-io.c`
-//! (`-EIOCBQUEUED`, `ki_complete`). Man pages: io_uring_enter(2),
-//! io_uring_setup(2), preadv2(2), statx(2) (`STATX_DIOALIGN`), open(2)
-//! (`O_DIRECT`).
+//! Linux reference: `io_uring/rw.c` (`io_prep_rw`, `io_read`, `io_write`,
+//! `io_import_fixed`), `io_uring/rsrc.c` (registered files and buffers),
+//! `io_uring/sync.c` (`io_fsync`), `io_uring/cancel.c`
+//! (`IORING_OP_ASYNC_CANCEL`), `fs/iomap/direct-io.c` (`-EIOCBQUEUED`,
+//! `ki_complete`). Man pages: io_uring_enter(2), io_uring_setup(2),
+//! io_uring_register(2), preadv2(2), fsync(2), statx(2) (`STATX_DIOALIGN`),
+//! open(2) (`O_DIRECT`).
+//!
+//! # One ring, several files, registered resources
+//!
+//! A queue is built on one file; [`UringQueue::add_file`] puts more files
+//! on the same ring ([`UringFile`], each a [`DirectIo`] of its own with its
+//! own alignment), sharing its depth, in-flight table and plugs. Two
+//! registrations are opt-in, and each falls back to the plain path where
+//! the kernel refuses it, so code written for them runs everywhere:
+//!
+//! * **Files** ([`UringBuilder::register_files`], `IORING_REGISTER_FILES`):
+//!   SQEs name a slot of the ring's file table (`IOSQE_FIXED_FILE`) rather
+//!   than a descriptor the kernel looks up and reference-counts per request
+//!   ([`UringQueue::is_fixed_file`]).
+//! * **Buffers** ([`UringQueue::register_buffers`],
+//!   `IORING_REGISTER_BUFFERS`): a [`FixedBufPool`] of aligned buffers whose
+//!   pages the kernel pins once. A request that is one segment inside one of
+//!   them (found by address, whatever type owns it) goes out as
+//!   `READ_FIXED` / `WRITE_FIXED`; everything else as before
+//!   ([`UringQueue::stats`] counts which).
+//!
+//! Reads and writes still go only through [`DirectIo::submit`] (owned
+//! buffers) and [`DirectIo::direct_io`] (borrowed iterators);
+//! [`UringQueue::fsync`] (`IORING_OP_FSYNC`) follows the same kiocb
+//! contract.
 //!
 //! # Buffer lifetime: how this is sound
 //!
 //! Memory handed to the kernel stays valid until its completion (CQE)
-//! arrives, whatever the caller does meanwhile. Three rules give that:
+//! arrives, whatever the caller does meanwhile. Four rules give that:
 //!
 //! 1. **Asynchronous I/O owns its buffers.** [`DirectIo::submit`] with an
 //!    async kiocb moves the kiocb's [`OwnedIter`](crate::buf::OwnedIter)
@@ -31,14 +58,22 @@
 //!    while the kernel holds borrowed memory, there is no safe way out and
 //!    the process aborts (io_uring_enter(2) fails that way only on a broken
 //!    ring).
-//! 3. **Wait on drop of the ring.** Dropping a [`UringQueue`] with I/O in
-//!    flight submits an `IORING_OP_ASYNC_CANCEL` for every request, then
-//!    waits for *every* outstanding CQE, completing each request (cancelled
-//!    ones with `ECANCELED`, others normally, buffers handed back), before
-//!    it frees the ring. A drop therefore blocks for as long as the slowest
-//!    in-flight I/O takes. Should waiting fail (a broken ring), the queue
-//!    leaks the ring and every in-flight request rather than free or hand
-//!    back memory the kernel may still write: those completions never run.
+//! 3. **Wait on drop of the ring.** The queue and each [`UringFile`] keep
+//!    the ring alive; dropping one of them cancels nothing (its requests
+//!    complete when the ring is driven through another, and its file is
+//!    closed after its last CQE). Dropping the **last** of them submits an
+//!    `IORING_OP_ASYNC_CANCEL` for every request of every file, then waits
+//!    for *every* outstanding CQE, completing each request (cancelled ones
+//!    with `ECANCELED`, others normally, buffers handed back), before it
+//!    frees the ring. That drop therefore blocks for as long as the slowest
+//!    in-flight I/O takes. Should waiting fail (a broken ring), the ring and
+//!    every in-flight request are leaked rather than memory the kernel may
+//!    still write being freed or handed back: those completions never run.
+//! 4. **Registered memory outlives the registration.** A [`FixedBufPool`]'s
+//!    memory stays allocated for as long as the ring that registered it
+//!    (the kernel's registration ends with the ring), and each
+//!    [`FixedBuf`] keeps it too, so no buffer the kernel pinned is freed or
+//!    reused while a fixed request may reach it.
 //!
 //! No `unsafe` is needed by callers of this module.
 //!
@@ -77,165 +112,98 @@
 //! // Read it back into uninitialised memory.
 //! let buf = AlignedBuf::with_capacity(4096, 8192)?;
 //! let (mut kiocb, done) = Kiocb::new_async_with(0, OwnedIter::<Dest, _>::new(buf));
-//! queue.submit(&mut kiocb)?;
+//! assert!(queue.submit(&mut kiocb)?.is_queued());
 //! let back = queue.block_on(done).buf.into_inner();
 //! assert_eq!(back.len(), 8192);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod file;
+mod file_table;
+mod fixed_buf;
+mod ring;
 mod sqe;
 mod table;
 
 use std::fmt;
-use std::io;
-use std::mem::ManuallyDrop;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
-use io_uring::{IoUring, opcode, types};
+pub use self::file::UringFile;
+pub use self::fixed_buf::{FixedBuf, FixedBufPool};
+pub use self::ring::UringStats;
 
-use self::sqe::{cqe_result, has_single_ops, io_err, retryable, rw_entry, setup_ring};
-use self::table::{CANCEL_KEY, OpTable, Reaped, Sink};
+use self::file::Handle;
+use self::file_table::FileTable;
+use self::fixed_buf::{Arena, Registered};
+use self::ring::Shared;
+use self::sqe::{has_single_ops, io_err, iovec_slice, setup_ring};
 use crate::backend::file::DirectFile;
 use crate::dio::{AsyncIo, AsyncMode, DioAlign, DirectIo};
 use crate::error::{Errno, Error, Result};
-use crate::import::UIO_MAXIOV;
-use crate::kiocb::{FileCaps, RwType, RwfFlags};
+use crate::kiocb::{FileCaps, Kiocb, RwType, RwfFlags, Submitted};
 use crate::seg::UserIovec;
 
-/// Completes reaped requests outside the lock: every one, even when some
-/// completion panics (the first panic is raised again after).
-fn deliver(reaped: Reaped) {
-    crate::sync::run_all(reaped, |(io, res)| io.complete(res));
-}
-
-struct State {
-    /// Dropped by hand in `UringQueue::drop`, after every CQE arrived (or
-    /// leaked when waiting failed).
-    ring: ManuallyDrop<IoUring>,
-    ops: OpTable,
-    /// Live [`UringPlug`]s: while non-zero, async submissions stay in the
-    /// SQ until a plug ends or somebody waits.
-    plugged: usize,
-}
-
-impl State {
-    /// Reaps every available CQE; owned requests go to `out`.
-    fn reap(&mut self, out: &mut Reaped) {
-        let State { ring, ops, .. } = self;
-        for cqe in ring.completion() {
-            ops.complete(cqe.user_data(), cqe.result(), out);
-        }
-    }
-
-    /// Submits what is queued and blocks until at least one CQE is
-    /// available. Transient errors count as a spurious wakeup.
-    fn enter_wait(&mut self) -> io::Result<()> {
-        match self.ring.submit_and_wait(1) {
-            Ok(_) => Ok(()),
-            Err(e) if retryable(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Waits until the table has room for one more operation.
-    fn make_room(&mut self, out: &mut Reaped) -> Result<()> {
-        loop {
-            self.reap(out);
-            if !self.ops.is_full() {
-                return Ok(());
-            }
-            self.enter_wait().map_err(io_err)?;
-        }
-    }
-
-    /// Pushes `entry` (with `user_data` = the table's next key).
-    ///
-    /// # Safety
-    ///
-    /// Every address in `entry` must stay valid as the opcode requires until
-    /// the CQE of that key is reaped, which the caller ensures by inserting
-    /// the owner into the table right after this succeeds, under the same
-    /// lock.
-    unsafe fn push(&mut self, entry: &io_uring::squeue::Entry) -> Result<()> {
-        // SAFETY: as the caller promises.
-        if unsafe { self.ring.submission().push(entry) }.is_ok() {
-            return Ok(());
-        }
-        // The SQ holds at most one entry per table slot, and the table has
-        // room; flush anyway and retry once.
-        let _ = self.ring.submit();
-        // SAFETY: as above.
-        unsafe { self.ring.submission().push(entry) }.map_err(|_| Error::Os(Errno::EBUSY))
-    }
-
-    /// Cancels every owned request, then waits for every CQE. `false`
-    /// when the ring failed and operations are still in flight.
-    fn cancel_and_drain(&mut self, out: &mut Reaped) -> bool {
-        for key in self.ops.owned_keys() {
-            let cancel = opcode::AsyncCancel::new(key).build().user_data(CANCEL_KEY);
-            loop {
-                // SAFETY: an ASYNC_CANCEL SQE points to no memory.
-                if unsafe { self.ring.submission().push(&cancel) }.is_ok() {
-                    break;
-                }
-                match self.ring.submit() {
-                    Ok(_) => {}
-                    Err(e) if retryable(&e) => self.reap(out),
-                    Err(_) => return self.drain(out),
-                }
-            }
-        }
-        self.drain(out)
-    }
-
-    fn drain(&mut self, out: &mut Reaped) -> bool {
-        loop {
-            self.reap(out);
-            if self.ops.busy == 0 {
-                return true;
-            }
-            if self.enter_wait().is_err() {
-                return false;
-            }
-        }
-    }
-}
-
-/// An io_uring instance doing direct I/O on one `O_DIRECT` file, behind
+/// An io_uring instance doing direct I/O on an `O_DIRECT` file, behind
 /// [`DirectIo`]: asynchronous owned-buffer requests are in flight when
 /// [`DirectIo::submit`] returns ([`AsyncMode::Queued`]), and complete when
 /// the queue is driven ([`UringQueue::wait`], [`UringQueue::reap`],
-/// [`DirectIo::block_on`]). See the [module docs](self) for the
+/// [`DirectIo::block_on`]). More files go on the same ring with
+/// [`UringQueue::add_file`]. See the [module docs](self) for the
 /// buffer-lifetime contract.
 ///
-/// At most [`UringQueue::depth`] operations are in flight; submitting more
-/// blocks (reaping completions) until one finishes, as a block device's tag
-/// allocation does. The queue is `Send` and `Sync`: several threads may
-/// submit and reap; one lock serialises access to the ring, and a thread
-/// blocked waiting holds it (others' non-blocking [`UringQueue::reap`] then
-/// returns 0 at once).
+/// At most [`UringQueue::depth`] operations are in flight, over all files;
+/// submitting more blocks (reaping completions) until one finishes, as a
+/// block device's tag allocation does. The queue is `Send` and `Sync`:
+/// several threads may submit and reap; one lock serialises access to the
+/// ring, and a thread blocked waiting holds it (others' non-blocking
+/// [`UringQueue::reap`] then returns 0 at once).
 ///
-/// Dropping the queue cancels what is in flight and **waits for every
-/// outstanding completion** before freeing the ring.
+/// Dropping the queue when it is the ring's last handle (no [`UringFile`]
+/// left) cancels what is in flight and **waits for every outstanding
+/// completion** before freeing the ring; with files left, the ring lives on
+/// with them (see [`UringFile`]).
+///
+/// # Examples
+///
+/// ```no_run
+/// use iov_iter::backend::uring::UringQueue;
+/// use iov_iter::dio::DirectIo;
+/// use iov_iter::kiocb::{Kiocb, Submitted};
+/// use iov_iter::{Dest, IovIter, Ubuf};
+///
+/// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+/// // A borrowed buffer: one SQE, waited for.
+/// let mut buf = vec![0u8; 4096 + 4096];
+/// let off = buf.as_ptr().align_offset(4096);
+/// let mut dst = IovIter::<Dest, Ubuf>::new(&mut buf[off..off + 4096]);
+/// assert!(matches!(queue.direct_io(&mut Kiocb::new_sync(0), &mut dst)?, Submitted::Done(_)));
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
 #[doc(alias = "io_uring")]
 #[doc(alias = "io_uring_setup")]
 #[doc(alias = "IORING_OP_ASYNC_CANCEL")]
 pub struct UringQueue {
-    state: Mutex<State>,
-    fd: OwnedFd,
-    align: DioAlign,
-    caps: FileCaps,
-    depth: usize,
-    coop_taskrun: bool,
-    /// The kernel has `IORING_OP_READ` / `IORING_OP_WRITE`.
-    single_ops: bool,
+    h: Handle,
 }
 
 /// How to set up a [`UringQueue`]: [`UringQueue::builder`], then
 /// [`build`](UringBuilder::build) on an open [`DirectFile`] or
 /// [`open`](UringBuilder::open) a path.
+///
+/// # Examples
+///
+/// ```no_run
+/// use iov_iter::backend::uring::UringQueue;
+///
+/// let queue = UringQueue::builder()
+///     .depth(64)
+///     .register_files(true)
+///     .open("/var/tmp/disk.img")?;
+/// assert_eq!(queue.depth(), 64);
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 #[must_use]
 pub struct UringBuilder {
@@ -243,11 +211,26 @@ pub struct UringBuilder {
     coop_taskrun: bool,
     align: Option<DioAlign>,
     caps: Option<FileCaps>,
+    register_files: bool,
+    max_files: u32,
 }
+
+/// Default size of the registered-file table ([`UringBuilder::max_files`]).
+const DEFAULT_MAX_FILES: u32 = 64;
 
 impl UringBuilder {
     /// Most operations in flight at once: the SQ size, rounded up to a
     /// power of two by the kernel, at most 4096. Default 32.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().depth(100).open("/var/tmp/disk.img")?;
+    /// assert_eq!(queue.depth(), 128);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn depth(mut self, depth: u32) -> UringBuilder {
         self.depth = depth;
         self
@@ -271,6 +254,16 @@ impl UringBuilder {
     /// thread waits for completions of operations another thread submitted:
     /// depending on the kernel, those may only be posted once the submitter
     /// enters the kernel again.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().coop_taskrun(true).open("/var/tmp/disk.img")?;
+    /// println!("cooperative task running: {}", queue.is_coop_taskrun());
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     #[doc(alias = "IORING_SETUP_COOP_TASKRUN")]
     #[doc(alias = "IORING_SETUP_TASKRUN_FLAG")]
     pub fn coop_taskrun(mut self, on: bool) -> UringBuilder {
@@ -280,16 +273,97 @@ impl UringBuilder {
 
     /// Replaces the alignment the file reports (for a device with stricter
     /// rules than it reports, or to test misalignment handling). The kernel
-    /// still enforces its own, with `EINVAL`.
+    /// still enforces its own, with `EINVAL`. Applies to the queue's file,
+    /// not to files added later (a [`DirectFile::with_align`] does that).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    /// use iov_iter::dio::{DioAlign, DirectIo};
+    ///
+    /// let align = DioAlign::new(4096, 4096)?;
+    /// let queue = UringQueue::builder().align(align).open("/var/tmp/disk.img")?;
+    /// assert_eq!(queue.dio_align(), align);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn align(mut self, align: DioAlign) -> UringBuilder {
         self.align = Some(align);
         self
     }
 
     /// Replaces the capabilities the file reports, for `RWF_*` validation
-    /// ([`DirectIo::caps`]).
+    /// ([`DirectIo::caps`]). Applies to the queue's file.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::FileCaps;
+    ///
+    /// let queue = UringQueue::builder().caps(FileCaps::new()).open("/var/tmp/disk.img")?;
+    /// assert!(!queue.caps().nowait);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn caps(mut self, caps: FileCaps) -> UringBuilder {
         self.caps = Some(caps);
+        self
+    }
+
+    /// Registers the queue's files with the ring (`IORING_REGISTER_FILES`,
+    /// a table of [`UringBuilder::max_files`] slots): SQEs then name a slot
+    /// (`IOSQE_FIXED_FILE`) instead of a descriptor, which spares the
+    /// kernel a descriptor lookup and a reference count per request (more
+    /// so once the process has threads, which share its descriptor table).
+    /// Default off.
+    ///
+    /// Where the kernel refuses the table (`EINVAL`, `ENOMEM`, `EMFILE`,
+    /// `EPERM`, ...), or once it is full, files go by their descriptors as
+    /// without it: [`UringQueue::is_fixed_file`] and
+    /// [`UringFile::is_fixed_file`] say which way each goes. Either way the
+    /// bytes are the same.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().register_files(true).open("/var/tmp/disk.img")?;
+    /// if !queue.is_fixed_file() {
+    ///     eprintln!("registered files refused: plain descriptors");
+    /// }
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "IORING_REGISTER_FILES")]
+    #[doc(alias = "IOSQE_FIXED_FILE")]
+    pub fn register_files(mut self, on: bool) -> UringBuilder {
+        self.register_files = on;
+        self
+    }
+
+    /// Slots of the registered-file table ([`UringBuilder::register_files`]):
+    /// the queue's file takes one, each [`UringFile`] one while it lives
+    /// (its slot is emptied and reused after it closed). Files beyond go by
+    /// their descriptors. Default 64; the kernel refuses more than the
+    /// process's `RLIMIT_NOFILE`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::file::DirectFile;
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder()
+    ///     .register_files(true)
+    ///     .max_files(1)
+    ///     .open("/var/tmp/a.img")?;
+    /// let b = queue.add_file(DirectFile::open("/var/tmp/b.img")?)?;
+    /// assert!(!b.is_fixed_file()); // the one slot is the queue's
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    pub fn max_files(mut self, slots: u32) -> UringBuilder {
+        self.max_files = slots;
         self
     }
 
@@ -300,6 +374,20 @@ impl UringBuilder {
     ///
     /// EINVAL when the depth is 0; the io_uring_setup(2) error (ENOSYS: no
     /// io_uring; EPERM: disabled by `kernel.io_uring_disabled`; ENOMEM).
+    /// A refused file registration is no error (see
+    /// [`UringBuilder::register_files`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::file::DirectFile;
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let file = DirectFile::options().create(true).open("/var/tmp/new.img")?;
+    /// let queue = UringQueue::builder().build(file)?;
+    /// # drop(queue);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn build(self, file: DirectFile) -> Result<UringQueue> {
         if self.depth == 0 {
             return Err(Error::InvalidArgument("io_uring queue depth 0"));
@@ -308,20 +396,16 @@ impl UringBuilder {
             setup_ring(self.depth.min(4096), self.coop_taskrun).map_err(io_err)?;
         let depth = ring.params().sq_entries() as usize;
         let single_ops = has_single_ops(&ring);
+        let mut files = FileTable::new();
+        if self.register_files {
+            // Refused: plain descriptors (`is_fixed_file` says so).
+            let _ = files.register(&ring.submitter(), self.max_files);
+        }
         let align = self.align.unwrap_or(file.dio_align());
         let caps = self.caps.unwrap_or(file.caps());
+        let shared = Shared::new(ring, files, depth, coop_taskrun, single_ops);
         Ok(UringQueue {
-            state: Mutex::new(State {
-                ring: ManuallyDrop::new(ring),
-                ops: OpTable::new(depth),
-                plugged: 0,
-            }),
-            fd: file.into_fd(),
-            align,
-            caps,
-            depth,
-            coop_taskrun,
-            single_ops,
+            h: Handle::attach(shared, file.into_fd(), align, caps),
         })
     }
 
@@ -331,20 +415,48 @@ impl UringBuilder {
     /// # Errors
     ///
     /// As [`DirectFile::open`], then as [`UringBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// assert_eq!(queue.in_flight(), 0);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn open<P: AsRef<Path>>(self, path: P) -> Result<UringQueue> {
         self.build(DirectFile::open(path)?)
     }
 }
 
-/// Deferred submission on a [`UringQueue`], from [`UringQueue::plug`]
-/// until it is dropped (`blk_finish_plug`).
+/// Deferred submission on a ring, from [`UringQueue::plug`] (or
+/// [`UringFile::plug`]) until it is dropped (`blk_finish_plug`).
+///
+/// # Examples
+///
+/// ```no_run
+/// use iov_iter::backend::uring::UringQueue;
+///
+/// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+/// let plug = queue.plug();
+/// // ... queue a burst ...
+/// plug.flush()?; // hand it over now, keep deferring
+/// drop(plug);
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
 #[must_use = "dropping the plug at once submits at once"]
 #[doc(alias = "blk_plug")]
 pub struct UringPlug<'q> {
-    queue: &'q UringQueue,
+    ring: &'q Shared,
 }
 
-impl UringPlug<'_> {
+impl<'q> UringPlug<'q> {
+    fn new(ring: &'q Arc<Shared>) -> UringPlug<'q> {
+        ring.plug();
+        UringPlug { ring }
+    }
+
     /// Hands every queued SQE to the kernel now and keeps the plug.
     /// Returns how many were submitted.
     ///
@@ -352,20 +464,28 @@ impl UringPlug<'_> {
     ///
     /// The io_uring_enter(2) error; the SQEs stay queued and the next
     /// submit or wait retries them.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// let plug = queue.plug();
+    /// assert_eq!(plug.flush()?, 0); // nothing queued yet
+    /// # drop(plug);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn flush(&self) -> Result<usize> {
-        self.queue.lock().ring.submit().map_err(io_err)
+        self.ring.flush()
     }
 }
 
 impl Drop for UringPlug<'_> {
     fn drop(&mut self) {
-        let mut st = self.queue.lock();
-        st.plugged -= 1;
-        if st.plugged == 0 {
-            // An error leaves the SQEs queued: the next submit or wait
-            // hands them over.
-            let _ = st.ring.submit();
-        }
+        // An error leaves the SQEs queued: the next submit or wait hands
+        // them over.
+        self.ring.unplug();
     }
 }
 
@@ -379,7 +499,10 @@ static_assertions::assert_impl_all!(UringQueue: Send, Sync);
 
 impl UringQueue {
     /// Options for a queue: depth, ring setup flags, alignment and
-    /// capability overrides. The one way to make a queue.
+    /// capability overrides, file registration. The one way to make a
+    /// queue.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// use iov_iter::backend::uring::UringQueue;
@@ -398,37 +521,89 @@ impl UringQueue {
             coop_taskrun: false,
             align: None,
             caps: None,
+            register_files: false,
+            max_files: DEFAULT_MAX_FILES,
         }
     }
 
     /// Whether the ring runs with `IORING_SETUP_COOP_TASKRUN` (asked for
     /// with [`UringBuilder::coop_taskrun`] and supported by the kernel).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// assert!(!queue.is_coop_taskrun()); // not asked for
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn is_coop_taskrun(&self) -> bool {
-        self.coop_taskrun
+        self.h.ring.coop_taskrun
     }
 
-    /// Most operations in flight at once (the SQ size).
+    /// Most operations in flight at once (the SQ size), over all files.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().depth(8).open("/var/tmp/disk.img")?;
+    /// assert_eq!(queue.depth(), 8);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn depth(&self) -> usize {
-        self.depth
+        self.h.ring.depth
     }
 
-    /// Asynchronous requests submitted and not yet reaped.
+    /// Asynchronous requests (reads, writes, fsyncs) submitted and not yet
+    /// reaped, on every file of the ring.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    /// use iov_iter::buf::OwnedIter;
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::Kiocb;
+    /// use iov_iter::{Dest, Page};
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// let (mut kiocb, fut) = Kiocb::new_async_with(0, OwnedIter::<Dest, _>::new(Page::new()));
+    /// assert!(queue.submit(&mut kiocb)?.is_queued());
+    /// assert!(queue.in_flight() <= 1); // 0 once reaped
+    /// queue.block_on(fut);
+    /// assert_eq!(queue.in_flight(), 0);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn in_flight(&self) -> usize {
-        self.lock().ops.owned
+        self.h.ring.in_flight()
     }
 
     /// SQEs in the submission queue that the kernel has not been handed yet
     /// (held back by a [`UringPlug`], or left by a failed submit).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// assert_eq!(queue.unsubmitted(), 0);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn unsubmitted(&self) -> usize {
-        self.lock().ring.submission().len()
+        self.h.ring.unsubmitted()
     }
 
     /// Starts deferring submission (`blk_start_plug`): until the returned
     /// plug ends, asynchronous requests ([`DirectIo::submit`] with an async
-    /// kiocb) only queue their SQE, and the plug's end (or
-    /// [`UringPlug::flush`]) hands all of them to the kernel with one
-    /// `io_uring_enter`, as liburing's prepare-then-`io_uring_submit` does.
-    /// A burst of N requests then costs one system call instead of N.
+    /// kiocb, [`UringQueue::fsync`] with one) on any file of the ring only
+    /// queue their SQE, and the plug's end (or [`UringPlug::flush`]) hands
+    /// all of them to the kernel with one `io_uring_enter`, as liburing's
+    /// prepare-then-`io_uring_submit` does. A burst of N requests then
+    /// costs one system call instead of N.
     ///
     /// Use it where a burst is ready at once (a virtqueue's worth of
     /// descriptors, a readahead window). Each request waits in the SQ until
@@ -440,11 +615,13 @@ impl UringQueue {
     /// ([`UringQueue::wait`], [`DirectIo::block_on`], a sync kiocb, a
     /// submission into a full queue) and [`UringQueue::reap`] submit what
     /// is queued first, like the kernel flushing a task's plug when it
-    /// sleeps. Plugs nest (the last to end submits) and are per queue, not
+    /// sleeps. Plugs nest (the last to end submits) and are per ring, not
     /// per thread: while one is alive, other threads' async submissions on
-    /// this queue wait for it too, so hold it around a burst, not for long.
+    /// this ring wait for it too, so hold it around a burst, not for long.
     /// A plug that is leaked with [`core::mem::forget`] leaves submission to
     /// the next wait or reap.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// use iov_iter::backend::uring::UringQueue;
@@ -460,7 +637,7 @@ impl UringQueue {
     ///     for i in 0..16u64 {
     ///         let buf = OwnedIter::<Dest, _>::new(Page::new());
     ///         let (mut kiocb, fut) = Kiocb::new_async_with(i * PAGE_SIZE as u64, buf);
-    ///         queue.submit(&mut kiocb)?;
+    ///         assert!(queue.submit(&mut kiocb)?.is_queued());
     ///         futs.push(fut);
     ///     }
     /// } // one io_uring_enter submits all 16
@@ -472,14 +649,7 @@ impl UringQueue {
     #[doc(alias = "blk_start_plug")]
     #[doc(alias = "io_uring_submit")]
     pub fn plug(&self) -> UringPlug<'_> {
-        self.lock().plugged += 1;
-        UringPlug { queue: self }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // No user code runs under the lock; after a panic in ours the table
-        // still describes exactly what the kernel holds.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.h.plug()
     }
 
     /// Reaps every completion already posted and delivers it, without
@@ -491,27 +661,26 @@ impl UringQueue {
     ///
     /// Raises again the first panic of a completion callback it ran, after
     /// running the others.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// assert_eq!(queue.reap(), 0); // nothing in flight
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     #[doc(alias = "io_uring_peek_cqe")]
     pub fn reap(&self) -> usize {
-        let mut reaped = Reaped::new();
-        {
-            let mut st = match self.state.try_lock() {
-                Ok(st) => st,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return 0,
-            };
-            let _ = st.ring.submit();
-            st.reap(&mut reaped);
-        }
-        let n = reaped.len();
-        deliver(reaped);
-        n
+        self.h.ring.reap()
     }
 
     /// Blocks until this call has completed at least `min_complete`
     /// asynchronous requests, or none is in flight any more
     /// (`io_uring_enter` with `IORING_ENTER_GETEVENTS`). Returns how many
-    /// it completed. The queue's [`DirectIo::drive`].
+    /// it completed. The queue's [`DirectIo::drive`]; completes requests
+    /// of every file on the ring.
     ///
     /// # Errors
     ///
@@ -522,100 +691,251 @@ impl UringQueue {
     /// # Panics
     ///
     /// As [`UringQueue::reap`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// assert_eq!(queue.wait(1)?, 0); // nothing in flight: returns at once
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     #[doc(alias = "io_uring_wait_cqe_nr")]
     #[doc(alias = "io_uring_enter")]
     pub fn wait(&self, min_complete: usize) -> Result<usize> {
-        let mut got = 0;
-        loop {
-            let mut reaped = Reaped::new();
-            let step = {
-                let mut st = self.lock();
-                st.reap(&mut reaped);
-                if reaped.is_empty() && got < min_complete && st.ops.owned > 0 {
-                    let r = st.enter_wait();
-                    st.reap(&mut reaped);
-                    r.map(|()| st.ops.owned)
-                } else {
-                    Ok(st.ops.owned)
-                }
-            };
-            got += reaped.len();
-            deliver(reaped);
-            match step {
-                Err(e) => return Err(io_err(e)),
-                Ok(left) if got >= min_complete || left == 0 => return Ok(got),
-                Ok(_) => {}
-            }
-        }
+        self.h.ring.wait(min_complete)
     }
 
-    /// Waits until every asynchronous request in flight has completed.
+    /// Waits until every asynchronous request in flight, on every file of
+    /// the ring, has completed.
     ///
     /// # Errors
     ///
     /// As [`UringQueue::wait`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// queue.drain()?;
+    /// assert_eq!(queue.in_flight(), 0);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn drain(&self) -> Result<()> {
         while self.wait(usize::MAX)? > 0 {}
         Ok(())
     }
 
-    /// One read or write SQE over borrowed memory, waited for; returns the
-    /// raw CQE result.
+    /// Puts another `O_DIRECT` file on this queue's ring: a [`UringFile`],
+    /// a [`DirectIo`] with the file's own alignment and capabilities (from
+    /// `statx`, as [`DirectFile`] reports them), sharing the ring's depth,
+    /// in-flight table, plugs, registered buffers and counters. With
+    /// [`UringBuilder::register_files`], it takes a free slot of the
+    /// registered-file table (`IORING_REGISTER_FILES_UPDATE`), if any.
     ///
-    /// # Safety
+    /// The handle keeps the ring alive; see [`UringFile`] for what dropping
+    /// it, or the queue, does.
     ///
-    /// As [`DirectIo::transfer`].
-    unsafe fn transfer_once(
-        &self,
-        rw: RwType,
-        pos: u64,
-        iov: &[UserIovec],
-        flags: RwfFlags,
-    ) -> Result<i32> {
-        let mut reaped = Reaped::new();
-        let res = (|| {
-            let mut st = self.lock();
-            st.make_room(&mut reaped)?;
-            let key = st.ops.next_key();
-            let fd = types::Fd(self.fd.as_raw_fd());
-            let entry = rw_entry(rw, fd, iov, pos, 0, flags, self.single_ops).user_data(key);
-            // SAFETY: `iov` and the memory it describes are valid for the
-            // whole call (the caller's promise), and this function does not
-            // return before the CQE of `key` is reaped below (or aborts the
-            // process).
-            unsafe { st.push(&entry) }?;
-            st.ops.insert(Sink::Borrowed);
-            let _ = st.ring.submit();
-            loop {
-                st.reap(&mut reaped);
-                if let Some(res) = st.ops.take_done(key) {
-                    return Ok(res);
-                }
-                if let Err(e) = st.enter_wait() {
-                    ring_failed(&e);
-                }
-            }
-        })();
-        deliver(reaped);
-        res
+    /// # Errors
+    ///
+    /// None today (a refused or full file table means a plain descriptor);
+    /// the `Result` leaves room for limits to come.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::file::DirectFile;
+    /// use iov_iter::backend::uring::UringQueue;
+    /// use iov_iter::dio::DirectIo;
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/a.img")?;
+    /// let b = queue.add_file(DirectFile::open("/var/tmp/b.img")?)?;
+    /// println!("b aligns to {:?}", b.dio_align());
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "IORING_REGISTER_FILES_UPDATE")]
+    pub fn add_file(&self, file: DirectFile) -> Result<UringFile> {
+        let (align, caps) = (file.dio_align(), file.caps());
+        let ring = Arc::clone(&self.h.ring);
+        Ok(UringFile::new(Handle::attach(
+            ring,
+            file.into_fd(),
+            align,
+            caps,
+        )))
     }
-}
 
-/// The ring cannot be waited on while the kernel holds memory that will be
-/// freed or reused when this thread returns: nothing safe remains.
-#[cold]
-fn ring_failed(e: &io::Error) -> ! {
-    eprintln!("iov_iter: io_uring_enter failed with I/O in flight ({e}); aborting");
-    std::process::abort()
+    /// Whether the queue's file goes by a slot of the registered-file
+    /// table (`IOSQE_FIXED_FILE`): [`UringBuilder::register_files`] was
+    /// asked for and the kernel accepted the table.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let plain = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// assert!(!plain.is_fixed_file());
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "IOSQE_FIXED_FILE")]
+    pub fn is_fixed_file(&self) -> bool {
+        self.h.is_fixed_file()
+    }
+
+    /// Allocates `count` zeroed buffers of `size` bytes each, at addresses
+    /// aligned to `align` (one allocation, each buffer starting on a
+    /// multiple of `align`), and registers them with the ring
+    /// (`IORING_REGISTER_BUFFERS`, buffer `i` at index `i`): a
+    /// [`FixedBufPool`] handing out [`FixedBuf`]s. From then on a read or
+    /// write on this ring (any file) whose memory is one segment inside one
+    /// registered buffer goes out as `IORING_OP_READ_FIXED` /
+    /// `IORING_OP_WRITE_FIXED`, however that memory is owned or borrowed;
+    /// anything else goes out as before.
+    ///
+    /// Where the kernel refuses the registration (`ENOMEM` past
+    /// `RLIMIT_MEMLOCK`, `EPERM`, ...), the pool still works, with plain
+    /// reads and writes ([`FixedBufPool::is_registered`] is `false`), and a
+    /// later call may try again. The memory stays allocated while the pool,
+    /// a buffer of it, or (once registered) the ring lives.
+    ///
+    /// For direct I/O, pick `align` at least the files' memory alignment
+    /// (`dio_align().mem`) and `size` a multiple of their offset alignment.
+    ///
+    /// # Errors
+    ///
+    /// EINVAL ([`Error::InvalidArgument`]) when `count` is 0 or above
+    /// 16384, `size` is 0 or above 1 GiB, or `align` is not a power of
+    /// two; ENOMEM when the memory cannot be had; EBUSY when buffers are
+    /// registered with this ring already (one pool per ring).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    /// use iov_iter::buf::OwnedIter;
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::Kiocb;
+    /// use iov_iter::Dest;
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// let pool = queue.register_buffers(16, 65536, 4096)?;
+    /// let buf = pool.get().unwrap();
+    /// let (mut kiocb, done) = Kiocb::new_async_with(0, OwnedIter::<Dest, _>::new(buf));
+    /// assert!(queue.submit(&mut kiocb)?.is_queued());
+    /// let done = queue.block_on(done);
+    /// assert_eq!(queue.stats().fixed_buffer_ops, u64::from(pool.is_registered()));
+    /// # drop(done);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "IORING_REGISTER_BUFFERS")]
+    #[doc(alias = "io_uring_register_buffers")]
+    pub fn register_buffers(
+        &self,
+        count: usize,
+        size: usize,
+        align: usize,
+    ) -> Result<FixedBufPool> {
+        let ring = &self.h.ring;
+        if ring.registered().is_some() {
+            return Err(Error::Os(Errno::EBUSY));
+        }
+        let arena = Arc::new(Arena::new(count, size, align)?);
+        let mut st = ring.lock();
+        if ring.registered().is_some() {
+            return Err(Error::Os(Errno::EBUSY));
+        }
+        let iov: Vec<UserIovec> = arena.iovecs();
+        // SAFETY: `T` is inferred as the io-uring crate's `libc::iovec`
+        // (from `register_buffers` below), which is `struct iovec`.
+        let bufs = unsafe { iovec_slice(&iov) };
+        // SAFETY: the iovecs describe the arena's buffers, which stay
+        // allocated for as long as the registration lasts: on success the
+        // ring keeps the arena (`set_registered`) until it is freed, which
+        // is what ends the registration. The kernel reaches the memory
+        // only through the pages it pinned here, and only for the fixed
+        // SQEs this module pushes, whose memory a request owns or borrows.
+        let registered = unsafe { st.ring.submitter().register_buffers(bufs) }.is_ok();
+        if registered {
+            ring.set_registered(&mut st, Registered::new(Arc::clone(&arena)));
+        }
+        Ok(FixedBufPool::new(arena, registered))
+    }
+
+    /// Flushes the queue's file to stable storage (`IORING_OP_FSYNC`;
+    /// with `datasync`, `IORING_FSYNC_DATASYNC`: `fdatasync` semantics,
+    /// the data and only the metadata needed to read it).
+    ///
+    /// The kiocb contract holds: a sync kiocb waits for it and gets
+    /// [`Submitted::Done`]`(0)`; an async kiocb is queued
+    /// ([`Submitted::Queued`], deferred by a plug like any async request)
+    /// and its completion runs exactly once, with `Ok(0)` or the error, at
+    /// the kiocb's position (which an fsync does not move). The kiocb's
+    /// flags and priority do not apply.
+    ///
+    /// As with fsync(2), what it makes durable is the writes that
+    /// *completed* before it started: io_uring runs requests in flight
+    /// together, so an fsync submitted while writes are still in flight
+    /// need not cover them. Wait for the writes' completions first.
+    ///
+    /// # Errors
+    ///
+    /// A sync kiocb: the fsync's errno (EIO: writeback failed; ...), or an
+    /// io_uring_enter(2) error. An async kiocb: EINVAL when it was queued
+    /// already (nothing changes); errors after that come through its
+    /// completion.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::{Kiocb, Submitted};
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// // ... writes, completed ...
+    /// assert_eq!(queue.fsync(&mut Kiocb::new_sync(0), false)?, Submitted::Done(0));
+    ///
+    /// let (mut kiocb, done) = Kiocb::new_async(0);
+    /// assert!(queue.fsync(&mut kiocb, true)?.is_queued());
+    /// assert_eq!(queue.block_on(done).result, Ok(0));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "IORING_OP_FSYNC")]
+    #[doc(alias = "IORING_FSYNC_DATASYNC")]
+    #[doc(alias = "fdatasync")]
+    pub fn fsync(&self, kiocb: &mut Kiocb, datasync: bool) -> Result<Submitted> {
+        self.h.fsync(kiocb, datasync)
+    }
+
+    /// Counts of the SQEs pushed on this ring, every file's: fixed-buffer
+    /// versus plain reads and writes, fsyncs, registered-file SQEs.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// let s = queue.stats();
+    /// assert_eq!((s.fixed_buffer_ops, s.plain_ops, s.fsyncs, s.fixed_file_ops), (0, 0, 0, 0));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    pub fn stats(&self) -> UringStats {
+        self.h.ring.stats()
+    }
 }
 
 impl DirectIo for UringQueue {
     fn dio_align(&self) -> DioAlign {
-        self.align
+        self.h.dio_align()
     }
 
     fn caps(&self) -> FileCaps {
-        self.caps
+        self.h.caps()
     }
 
     fn async_mode(&self) -> AsyncMode {
@@ -623,7 +943,8 @@ impl DirectIo for UringQueue {
     }
 
     /// One `IORING_OP_READV` / `IORING_OP_WRITEV` over the borrowed `iov`
-    /// (`READ` / `WRITE` for one segment), waiting for its CQE before
+    /// (`READ` / `WRITE` for one segment, `READ_FIXED` / `WRITE_FIXED` for
+    /// one inside a registered buffer), waiting for its CQE before
     /// returning (so the borrow outlives the kernel's use). A CQE of
     /// `-EINTR` is resubmitted.
     unsafe fn transfer(
@@ -633,67 +954,15 @@ impl DirectIo for UringQueue {
         iov: &[UserIovec],
         flags: RwfFlags,
     ) -> Result<usize> {
-        if iov.is_empty() {
-            return Ok(0);
-        }
-        if iov.len() > UIO_MAXIOV {
-            return Err(Error::TooManySegments(iov.len()));
-        }
-        loop {
-            // SAFETY: forwarded from the caller; `iov` is not empty and its
-            // length fits the SQE's u32 (checked against UIO_MAXIOV above).
-            let res = unsafe { self.transfer_once(rw, pos, iov, flags) }?;
-            if res == -Errno::EINTR.raw() {
-                continue;
-            }
-            return cqe_result(res);
-        }
+        // SAFETY: forwarded with the caller's promises.
+        unsafe { self.h.transfer(rw, pos, iov, flags) }
     }
 
     /// Pushes the request's SQE (unless plugged, submits it) and keeps the
     /// request until its CQE is reaped. Waits for room when the queue is
     /// full; a failure to submit completes the request with the error.
     fn start(&self, io: AsyncIo) {
-        let mut reaped = Reaped::new();
-        {
-            let mut st = self.lock();
-            let pushed = st.make_room(&mut reaped).and_then(|()| {
-                if io.iovecs().len() > UIO_MAXIOV {
-                    return Err(Error::TooManySegments(io.iovecs().len()));
-                }
-                let key = st.ops.next_key();
-                let fd = types::Fd(self.fd.as_raw_fd());
-                let entry = rw_entry(
-                    io.rw(),
-                    fd,
-                    io.iovecs(),
-                    io.pos(),
-                    io.ioprio(),
-                    io.flags(),
-                    self.single_ops,
-                )
-                .user_data(key);
-                // SAFETY: the SQE points into the request's iovec array and
-                // the memory it describes, which stay valid (and reached by
-                // nobody else) until the request completes; the request
-                // moves into the table right below, under this lock, before
-                // any CQE can be reaped, and leaves it only with its CQE.
-                unsafe { st.push(&entry) }
-            });
-            match pushed {
-                Ok(()) => {
-                    st.ops.insert(Sink::Owned(io));
-                    // An error leaves the SQE in the ring: the next
-                    // io_uring_enter submits it. Under a plug, that is the
-                    // plug's end or the next wait.
-                    if st.plugged == 0 {
-                        let _ = st.ring.submit();
-                    }
-                }
-                Err(e) => reaped.push((io, Err(e))),
-            }
-        }
-        deliver(reaped);
+        self.h.start(io);
     }
 
     fn drive(&self, min_complete: usize) -> Result<usize> {
@@ -703,52 +972,19 @@ impl DirectIo for UringQueue {
 
 impl AsFd for UringQueue {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.h.as_fd()
     }
 }
 
 impl fmt::Debug for UringQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let in_flight = self.state.try_lock().ok().map(|st| st.ops.owned);
+        let in_flight = self.h.ring.try_lock().map(|st| st.ops.owned);
         f.debug_struct("UringQueue")
-            .field("fd", &self.fd.as_raw_fd())
-            .field("depth", &self.depth)
-            .field("align", &self.align)
+            .field("fd", &self.h.raw_fd())
+            .field("depth", &self.depth())
+            .field("align", &self.h.dio_align())
+            .field("fixed_file", &self.is_fixed_file())
             .field("in_flight", &in_flight)
             .finish()
-    }
-}
-
-impl Drop for UringQueue {
-    /// Waits on drop: cancels every in-flight request
-    /// (`IORING_OP_ASYNC_CANCEL`), waits for every CQE and completes each
-    /// request, then frees the ring; leaks both if the ring fails
-    /// meanwhile. A completion that panics does not stop the others or
-    /// leak the ring: the panic is raised again once the ring is freed.
-    fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let mut reaped = Reaped::new();
-        let drained = st.cancel_and_drain(&mut reaped);
-        let mut panic = None;
-        for (io, res) in reaped {
-            if let Err(p) =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| io.complete(res)))
-            {
-                panic.get_or_insert(p);
-            }
-        }
-        if drained {
-            // SAFETY: every CQE has been reaped: the kernel holds no memory
-            // of ours, and the ring is not used after this.
-            unsafe { ManuallyDrop::drop(&mut st.ring) };
-        } else {
-            eprintln!("iov_iter: io_uring ring failed on drop; leaking in-flight buffers");
-            st.ops.leak_all();
-        }
-        if let Some(p) = panic {
-            if !std::thread::panicking() {
-                std::panic::resume_unwind(p);
-            }
-        }
     }
 }
