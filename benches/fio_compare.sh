@@ -77,9 +77,10 @@ command -v python3 >/dev/null 2>&1 || { echo "fio_compare.sh: python3 is needed 
 FIO_VERSION=$(fio --version)
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-echo "building the swap example (release)..."
-cargo build --release --example swap --quiet
+echo "building the swap example and dio_bench (release)..."
+cargo build --release --example swap --example dio_bench --quiet
 BIN="$TARGET_DIR/release/examples/swap"
+DIO="$TARGET_DIR/release/examples/dio_bench"
 
 # --- The file --------------------------------------------------------------
 if [ -z "$FILE" ]; then
@@ -196,6 +197,54 @@ plugged_fio() {
 }
 if [ "$FIO_FIRST" = 1 ]; then plugged_fio; ours swapout-plugged-async-qd8; else ours swapout-plugged-async-qd8; plugged_fio; fi
 
+# Raw DirectIo::submit on io_uring (examples/dio_bench.rs): registered
+# buffers and files against fio's --fixedbufs --registerfiles, plain 4 KiB
+# QD32 beside them, and 64 KiB requests as one folio segment or sixteen
+# page segments against fio's 64 KiB blocks at QD8.
+dio_run() { # case
+    echo "  ours: dio_bench $1 $TIME"
+    "$DIO" "$FILE" "$1" "$TIME" >"$OUT/dio-$1.json" 2>"$OUT/dio-$1.log" || {
+        cat "$OUT/dio-$1.log" >&2
+        echo "fio_compare.sh: dio_bench $1 failed" >&2
+        exit 1
+    }
+}
+fio_extra() { # name rw bs depth [extra fio args...]
+    local name=$1 rw=$2 bs=$3 depth=$4
+    shift 4
+    echo "  fio:  --rw=$rw --bs=$bs --ioengine=io_uring --iodepth=$depth $*"
+    fio --name="$name" --rw="$rw" --ioengine=io_uring --iodepth="$depth" "${FIO_COMMON[@]}" --bs="$bs" "$@" \
+        >"$OUT/fio-$name.json" 2>"$OUT/fio-$name.log" || {
+        cat "$OUT/fio-$name.log" >&2
+        echo "fio_compare.sh: fio $name failed" >&2
+        exit 1
+    }
+}
+# case                     fio rw     bs   depth fio extra
+DIO_PAIRS="
+rand4k-read-qd32          randread  4k   32 -
+rand4k-write-qd32         randwrite 4k   32 -
+rand4k-read-qd32-fixed    randread  4k   32 --fixedbufs=1,--registerfiles=1
+rand4k-write-qd32-fixed   randwrite 4k   32 --fixedbufs=1,--registerfiles=1
+rand64k-read-qd8-folio    randread  64k  8  -
+rand64k-read-qd8-pages    randread  64k  8  -
+rand64k-write-qd8-folio   randwrite 64k  8  -
+rand64k-write-qd8-pages   randwrite 64k  8  -
+"
+echo "$DIO_PAIRS" | grep -v '^$' >"$OUT/dio_pairs.txt"
+while read -r name rw bs depth extra; do
+    echo "$name:"
+    args=()
+    [ "$extra" = "-" ] || IFS=, read -r -a args <<<"$extra"
+    if [ "$FIO_FIRST" = 1 ]; then
+        fio_extra "$name" "$rw" "$bs" "$depth" "${args[@]}"
+        dio_run "$name"
+    else
+        dio_run "$name"
+        fio_extra "$name" "$rw" "$bs" "$depth" "${args[@]}"
+    fi
+done <"$OUT/dio_pairs.txt"
+
 # --- The table -------------------------------------------------------------
 python3 - "$OUT" <<'PY' | tee "$OUT/table.txt"
 import json, os, sys
@@ -295,6 +344,21 @@ if o:
         ours_cpu, fio_cpu))
 else:
     print("| swapout-plugged-async-qd8 | skipped | | | | | |")
+print()
+print("| DirectIo::submit on io_uring | fio job | fio IOPS | ours IOPS | ours/fio | pages/s ours | "
+      "fio / ours mean lat. µs | fio / ours CPU µs per I/O | fixed-buffer SQEs |")
+print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+for line in open(os.path.join(out, "dio_pairs.txt")):
+    if not line.strip():
+        continue
+    name, rw, bs, depth, extra = line.split()
+    o = load(os.path.join(out, "dio-%s.json" % name))
+    x = fio(name, rw)
+    job = "%s %s QD%s%s" % (rw, bs, depth, "" if extra == "-" else " " + extra.replace(",", " "))
+    ocpu = (o["cpu_user_s"] + o["cpu_sys_s"]) * 1e6 / max(o["ios"], 1)
+    print("| %s | %s | %.0f | %.0f | **%.2f×** | %.0f | %.0f / %.0f | %.2f / %.2f | %d |" % (
+        name, job, x["iops"], o["iops"], o["iops"] / x["iops"], o["pages_s"],
+        x["mean_us"], o["mean_us"], x["usr_us"] + x["sys_us"], ocpu, o["fixed_ops"]))
 PY
 
 echo

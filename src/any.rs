@@ -19,8 +19,128 @@ pub enum AnyIter<'a, D: Direction> {
     Kvec(IovIter<'a, D, Kvec>),
     /// `ITER_BVEC`
     Bvec(IovIter<'a, D, Bvec>),
-    /// `ITER_DISCARD` (only ever built for [`Dest`])
-    Discard(IovIter<'a, D, Discard>),
+    /// `ITER_DISCARD`: an `IovIter<'a, Dest, Discard>` for [`Dest`]; for
+    /// [`Source`] the uninhabited [`NoDiscard`] (there is no source discard
+    /// iterator), so a `match` on an `AnyIter<'_, Source>` can leave this
+    /// arm out:
+    ///
+    /// ```
+    /// use iov_iter::{AnyIter, Source};
+    /// fn kind(it: AnyIter<'_, Source>) -> &'static str {
+    ///     match it {
+    ///         AnyIter::Ubuf(_) => "ubuf",
+    ///         AnyIter::Iovec(_) => "iovec",
+    ///         AnyIter::Kvec(_) => "kvec",
+    ///         AnyIter::Bvec(_) => "bvec",
+    ///     }
+    /// }
+    /// let data = [0u8; 4];
+    /// assert_eq!(kind(AnyIter::from(iov_iter::IovIter::<Source, iov_iter::Ubuf>::new(&data))), "ubuf");
+    /// ```
+    Discard(D::DiscardSlot<'a>),
+}
+
+/// What [`AnyIter::Discard`] holds for a direction ([`Direction`]'s
+/// `DiscardSlot`): the iterator itself for [`Dest`], [`NoDiscard`] for
+/// [`Source`]. Sealed: implemented by those two only.
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::any::DiscardSlot;
+/// use iov_iter::{Dest, Discard, IovIter};
+/// let slot = IovIter::<Dest, Discard>::new(512);
+/// assert_eq!(slot.get().count(), 512);
+/// ```
+pub trait DiscardSlot: sealed::Sealed + Sized {
+    /// The discard iterator type of the direction.
+    type Iter;
+    /// The iterator.
+    fn get(&self) -> &Self::Iter;
+    /// The iterator, mutably.
+    fn get_mut(&mut self) -> &mut Self::Iter;
+    /// The iterator, by value.
+    fn into_iter(self) -> Self::Iter;
+    /// The slot holding `it`.
+    #[doc(hidden)]
+    fn from_iter(it: Self::Iter) -> Self;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// There is no source discard iterator: what [`AnyIter::Discard`] holds in
+/// an `AnyIter<'_, Source>`, a type with no values.
+#[derive(Debug, Clone, Copy)]
+pub enum NoDiscard<'a> {
+    /// Uninhabited ([`Infallible`](core::convert::Infallible)).
+    #[doc(hidden)]
+    Never(core::convert::Infallible, core::marker::PhantomData<&'a ()>),
+}
+
+impl sealed::Sealed for NoDiscard<'_> {}
+impl sealed::Sealed for IovIter<'_, Dest, Discard> {}
+
+impl<'a> DiscardSlot for NoDiscard<'a> {
+    type Iter = IovIter<'a, Source, Discard>;
+    fn get(&self) -> &Self::Iter {
+        match self {
+            NoDiscard::Never(never, _) => match *never {},
+        }
+    }
+    fn get_mut(&mut self) -> &mut Self::Iter {
+        match self {
+            NoDiscard::Never(never, _) => match *never {},
+        }
+    }
+    fn into_iter(self) -> Self::Iter {
+        match self {
+            NoDiscard::Never(never, _) => match never {},
+        }
+    }
+    fn from_iter(_: Self::Iter) -> Self {
+        // No `IovIter<Source, Discard>` can be built (no constructor, and
+        // every other way to get one starts from one), so this never runs.
+        unreachable!("there is no source discard iterator")
+    }
+}
+
+impl<'a> DiscardSlot for IovIter<'a, Dest, Discard> {
+    type Iter = Self;
+    fn get(&self) -> &Self {
+        self
+    }
+    fn get_mut(&mut self) -> &mut Self {
+        self
+    }
+    fn into_iter(self) -> Self {
+        self
+    }
+    fn from_iter(it: Self) -> Self {
+        it
+    }
+}
+
+/// A slot borrowed shared or exclusive, as the iterator borrowed the same
+/// way (what `each!` needs for its `Discard` arm).
+trait View {
+    type Out;
+    fn view(self) -> Self::Out;
+}
+
+impl<'r, T: DiscardSlot> View for &'r T {
+    type Out = &'r T::Iter;
+    fn view(self) -> &'r T::Iter {
+        self.get()
+    }
+}
+
+impl<'r, T: DiscardSlot> View for &'r mut T {
+    type Out = &'r mut T::Iter;
+    fn view(self) -> &'r mut T::Iter {
+        self.get_mut()
+    }
 }
 
 macro_rules! each {
@@ -30,7 +150,10 @@ macro_rules! each {
             AnyIter::Iovec($it) => $e,
             AnyIter::Kvec($it) => $e,
             AnyIter::Bvec($it) => $e,
-            AnyIter::Discard($it) => $e,
+            AnyIter::Discard(slot) => {
+                let $it = View::view(slot);
+                $e
+            }
         }
     };
 }
@@ -153,7 +276,12 @@ from_kind!(Ubuf);
 from_kind!(Iovec);
 from_kind!(Kvec);
 from_kind!(Bvec);
-from_kind!(Discard);
+
+impl<'a> From<IovIter<'a, Dest, Discard>> for AnyIter<'a, Dest> {
+    fn from(it: IovIter<'a, Dest, Discard>) -> Self {
+        AnyIter::Discard(it)
+    }
+}
 
 /// Runs `f` on `it` as an [`AnyIter`] and puts it back with its new
 /// position. Should `f` replace the iterator with one of another kind, `it`

@@ -42,6 +42,14 @@ pub trait Direction: sealed::Sealed + Copy + Send + Sync + Unpin + 'static {
     /// `&'a mut [u8]` for a destination. Sets variance and auto traits.
     #[doc(hidden)]
     type Borrow<'a>: Send + Sync;
+    /// What [`AnyIter::Discard`](crate::AnyIter::Discard) holds in this
+    /// direction: the discard iterator for [`Dest`]; for [`Source`], which
+    /// has none, the uninhabited [`NoDiscard`](crate::NoDiscard), so a
+    /// `match` on an `AnyIter<'_, Source>` needs no arm for it.
+    type DiscardSlot<'a>: crate::any::DiscardSlot<Iter = crate::IovIter<'a, Self, crate::Discard>>
+        + core::fmt::Debug
+        + Send
+        + Sync;
 }
 
 /// Data is read *out of* the iterator's buffers: the iterator is the source
@@ -65,10 +73,12 @@ impl Direction for Source {
     const IS_SOURCE: bool = true;
     const NAME: &'static str = "ITER_SOURCE";
     type Borrow<'a> = &'a [u8];
+    type DiscardSlot<'a> = crate::NoDiscard<'a>;
 }
 
 impl Direction for Dest {
     const IS_SOURCE: bool = false;
     const NAME: &'static str = "ITER_DEST";
     type Borrow<'a> = &'a mut [u8];
+    type DiscardSlot<'a> = crate::IovIter<'a, Dest, crate::Discard>;
 }

@@ -117,7 +117,7 @@ struct ReadmeDoctests;
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
-mod any;
+pub mod any;
 #[cfg(feature = "alloc")]
 pub mod backend;
 pub mod bad_input;
@@ -140,7 +140,7 @@ mod seg;
 #[cfg(feature = "alloc")]
 mod sync;
 
-pub use any::AnyIter;
+pub use any::{AnyIter, NoDiscard};
 pub use dir::{Dest, Direction, Source};
 pub use error::{Errno, Error, Misalignment, Result};
 #[cfg(feature = "alloc")]

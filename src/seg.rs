@@ -191,12 +191,12 @@ impl Kind for Discard {
         it: crate::AnyIter<'_, D>,
     ) -> core::result::Result<crate::IovIter<'_, D, Self>, crate::AnyIter<'_, D>> {
         match it {
-            crate::AnyIter::Discard(it) => Ok(it),
+            crate::AnyIter::Discard(slot) => Ok(crate::any::DiscardSlot::into_iter(slot)),
             other => Err(other),
         }
     }
     fn into_any<D: Direction>(it: crate::IovIter<'_, D, Self>) -> crate::AnyIter<'_, D> {
-        crate::AnyIter::Discard(it)
+        crate::AnyIter::Discard(crate::any::DiscardSlot::from_iter(it))
     }
 }
 impl Kind for Bvec {
