@@ -1,115 +1,40 @@
 //! A downstream case: a virtio-blk-style request handler in a VMM, doing
 //! asynchronous direct I/O straight into guest memory. Guest RAM is a
-//! shared anonymous mapping that Rust code only touches through raw
-//! pointer copies (the guest may touch it too: no `&[u8]` over it is ever
-//! made); a request's data descriptors become an owned buffer type of this
-//! test (`GuestBuf`, an `IoBufMut` / `IoBuf` over guest addresses), and the
-//! kiocb's completion writes the status byte and returns the descriptor to
-//! the used ring. No bounce buffer: the device sees only guest addresses.
+//! `SharedRegion` (a shared anonymous mapping that Rust code only touches
+//! through raw-pointer copies: the guest may touch it too, so no `&[u8]`
+//! over it is ever made); a request's data descriptors become a `GuestBuf`
+//! (an owned buffer over guest addresses, validated and leased for the
+//! I/O's life), and the kiocb's completion writes the status byte and
+//! returns the descriptor to the used ring. No bounce buffer: the device
+//! sees only guest addresses.
 
 #![cfg(all(target_os = "linux", feature = "uring"))]
 
 mod common;
 
-use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use common::{Recorder, block};
-use iov_iter::buf::{IoBuf, IoBufMut, OwnedIter};
+use iov_iter::buf::{GuestBuf, OwnedIter, SharedRegion};
 use iov_iter::dio::{DioBuf, DirectIo};
 use iov_iter::kiocb::Kiocb;
 use iov_iter::{Dest, Source};
-use rustix::mm::{MapFlags, ProtFlags, mmap_anonymous, munmap};
 
-/// Guest RAM: `len` bytes of a shared anonymous mapping.
-struct GuestRam {
-    base: NonNull<u8>,
-    len: usize,
+/// What the guest driver does: copies into and out of its memory.
+trait Guest {
+    fn write(&self, gpa: u64, bytes: &[u8]);
+    fn read(&self, gpa: u64, len: usize) -> Vec<u8>;
 }
 
-// SAFETY: the mapping is plain memory, reached only through raw-pointer
-// copies; sharing the handle shares no Rust reference to it.
-unsafe impl Send for GuestRam {}
-// SAFETY: as above.
-unsafe impl Sync for GuestRam {}
-
-impl GuestRam {
-    fn new(len: usize) -> GuestRam {
-        // SAFETY: a fresh anonymous mapping, no address hint.
-        let p = unsafe {
-            mmap_anonymous(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-            )
-        }
-        .expect("mmap guest RAM");
-        GuestRam {
-            base: NonNull::new(p.cast()).unwrap(),
-            len,
-        }
-    }
-
-    /// The host address of guest physical address `gpa`, `len` bytes in.
-    fn host(&self, gpa: u64, len: usize) -> *mut u8 {
-        assert!(gpa as usize + len <= self.len, "outside guest RAM");
-        self.base.as_ptr().wrapping_add(gpa as usize)
-    }
-
-    /// What the guest does: copy into its memory.
+impl Guest for SharedRegion {
     fn write(&self, gpa: u64, bytes: &[u8]) {
-        // SAFETY: inside the mapping (checked); raw copy, no reference.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.host(gpa, bytes.len()), bytes.len())
-        };
+        assert_eq!(self.write_at(gpa, bytes), Ok(bytes.len()));
     }
-
     fn read(&self, gpa: u64, len: usize) -> Vec<u8> {
         let mut v = vec![0u8; len];
-        // SAFETY: inside the mapping (checked); raw copy, no reference.
-        unsafe { std::ptr::copy_nonoverlapping(self.host(gpa, len), v.as_mut_ptr(), len) };
+        assert_eq!(self.read_at(gpa, &mut v), Ok(len));
         v
     }
-}
-
-impl Drop for GuestRam {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`; every request holding guest
-        // memory holds an `Arc` of this, so none is in flight now.
-        unsafe { munmap(self.base.as_ptr().cast(), self.len) }.unwrap();
-    }
-}
-
-/// A request's data descriptors, `(guest address, length)`: an owned
-/// buffer over guest memory. Between submission and completion the guest
-/// does not touch them (virtio: the driver owns a buffer again only once
-/// the device has used it), so nothing else reaches that memory.
-struct GuestBuf {
-    ram: Arc<GuestRam>,
-    descs: Vec<(u64, usize)>,
-}
-
-// SAFETY: the descriptors are inside the mapping (checked), which lives as
-// long as the `Arc`; the addresses do not move; while the request holds the
-// buffer the guest leaves that memory alone (the virtio rule above).
-unsafe impl IoBuf for GuestBuf {
-    fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
-        for &(gpa, len) in &self.descs {
-            f(self.ram.host(gpa, len), len);
-        }
-    }
-}
-
-// SAFETY: as above; descriptors of one request do not overlap (checked by
-// the handler); guest memory is always initialised (a mapping reads zeros).
-unsafe impl IoBufMut for GuestBuf {
-    fn for_each_seg_mut(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
-        for &(gpa, len) in &self.descs {
-            f(self.ram.host(gpa, len), len);
-        }
-    }
-    unsafe fn set_init(&mut self, _: usize) {}
 }
 
 const VIRTIO_BLK_T_IN: u32 = 0;
@@ -129,7 +54,7 @@ struct Chain {
 /// The device side of a virtio-blk queue: parses each chain's header from
 /// guest memory and submits one kiocb over the data descriptors.
 struct BlkDevice<T> {
-    ram: Arc<GuestRam>,
+    ram: Arc<SharedRegion>,
     disk: Arc<T>,
     used: Arc<Mutex<Vec<(u16, u8)>>>,
 }
@@ -139,17 +64,13 @@ impl<T: DirectIo + 'static> BlkDevice<T> {
         let hdr = self.ram.read(chain.header, 16);
         let kind = u32::from_le_bytes(hdr[0..4].try_into().unwrap());
         let sector = u64::from_le_bytes(hdr[8..16].try_into().unwrap());
-        let buf = GuestBuf {
-            ram: Arc::clone(&self.ram),
-            descs: chain.data,
-        };
         let (ram, used, head, status) = (
             Arc::clone(&self.ram),
             Arc::clone(&self.used),
             chain.head,
             chain.status,
         );
-        let len: usize = buf.descs.iter().map(|d| d.1).sum();
+        let len: usize = chain.data.iter().map(|d| d.1).sum();
         let complete = move |ok: bool| {
             let s = if ok {
                 VIRTIO_BLK_S_OK
@@ -160,17 +81,25 @@ impl<T: DirectIo + 'static> BlkDevice<T> {
             used.lock().unwrap().push((head, s));
         };
         let pos = sector * 512;
+        // A descriptor outside guest RAM, or overlapping destination
+        // descriptors, are refused here (EFAULT / EINVAL): an error status.
         match kind {
-            VIRTIO_BLK_T_IN => self.submit(Kiocb::with_callback(
-                pos,
-                OwnedIter::<Dest, _>::new(buf),
-                move |d| complete(d.result == Ok(len)),
-            )),
-            VIRTIO_BLK_T_OUT => self.submit(Kiocb::with_callback(
-                pos,
-                OwnedIter::<Source, _>::new(buf),
-                move |d| complete(d.result == Ok(len)),
-            )),
+            VIRTIO_BLK_T_IN => match GuestBuf::<Dest>::new(&self.ram, chain.data) {
+                Ok(buf) => self.submit(Kiocb::with_callback(
+                    pos,
+                    OwnedIter::<Dest, _>::new(buf),
+                    move |d| complete(d.result == Ok(len)),
+                )),
+                Err(_) => complete(false),
+            },
+            VIRTIO_BLK_T_OUT => match GuestBuf::<Source>::new(&self.ram, chain.data) {
+                Ok(buf) => self.submit(Kiocb::with_callback(
+                    pos,
+                    OwnedIter::<Source, _>::new(buf),
+                    move |d| complete(d.result == Ok(len)),
+                )),
+                Err(_) => complete(false),
+            },
             _ => panic!("unsupported request type {kind}"),
         }
     }
@@ -184,7 +113,7 @@ impl<T: DirectIo + 'static> BlkDevice<T> {
     }
 }
 
-fn header(ram: &GuestRam, gpa: u64, kind: u32, sector: u64) {
+fn header(ram: &SharedRegion, gpa: u64, kind: u32, sector: u64) {
     let mut h = [0u8; 16];
     h[0..4].copy_from_slice(&kind.to_le_bytes());
     h[8..16].copy_from_slice(&sector.to_le_bytes());
@@ -198,7 +127,7 @@ fn requests_go_straight_between_guest_memory_and_the_disk() {
         return;
     };
     const MIB: usize = 1 << 20;
-    let ram = Arc::new(GuestRam::new(4 * MIB));
+    let ram = Arc::new(SharedRegion::anonymous(4 * MIB).unwrap());
     let disk = Arc::new(Recorder::new(q));
     let dev = BlkDevice {
         ram: Arc::clone(&ram),
@@ -265,7 +194,7 @@ fn requests_go_straight_between_guest_memory_and_the_disk() {
         assert_eq!(ram.read(0x1000 + 32 * i + 16, 1), [VIRTIO_BLK_S_OK]);
     }
     // No bounce buffer: every byte the disk moved was guest memory.
-    assert!(disk.all_inside(ram.base.as_ptr() as usize, ram.len));
+    assert!(disk.all_inside(ram.as_ptr() as usize, ram.len()));
     assert_eq!(disk.seen.lock().unwrap().len(), 32);
     // A request past the end of the disk completes with an error status.
     header(&ram, 0x3000, VIRTIO_BLK_T_IN, 1 << 40);
@@ -283,6 +212,20 @@ fn requests_go_straight_between_guest_memory_and_the_disk() {
         "a short read is an I/O error"
     );
     assert_eq!(ram.read(0x3010, 1), [VIRTIO_BLK_S_IOERR]);
+    // A descriptor outside guest RAM: refused, an error status, no I/O.
+    let before = disk.seen.lock().unwrap().len();
+    header(&ram, 0x3000, VIRTIO_BLK_T_IN, 0);
+    dev.handle(Chain {
+        head: 100,
+        header: 0x3000,
+        data: vec![(4 * MIB as u64 - 512, 4096)],
+        status: 0x3010,
+    });
+    assert_eq!(
+        *dev.used.lock().unwrap().last().unwrap(),
+        (100, VIRTIO_BLK_S_IOERR)
+    );
+    assert_eq!(disk.seen.lock().unwrap().len(), before);
     drop(dev);
     drop(disk);
     let _ = std::fs::remove_file(path);
