@@ -307,22 +307,51 @@ pub enum AsyncMode {
 #[doc(alias = "iomap_dio_rw")]
 pub trait DirectIo: Send + Sync {
     /// The target's alignment rules.
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// use iov_iter::dio::{DioAlign, DirectIo};
+    /// assert_eq!(MemDevice::new(4096).dio_align(), DioAlign::new(512, 512)?);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     fn dio_align(&self) -> DioAlign;
 
     /// What the target supports (for `RWF_*` validation). Default: nothing
     /// optional.
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// use iov_iter::dio::DirectIo;
+    /// assert!(MemDevice::new(4096).caps().nowait); // a block device has FMODE_NOWAIT
+    /// ```
     fn caps(&self) -> FileCaps {
         FileCaps::new()
     }
 
     /// Most segments one transfer takes ([`UIO_MAXIOV`] by default);
     /// longer requests are split.
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// use iov_iter::dio::DirectIo;
+    /// assert_eq!(MemDevice::new(4096).max_segs(), iov_iter::UIO_MAXIOV);
+    /// assert_eq!(MemDevice::new(4096).with_max_segs(4).max_segs(), 4);
+    /// ```
     fn max_segs(&self) -> usize {
         UIO_MAXIOV
     }
 
     /// How async requests complete. Default [`AsyncMode::Inline`] (the
     /// default [`DirectIo::start`]).
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::{MemDevice, PendingOrder};
+    /// use iov_iter::dio::{AsyncMode, DirectIo};
+    /// let dev = MemDevice::new(4096);
+    /// assert_eq!(dev.async_mode(), AsyncMode::Inline);
+    /// dev.defer_completions(Some(PendingOrder::Fifo));
+    /// assert_eq!(dev.async_mode(), AsyncMode::Queued);
+    /// ```
     fn async_mode(&self) -> AsyncMode {
         AsyncMode::Inline
     }
@@ -367,6 +396,24 @@ pub trait DirectIo: Send + Sync {
     /// # Errors
     ///
     /// The backend's error while waiting; nothing in flight is lost.
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::{MemDevice, PendingOrder};
+    /// use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::Kiocb;
+    /// use iov_iter::Source;
+    ///
+    /// let dev = MemDevice::new(4096);
+    /// dev.defer_completions(Some(PendingOrder::Fifo));
+    /// let (mut kiocb, fut) =
+    ///     Kiocb::new_async_with(0, OwnedIter::<Source, _>::new(AlignedBuf::zeroed(512, 512)?));
+    /// assert!(dev.submit(&mut kiocb)?.is_queued());
+    /// assert!(!fut.is_complete());
+    /// assert_eq!(dev.drive(1)?, 1);
+    /// assert!(fut.is_complete());
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     fn drive(&self, min_complete: usize) -> Result<usize> {
         let _ = min_complete;
         Ok(0)
@@ -386,6 +433,18 @@ pub trait DirectIo: Send + Sync {
     }
 
     /// The write half of [`DirectIo::direct_io`], object-safe.
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::{Kiocb, Submitted};
+    /// use iov_iter::{AnyIter, IovIter, Page, Source, Ubuf};
+    /// let dev = MemDevice::new(8192);
+    /// let page = Page::new();
+    /// let mut it = AnyIter::from(IovIter::<Source, Ubuf>::new(page.as_bytes()));
+    /// assert_eq!(dev.write_iter(&mut Kiocb::new_sync(4096), &mut it)?, Submitted::Done(4096));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     fn write_iter(&self, kiocb: &mut Kiocb, iter: &mut AnyIter<'_, Source>) -> Result<Submitted> {
         rw::borrowed(self, kiocb, iter, &NoDirtyTracking)
     }
@@ -401,6 +460,27 @@ pub trait DirectIo: Send + Sync {
     /// the target lacks; [`Error::Misaligned`] (`EINVAL`); the backend's
     /// error when nothing was transferred (a sync kiocb);
     /// [`Error::WouldBlock`] for `NOWAIT` I/O that would block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::{Kiocb, Submitted};
+    /// use iov_iter::{Bvec, BvecSegMut, Dest, IovIter, Page};
+    ///
+    /// let dev = MemDevice::new(8192);
+    /// dev.fill(7);
+    /// let mut page = Page::new();
+    /// let mut segs = [BvecSegMut::full(&mut page)];
+    /// let mut it = IovIter::<Dest, Bvec>::new(&mut segs);
+    /// let mut kiocb = Kiocb::new_sync(4096);
+    /// assert_eq!(dev.direct_io(&mut kiocb, &mut it)?, Submitted::Done(4096));
+    /// assert_eq!((it.count(), kiocb.pos), (0, 8192));
+    /// drop(it);
+    /// assert!(page.as_bytes().iter().all(|&b| b == 7));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     fn direct_io<I: DioIter + ?Sized>(&self, kiocb: &mut Kiocb, iter: &mut I) -> Result<Submitted>
     where
         Self: Sized,
@@ -449,6 +529,22 @@ pub trait DirectIo: Send + Sync {
     /// it is pending ([`DirectIo::drive`]): a minimal executor for
     /// [`CompletionFuture`](crate::kiocb::CompletionFuture)s. Requires the
     /// `std` feature.
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::{MemDevice, PendingOrder};
+    /// use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::Kiocb;
+    /// use iov_iter::Dest;
+    ///
+    /// let dev = MemDevice::new(4096);
+    /// dev.defer_completions(Some(PendingOrder::Fifo));
+    /// let (mut kiocb, fut) =
+    ///     Kiocb::new_async_with(0, OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 512)?));
+    /// assert!(dev.submit(&mut kiocb)?.is_queued());
+    /// assert_eq!(dev.block_on(fut).result, Ok(512));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     #[cfg(feature = "std")]
     fn block_on<F: Future>(&self, fut: F) -> F::Output
     where
