@@ -569,9 +569,8 @@ pub type FolioRef = alloc::sync::Arc<Folio>;
 #[doc(alias = "mempool")]
 #[doc(alias = "mempool_t")]
 pub struct FolioPool {
-    free: crate::sync::SpinLock<alloc::vec::Vec<Folio>>,
+    free: crate::sync::FreeList<Folio>,
     order: u32,
-    max_cached: usize,
 }
 
 static_assertions::assert_impl_all!(FolioPool: Send, Sync);
@@ -602,9 +601,8 @@ impl FolioPool {
             return Err(Error::InvalidArgument("folio order above MAX_PAGE_ORDER"));
         }
         Ok(FolioPool {
-            free: crate::sync::SpinLock::new(alloc::vec::Vec::new()),
+            free: crate::sync::FreeList::new(max_cached),
             order,
-            max_cached,
         })
     }
 
@@ -630,8 +628,7 @@ impl FolioPool {
     #[doc(alias = "folio_alloc")]
     pub fn get(&self) -> Result<Folio> {
         // The lock is released before a fresh folio is allocated.
-        let recycled = self.free.lock().pop();
-        match recycled {
+        match self.free.take() {
             Some(folio) => Ok(folio),
             None => Folio::new(self.order),
         }
@@ -659,14 +656,7 @@ impl FolioPool {
             return;
         }
         folio.head.reset_flags();
-        let mut free = self.free.lock();
-        if free.len() < self.max_cached {
-            free.push(folio);
-            return;
-        }
-        drop(free);
-        // Freed outside the lock.
-        drop(folio);
+        self.free.give(folio);
     }
 
     /// Folios held for reuse.
@@ -680,7 +670,7 @@ impl FolioPool {
     /// # Ok::<(), iov_iter::Error>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.free.lock().len()
+        self.free.len()
     }
 
     /// Whether the pool holds no folio.
@@ -706,7 +696,7 @@ impl FolioPool {
     /// # Ok::<(), iov_iter::Error>(())
     /// ```
     pub fn max_cached(&self) -> usize {
-        self.max_cached
+        self.free.max()
     }
 
     /// The order of the pool's folios.
@@ -728,7 +718,7 @@ impl fmt::Debug for FolioPool {
         f.debug_struct("FolioPool")
             .field("order", &self.order)
             .field("len", &self.len())
-            .field("max_cached", &self.max_cached)
+            .field("max_cached", &self.max_cached())
             .finish()
     }
 }

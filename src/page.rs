@@ -433,8 +433,7 @@ impl fmt::Debug for Page {
 #[doc(alias = "mempool_t")]
 #[cfg(feature = "alloc")]
 pub struct PagePool {
-    free: crate::sync::SpinLock<alloc::vec::Vec<Page>>,
-    max_cached: usize,
+    free: crate::sync::FreeList<Page>,
 }
 
 #[cfg(feature = "alloc")]
@@ -449,8 +448,7 @@ impl PagePool {
     #[doc(alias = "mempool_create")]
     pub const fn with_capacity(max_cached: usize) -> PagePool {
         PagePool {
-            free: crate::sync::SpinLock::new(alloc::vec::Vec::new()),
-            max_cached,
+            free: crate::sync::FreeList::new(max_cached),
         }
     }
 
@@ -466,8 +464,7 @@ impl PagePool {
     #[doc(alias = "alloc_page")]
     pub fn get(&self) -> crate::Result<Page> {
         // The lock is released before a fresh page is allocated.
-        let recycled = self.free.lock().pop();
-        match recycled {
+        match self.free.take() {
             Some(page) => Ok(page),
             None => Page::try_new(),
         }
@@ -480,19 +477,12 @@ impl PagePool {
     #[doc(alias = "put_page")]
     pub fn put(&self, mut page: Page) {
         page.reset_flags();
-        let mut free = self.free.lock();
-        if free.len() < self.max_cached {
-            free.push(page);
-            return;
-        }
-        drop(free);
-        // Freed outside the lock.
-        drop(page);
+        self.free.give(page);
     }
 
     /// Pages held for reuse.
     pub fn len(&self) -> usize {
-        self.free.lock().len()
+        self.free.len()
     }
 
     /// Whether the pool holds no page.
@@ -502,7 +492,7 @@ impl PagePool {
 
     /// Most pages the pool keeps.
     pub fn max_cached(&self) -> usize {
-        self.max_cached
+        self.free.max()
     }
 }
 
@@ -511,7 +501,7 @@ impl fmt::Debug for PagePool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PagePool")
             .field("len", &self.len())
-            .field("max_cached", &self.max_cached)
+            .field("max_cached", &self.max_cached())
             .finish()
     }
 }

@@ -163,3 +163,49 @@ pub(crate) fn run_all<T>(items: impl IntoIterator<Item = T>, mut f: impl FnMut(T
         f(item);
     }
 }
+
+/// A bounded free list of recycled values (the reserve of a `mempool`):
+/// what [`PagePool`](crate::PagePool) and [`FolioPool`](crate::FolioPool)
+/// keep their frames in.
+#[cfg(feature = "alloc")]
+pub(crate) struct FreeList<T> {
+    free: SpinLock<alloc::vec::Vec<T>>,
+    max: usize,
+}
+
+#[cfg(feature = "alloc")]
+impl<T> FreeList<T> {
+    /// An empty list that keeps at most `max` values.
+    pub(crate) const fn new(max: usize) -> FreeList<T> {
+        FreeList {
+            free: SpinLock::new(alloc::vec::Vec::new()),
+            max,
+        }
+    }
+
+    /// The most recently given value, if any.
+    pub(crate) fn take(&self) -> Option<T> {
+        self.free.lock().pop()
+    }
+
+    /// Keeps `value`, or drops it (outside the lock) when the list is full.
+    pub(crate) fn give(&self, value: T) {
+        let mut free = self.free.lock();
+        if free.len() < self.max {
+            free.push(value);
+            return;
+        }
+        drop(free);
+        drop(value);
+    }
+
+    /// Values held.
+    pub(crate) fn len(&self) -> usize {
+        self.free.lock().len()
+    }
+
+    /// Most values kept.
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+}
