@@ -156,18 +156,25 @@ pub trait DioBuf: sealed::Sealed + Send + Sized + 'static {
     -> Result<Submitted>;
 }
 
+/// The methods both directions' `DioBuf` impls share.
+macro_rules! owned_iter_io {
+    () => {
+        fn io_count(&self) -> usize {
+            self.count()
+        }
+        fn check_align(&self, align: DioAlign, pos: u64) -> Result<()> {
+            align.check(pos, &self.raw_iter())
+        }
+        fn io_chunks(&mut self) -> SegArray {
+            let fresh = self.fresh_segs();
+            self.chunks_of(&fresh)
+        }
+    };
+}
+
 impl<B: IoBuf> DioBuf for OwnedIter<Source, B> {
     const RW: RwType = RwType::Write;
-    fn io_count(&self) -> usize {
-        self.count()
-    }
-    fn check_align(&self, align: DioAlign, pos: u64) -> Result<()> {
-        align.check(pos, &self.raw_iter())
-    }
-    fn io_chunks(&mut self) -> SegArray {
-        let fresh = self.fresh_segs();
-        self.chunks_of(&fresh)
-    }
+    owned_iter_io!();
     fn transferred(&mut self, n: usize) {
         self.advance(n);
     }
@@ -182,16 +189,7 @@ impl<B: IoBuf> DioBuf for OwnedIter<Source, B> {
 
 impl<B: IoBufMut> DioBuf for OwnedIter<Dest, B> {
     const RW: RwType = RwType::Read;
-    fn io_count(&self) -> usize {
-        self.count()
-    }
-    fn check_align(&self, align: DioAlign, pos: u64) -> Result<()> {
-        align.check(pos, &self.raw_iter())
-    }
-    fn io_chunks(&mut self) -> SegArray {
-        let fresh = self.fresh_segs();
-        self.chunks_of(&fresh)
-    }
+    owned_iter_io!();
     fn transferred(&mut self, n: usize) {
         let start = self.consumed();
         self.landed(start, n);
