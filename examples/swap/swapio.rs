@@ -75,6 +75,7 @@ use iov_iter::{Dest, Error as IoError, PAGE_SIZE, Page, PageFlags, PagePool, Pag
 
 use crate::activate::SwapFile;
 use crate::swapmap::{Slot, SlotRange, SlotRng, SwapMap, SwapMapError};
+use smallvec::SmallVec;
 
 /// Most pages in one swap kiocb (`SWAP_CLUSTER_MAX`, the size of
 /// `swap_iocb.bvec[]`).
@@ -394,7 +395,7 @@ impl Stats {
     fn read_complete(
         &self,
         pos: u64,
-        pages: Vec<Page>,
+        pages: ReadPages,
         cells: &[Arc<InCell>],
         result: Result<usize, IoError>,
         start: Instant,
@@ -538,19 +539,26 @@ impl fmt::Debug for SwapIn {
 // ---------------------------------------------------------------------------
 // Batches (struct swap_iocb) and the plug.
 
+/// A write batch's page references: one inline (an unplugged swap-out
+/// allocates no list), a cluster's worth on the heap.
+type WritePages = SmallVec<[PageRef; 1]>;
+
+/// A read batch's pages, held the same way.
+type ReadPages = SmallVec<[Page; 1]>;
+
 /// A write batch: up to [`SWAP_CLUSTER_MAX`] pages at consecutive slots.
 struct WriteSio {
     dev: Arc<Shared>,
     pos: u64,
-    pages: Vec<PageRef>,
+    pages: WritePages,
 }
 
 /// A read batch: locked pages from the pool for consecutive slots.
 struct ReadSio {
     dev: Arc<Shared>,
     pos: u64,
-    pages: Vec<Page>,
-    cells: Vec<Arc<InCell>>,
+    pages: ReadPages,
+    cells: SmallVec<[Arc<InCell>; 1]>,
 }
 
 fn end_of(pos: u64, pages: usize) -> u64 {
@@ -656,7 +664,7 @@ impl WriteSio {
         stats.start_write(pages.len());
         let start = Instant::now();
         let iter = OwnedIter::<Source, _>::new(pages);
-        let done = move |result, iter: OwnedIter<Source, Vec<PageRef>>| {
+        let done = move |result, iter: OwnedIter<Source, WritePages>| {
             stats.write_complete(pos, &iter.into_inner(), result, start);
         };
         let kiocb = match dev.mode {
@@ -689,7 +697,7 @@ impl ReadSio {
         }
         let start = Instant::now();
         let iter = OwnedIter::<Dest, _>::new(pages);
-        let done = move |result, iter: OwnedIter<Dest, Vec<Page>>| {
+        let done = move |result, iter: OwnedIter<Dest, ReadPages>| {
             stats.read_complete(pos, iter.into_inner(), &cells, result, start);
         };
         match dev.mode {
@@ -900,7 +908,7 @@ impl SwapDevice {
             dev: Arc::clone(&self.shared),
             pos,
             pages: {
-                let mut v = Vec::with_capacity(SWAP_CLUSTER_MAX);
+                let mut v = WritePages::new();
                 v.push(page);
                 v
             },
@@ -915,7 +923,12 @@ impl SwapDevice {
             }
         }
         match &mut plug.write {
-            Some(sio) => sio.pages.push(page),
+            Some(sio) => {
+                // A batch that grows past its first page: room for a
+                // whole cluster at once.
+                sio.pages.reserve_exact(SWAP_CLUSTER_MAX - sio.pages.len());
+                sio.pages.push(page)
+            }
             None => plug.write = Some(new_sio(page)),
         }
         if plug
@@ -959,8 +972,8 @@ impl SwapDevice {
         let new_sio = |page, cell| ReadSio {
             dev: Arc::clone(&self.shared),
             pos,
-            pages: vec![page],
-            cells: vec![cell],
+            pages: smallvec::smallvec![page],
+            cells: smallvec::smallvec![cell],
         };
         let Some(plug) = plug else {
             new_sio(page, cell).submit();
@@ -973,6 +986,8 @@ impl SwapDevice {
         }
         match &mut plug.read {
             Some(sio) => {
+                sio.pages.reserve_exact(SWAP_CLUSTER_MAX - sio.pages.len());
+                sio.cells.reserve_exact(SWAP_CLUSTER_MAX - sio.cells.len());
                 sio.pages.push(page);
                 sio.cells.push(cell);
             }

@@ -25,7 +25,7 @@
 //! | [`Folio`], [`FolioRef`] | the folio, one segment | the folio ([`Folio`] only) | always |
 //! | [`GuestBuf<Source>`](GuestBuf) (guest memory, [`SharedRegion`] or vm-memory) | its ranges, in order (they may overlap) | (not a destination) | |
 //! | [`GuestBuf<Dest>`](GuestBuf) | its ranges | its ranges (disjoint) | always (marks its dirty log, if any) |
-//! | `Vec<B>`, `Box<[B]>` of any of these | the segments of each, in order | as for each | as for each |
+//! | `Vec<B>`, `Box<[B]>`, `SmallVec<[B; N]>` of any of these | the segments of each, in order | as for each | as for each |
 //!
 //! Reads may land in uninitialised memory (a `Vec<u8>`'s spare capacity, an
 //! [`AlignedBuf`] made with [`AlignedBuf::with_capacity`]): the I/O writes
@@ -274,6 +274,30 @@ fn set_init_each<B: IoBufMut>(bufs: &mut [B], mut n: usize) {
 // SAFETY: the elements' segments are disjoint (each element owns its
 // memory exclusively) and each keeps its promises.
 unsafe impl<B: IoBufMut> IoBufMut for Vec<B> {
+    fn for_each_seg_mut(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+        for b in self {
+            b.for_each_seg_mut(f);
+        }
+    }
+    unsafe fn set_init(&mut self, n: usize) {
+        set_init_each(self, n);
+    }
+}
+
+// SAFETY: the elements may live inline and move with the `SmallVec`, but
+// each element keeps its own promises, and those include that its
+// segments do not move when it moves; the `SmallVec`'s own storage is not
+// part of the memory described.
+unsafe impl<B: IoBuf, const N: usize> IoBuf for smallvec::SmallVec<[B; N]> {
+    fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
+        for b in self {
+            b.for_each_seg(f);
+        }
+    }
+}
+
+// SAFETY: as above, and as for `Vec<B>`.
+unsafe impl<B: IoBufMut, const N: usize> IoBufMut for smallvec::SmallVec<[B; N]> {
     fn for_each_seg_mut(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
         for b in self {
             b.for_each_seg_mut(f);
