@@ -211,41 +211,61 @@ impl<D: Direction, B> OwnedIter<D, B> {
         self.buf
     }
 
+    /// An iterator at this position over the `len` segments at `segs`.
+    ///
+    /// # Safety
+    ///
+    /// `segs` points to `len == self.segs.len()` segments with the lengths
+    /// of `self.segs` (the buffer's, as taken at construction or again),
+    /// alive for `'s`; for an iterator that touches the memory, they
+    /// describe the buffer where it is now, readable (a source) or
+    /// writable, initialised and reached through nothing else (a
+    /// destination) for `'s`.
+    unsafe fn iter_at<'s>(&self, segs: NonNull<UserIovec>, len: usize) -> IovIter<'s, D, Kvec> {
+        debug_assert_eq!(len, self.segs.len());
+        // SAFETY: as the caller promises; the position keeps the invariants
+        // for these lengths (maintained by `reposition`).
+        unsafe { IovIter::from_position(segs.cast(), len, (self.idx, self.iov_offset, self.count)) }
+    }
+
     /// The segment array and position as a lent iterator, for position
     /// and alignment arithmetic only: it never touches the memory.
     pub(crate) fn raw_iter(&self) -> IovIter<'_, D, Kvec> {
-        // SAFETY: `segs` describes memory owned by `buf` (readable for a
-        // source, writable for a destination and reached by nobody else),
-        // borrowed by `&self` for the iterator's life; the position keeps
-        // the invariants (maintained by `store`).
-        unsafe {
-            IovIter::from_position(
-                NonNull::from(&self.segs[..]).cast(),
-                self.segs.len(),
-                (self.idx, self.iov_offset, self.count),
-            )
-        }
+        // SAFETY: `self.segs` itself, borrowed by `&self`; the iterator is
+        // only used for arithmetic on the addresses.
+        unsafe { self.iter_at(NonNull::from(&self.segs[..]).cast(), self.segs.len()) }
     }
 
-    fn store(&mut self, (idx, iov_offset, count): (usize, usize, usize)) {
-        self.idx = idx;
-        self.iov_offset = iov_offset;
-        self.count = count;
+    /// Runs `f` on `it` (an iterator at this position) and makes where it
+    /// ended the new position.
+    fn reposition<R>(
+        &mut self,
+        mut it: IovIter<'_, D, Kvec>,
+        f: impl FnOnce(&mut IovIter<'_, D, Kvec>) -> R,
+    ) -> R {
+        let r = f(&mut it);
+        (self.idx, self.iov_offset, self.count) = it.position();
+        r
+    }
+
+    /// [`OwnedIter::reposition`] over the position arithmetic alone
+    /// ([`OwnedIter::raw_iter`]).
+    fn move_by<R>(&mut self, f: impl FnOnce(&mut IovIter<'_, D, Kvec>) -> R) -> R {
+        let (r, pos) = {
+            let mut it = self.raw_iter();
+            let r = f(&mut it);
+            (r, it.position())
+        };
+        (self.idx, self.iov_offset, self.count) = pos;
+        r
     }
 
     /// The remaining chunks of `fresh` (the segments taken again from the
     /// buffer), trimmed to the position and count: what a backend submits.
     pub(crate) fn chunks_of(&self, fresh: &SegArray) -> SegArray {
-        debug_assert_eq!(fresh.len(), self.segs.len());
         // SAFETY: `fresh` has the segments' layout and lengths (taken from
         // the same buffer); the iterator only computes addresses.
-        let it: IovIter<'_, D, Kvec> = unsafe {
-            IovIter::from_position(
-                NonNull::from(&fresh[..]).cast(),
-                fresh.len(),
-                (self.idx, self.iov_offset, self.count),
-            )
-        };
+        let it = unsafe { self.iter_at(NonNull::from(&fresh[..]).cast(), fresh.len()) };
         it.raw_chunks()
             .map(|(p, len)| UserIovec::new(p.as_ptr(), len))
             .collect()
@@ -253,10 +273,7 @@ impl<D: Direction, B> OwnedIter<D, B> {
 
     /// Advances by `n` bytes, clamped to the count (`iov_iter_advance`).
     pub fn advance(&mut self, n: usize) {
-        let mut it = self.raw_iter();
-        it.advance(n);
-        let pos = it.position();
-        self.store(pos);
+        self.move_by(|it| it.advance(n));
     }
 
     /// Steps back `n` bytes (`iov_iter_revert`).
@@ -266,19 +283,12 @@ impl<D: Direction, B> OwnedIter<D, B> {
     /// As [`IovIter::revert`]: [`Error::RevertPastStart`](crate::Error::RevertPastStart)
     /// (EINVAL) past the start of the buffer; nothing changes.
     pub fn revert(&mut self, n: usize) -> Result<()> {
-        let mut it = self.raw_iter();
-        it.revert(n)?;
-        let pos = it.position();
-        self.store(pos);
-        Ok(())
+        self.move_by(|it| it.revert(n))
     }
 
     /// Caps the count at `limit` (`iov_iter_truncate`).
     pub fn truncate(&mut self, limit: u64) {
-        let mut it = self.raw_iter();
-        it.truncate(limit);
-        let pos = it.position();
-        self.store(pos);
+        self.move_by(|it| it.truncate(limit));
     }
 
     /// Sets the count back to `count` after a truncate
@@ -289,11 +299,7 @@ impl<D: Direction, B> OwnedIter<D, B> {
     /// As [`IovIter::reexpand`]: more than the segments hold left; nothing
     /// changes.
     pub fn reexpand(&mut self, count: usize) -> Result<()> {
-        let mut it = self.raw_iter();
-        it.reexpand(count)?;
-        let pos = it.position();
-        self.store(pos);
-        Ok(())
+        self.move_by(|it| it.reexpand(count))
     }
 }
 
@@ -304,18 +310,9 @@ impl<B: IoBuf> OwnedIter<Source, B> {
         let fresh = self.fresh_segs();
         // SAFETY: `fresh` describes the buffer's initialised, readable
         // memory where it is now, borrowed (through `&mut self`) for the
-        // iterator's life; the position keeps the invariants.
-        let mut it = unsafe {
-            IovIter::<Source, Kvec>::from_position(
-                NonNull::from(&fresh[..]).cast(),
-                fresh.len(),
-                (self.idx, self.iov_offset, self.count),
-            )
-        };
-        let r = f(&mut it);
-        let pos = it.position();
-        self.store(pos);
-        r
+        // iterator's life.
+        let it = unsafe { self.iter_at(NonNull::from(&fresh[..]).cast(), fresh.len()) };
+        self.reposition(it, f)
     }
 }
 
@@ -334,18 +331,9 @@ impl<B: IoBufMut> OwnedIter<Dest, B> {
         // SAFETY: `fresh` describes the buffer's writable memory where it
         // is now, reached only through this iterator while `self` is
         // borrowed exclusively; every byte it covers is initialised (just
-        // above); the position keeps the invariants.
-        let mut it = unsafe {
-            IovIter::<Dest, Kvec>::from_position(
-                NonNull::from(&mut fresh[..]).cast(),
-                fresh.len(),
-                (self.idx, self.iov_offset, self.count),
-            )
-        };
-        let r = f(&mut it);
-        let pos = it.position();
-        self.store(pos);
-        r
+        // above).
+        let it = unsafe { self.iter_at(NonNull::from(&mut fresh[..]).cast(), fresh.len()) };
+        self.reposition(it, f)
     }
 }
 

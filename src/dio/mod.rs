@@ -205,12 +205,7 @@ impl DioAlign {
     /// when `self` (built from its public fields) is not a pair of powers of
     /// two.
     pub fn check<D: Direction, K: Kind>(&self, pos: u64, iter: &IovIter<'_, D, K>) -> Result<()> {
-        let rw = if D::IS_SOURCE {
-            RwType::Write
-        } else {
-            RwType::Read
-        };
-        self.check_chunks(rw, pos, iter.count(), iter.raw_chunks())
+        self.check_chunks(rw::rw_of::<D>(), pos, iter.count(), iter.raw_chunks())
     }
 
     /// [`DioAlign::check`] over `count` bytes of raw chunks of a read or a

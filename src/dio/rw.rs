@@ -211,7 +211,7 @@ impl<B: IoBufMut> DioBuf for OwnedIter<Dest, B> {
 }
 
 /// `READ` for a destination, `WRITE` for a source.
-const fn rw_of<D: Direction>() -> RwType {
+pub(super) const fn rw_of<D: Direction>() -> RwType {
     if D::IS_SOURCE {
         RwType::Write
     } else {
@@ -296,15 +296,11 @@ pub(super) fn owned<I: DioBuf, T: DirectIo + ?Sized>(
         kiocb.pos = k.pos;
         return r;
     }
-    let start = kiocb.pos;
-    let (count, flags, ioprio) = (
-        kiocb.buf().map_or(0, DioBuf::io_count),
-        kiocb.flags,
-        kiocb.ioprio,
-    );
+    let (start, flags, ioprio) = (kiocb.pos, kiocb.flags, kiocb.ioprio);
     let Some(buf) = kiocb.buf() else {
         return Err(Error::InvalidArgument("async kiocb already queued"));
     };
+    let count = buf.io_count();
     let rwf = validate(target, I::RW, start, count, flags)?;
     if count != 0 {
         buf.check_align(target.dio_align(), start)?;
