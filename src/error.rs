@@ -133,6 +133,57 @@ impl fmt::Display for Misalignment {
     }
 }
 
+/// What is wrong with an extent a mapping returned (carried by
+/// [`Error::BadExtent`], EIO: the kernel `WARN`s and fails the I/O).
+///
+/// ```
+/// use iov_iter::BadExtent;
+/// assert_eq!(BadExtent::Overlap.to_string(), "overlaps the previous extent");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BadExtent {
+    /// Zero length (the walk would not advance).
+    Empty,
+    /// `offset + len` overflows.
+    Overflow,
+    /// It starts after the position asked for (the position is not
+    /// covered).
+    NotCovering,
+    /// It ends at or before the position asked for (the map goes
+    /// backwards).
+    Backwards,
+    /// It starts before the end of the previous extent of the same walk.
+    Overlap,
+    /// Its device range ends past the device.
+    PastDevice,
+    /// Its device address is not aligned like its file offset for direct
+    /// I/O.
+    Misaligned,
+    /// A write mapped to a hole or delayed allocation: the mapping did not
+    /// allocate (`WARN_ON_ONCE(iomi->flags & IOMAP_WRITE)` in the kernel).
+    Unallocated,
+    /// Direct I/O to an extent without a device address (unknown location,
+    /// delayed allocation).
+    NoAddress,
+}
+
+impl fmt::Display for BadExtent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BadExtent::Empty => "is empty",
+            BadExtent::Overflow => "overflows the file offset range",
+            BadExtent::NotCovering => "starts after the position",
+            BadExtent::Backwards => "ends at or before the position (the map goes backwards)",
+            BadExtent::Overlap => "overlaps the previous extent",
+            BadExtent::PastDevice => "ends past the device",
+            BadExtent::Misaligned => "has a device address misaligned for direct I/O",
+            BadExtent::Unallocated => "is not allocated for a write",
+            BadExtent::NoAddress => "has no device address",
+        })
+    }
+}
+
 /// Every error this crate returns. Each carries the kernel's errno for the
 /// same condition: see [`Error::errno`].
 ///
@@ -232,6 +283,19 @@ pub enum Error {
     /// The operation would block and `NOWAIT` was asked. EAGAIN.
     #[error("operation would block")]
     WouldBlock,
+    /// An extent a filesystem's mapping returned for position `pos` is
+    /// unusable (`iomap_iter_done`'s warnings in the kernel). EIO.
+    #[error("extent [{offset}, +{len}) mapped for position {pos} {why}")]
+    BadExtent {
+        /// The file position the mapping was asked for.
+        pos: u64,
+        /// The extent's file offset.
+        offset: u64,
+        /// The extent's length.
+        len: u64,
+        /// What is wrong with it.
+        why: BadExtent,
+    },
     /// Any other errno, from the kernel or a backend.
     #[error("{0}")]
     Os(Errno),
@@ -253,6 +317,7 @@ impl Error {
             Error::NullSegment { .. } | Error::PageRange { .. } | Error::NoPages => Errno::EFAULT,
             Error::NotSupported(_) => Errno::EOPNOTSUPP,
             Error::WouldBlock => Errno::EAGAIN,
+            Error::BadExtent { .. } => Errno::EIO,
             Error::Os(e) => *e,
         }
     }

@@ -133,6 +133,8 @@ mod folio;
 mod import;
 #[cfg(feature = "std")]
 mod io_std;
+#[cfg(feature = "alloc")]
+pub mod iomap;
 mod iter;
 pub mod kiocb;
 mod page;
@@ -142,7 +144,7 @@ mod sync;
 
 pub use any::{AnyIter, NoDiscard};
 pub use dir::{Dest, Direction, Source};
-pub use error::{Errno, Error, Misalignment, Result};
+pub use error::{BadExtent, Errno, Error, Misalignment, Result};
 #[cfg(feature = "alloc")]
 pub use folio::{Folio, FolioPool, FolioRef, MAX_PAGE_ORDER};
 #[cfg(feature = "alloc")]

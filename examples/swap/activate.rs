@@ -1,35 +1,48 @@
-//! Creating and activating a swap file: the checks swapon(8) and the
-//! kernel's `swapon(2)` (`claim_swapfile`, `read_swap_header`,
-//! `iomap_swapfile_activate`) make before a file may back swap.
+//! Creating and activating a swap file: the checks the kernel's `swapon(2)`
+//! (`claim_swapfile`, `read_swap_header`, `setup_swap_extents` →
+//! `iomap_swapfile_activate`) makes before a file may back swap.
 //!
 //! Order of checks in [`open_swap_file`] / [`activate`]:
 //!
 //! 1. the file is a regular file (`claim_swapfile`; block devices are out of
 //!    scope here);
-//! 2. `st_blocks * 512 >= st_size` (swapon(8)'s quick "appears to have holes"
-//!    test);
-//! 3. the file holds at least the header page;
-//! 4. the header page parses ([`SwapHeader::parse`], the kernel's rules);
-//! 5. no hole in `[0, max_pages * 4096)` according to `SEEK_HOLE`/`SEEK_DATA`
-//!    (the userspace stand-in for the iomap extent walk);
-//! 6. at least one usable page besides the header.
+//! 2. the file holds at least the header page;
+//! 3. the header page parses ([`SwapHeader::parse`], the kernel's
+//!    `read_swap_header` rules), has no bad pages (refused on a file) and
+//!    does not promise more pages than the file holds ("Swap area shorter
+//!    than signature indicates");
+//! 4. the file's extents, read with `FS_IOC_FIEMAP` after an `fdatasync`
+//!    ([`FiemapMap`], the kernel fsyncs too), pass
+//!    [`swapfile_activate`] with the header's `last_page + 1` as the limit:
+//!    the whole file rounded down to pages (not only the area) must be
+//!    mapped or unwritten, no hole, delayed allocation, inline, shared
+//!    (reflinked), encoded or unknown-location extent; physically
+//!    contiguous extents are merged and trimmed to whole device pages;
+//! 5. at least one usable page besides the header ("Cannot find a single
+//!    usable page").
 //!
-//! The area is `min(last_page + 1, file_size / 4096)` pages: a trailing
-//! partial page is ignored, and a header promising more pages than the file
-//! holds is rejected in step 4. Page 0 is the header and never a slot.
+//! A filesystem without extent maps (tmpfs: FIEMAP is `EOPNOTSUPP`) cannot
+//! host a swap file, here as in the kernel.
 //!
-//! Caveat: `SEEK_HOLE` reports preallocated-but-never-written (unwritten)
-//! extents as holes on ext4, XFS, btrfs and tmpfs, while the kernel's iomap
-//! walk accepts them. A file made with plain `fallocate -l` is therefore
-//! refused here (with a message saying so); [`create_swap_file`] writes zeros
-//! over its preallocation so the whole area is data.
+//! Preallocated but never written (unwritten) extents are accepted, as the
+//! kernel accepts them: `fallocate -l 64M f && mkswap f` makes a usable
+//! area. There is no `st_blocks` test (that is swapon(8)'s heuristic, not
+//! the kernel's).
+//!
+//! The area is what the extent walk gives ([`SwapExtents::max`], the
+//! kernel's `si->max`): `min(last_page + 1, file_size / 4096)` pages on a
+//! filesystem with 4 KiB blocks, fewer if some runs are not page-aligned on
+//! the device. A trailing partial page is ignored, and page 0 is the header
+//! and never a slot.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FallocateFlags, SeekFrom};
+use iov_iter::backend::fiemap::FiemapMap;
+use iov_iter::iomap::{SwapActivateError, SwapExtents, SwapRefusal, swapfile_activate};
+use rustix::fs::FallocateFlags;
 
 use crate::header::{AreaInfo, EINVAL, HeaderError, Label, PAGE_SIZE, SwapHeader, Uuid};
 
@@ -52,20 +65,10 @@ pub enum ActivateError {
         /// "directory", "block device", ...
         kind: &'static str,
     },
-    /// `st_blocks * 512 < st_size`: swapon(8)'s "appears to have holes".
-    AppearsToHaveHoles {
-        /// `st_blocks * 512`.
-        allocated: u64,
-        /// `st_size`.
-        size: u64,
-    },
-    /// `SEEK_HOLE` found a hole (or unwritten extent) inside the area.
-    Hole {
-        /// First byte of the hole.
-        start: u64,
-        /// End of the hole (exclusive), clipped to the area.
-        end: u64,
-    },
+    /// The extent walk refused the file (a hole, a shared extent, ...:
+    /// the extent and its byte range are named) or found no usable page,
+    /// as the kernel's `iomap_swapfile_activate` would.
+    Extents(SwapActivateError),
     /// The file is smaller than one page, so it cannot hold a header.
     TooSmallForHeader {
         /// File size in bytes.
@@ -80,6 +83,7 @@ impl ActivateError {
         match self {
             ActivateError::Io { source, .. } => source.raw_os_error().unwrap_or(5 /* EIO */),
             ActivateError::Header(h) => h.errno(),
+            ActivateError::Extents(e) => e.errno().raw(),
             _ => EINVAL,
         }
     }
@@ -103,18 +107,20 @@ impl std::fmt::Display for ActivateError {
                     "not a regular file ({kind}); only swap files are supported"
                 )
             }
-            ActivateError::AppearsToHaveHoles { allocated, size } => write!(
-                f,
-                "swap file appears to have holes: {allocated} bytes allocated for {size} bytes \
-                 (sparse files cannot be used for swap)"
-            ),
-            ActivateError::Hole { start, end } => write!(
-                f,
-                "swap file has a hole or an unwritten extent at bytes [{start}, {end}): sparse \
-                 files cannot be used for swap, and SEEK_HOLE cannot tell a hole from space \
-                 that was preallocated but never written; fill the file with zeros (e.g. dd) \
-                 rather than only fallocating it"
-            ),
+            ActivateError::Extents(e) => {
+                write!(f, "the swap file's extents cannot back swap: {e}")?;
+                if let SwapActivateError::Refused {
+                    why: SwapRefusal::Hole | SwapRefusal::Delalloc,
+                    ..
+                } = e
+                {
+                    f.write_str(
+                        " (sparse files cannot be used for swap: allocate the whole file, \
+                         with fallocate or dd, before mkswap)",
+                    )?;
+                }
+                Ok(())
+            }
             ActivateError::TooSmallForHeader { size } => write!(
                 f,
                 "file is {size} bytes, too small to hold a {PAGE_SIZE}-byte swap header"
@@ -128,6 +134,7 @@ impl std::error::Error for ActivateError {
         match self {
             ActivateError::Io { source, .. } => Some(source),
             ActivateError::Header(h) => Some(h),
+            ActivateError::Extents(e) => Some(e),
             _ => None,
         }
     }
@@ -139,13 +146,17 @@ impl From<HeaderError> for ActivateError {
     }
 }
 
+impl From<SwapActivateError> for ActivateError {
+    fn from(e: SwapActivateError) -> ActivateError {
+        ActivateError::Extents(e)
+    }
+}
+
 /// Size facts about a candidate swap file (from `fstat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileInfo {
     /// `st_size`.
     pub size: u64,
-    /// `st_blocks * 512`.
-    pub allocated: u64,
 }
 
 impl FileInfo {
@@ -161,15 +172,24 @@ pub struct Activation {
     /// File size in bytes (may include a trailing partial page or pages past
     /// the header's `last_page`; both are ignored).
     pub file_size: u64,
-    /// Slots in the area, header page included: `min(last_page + 1,
-    /// file_size / 4096)` (the kernel's `maxpages` / `si->max`). Slot `i`
-    /// lives at byte `i * 4096`.
+    /// Slots in the area, header page included ([`SwapExtents::max`], the
+    /// kernel's `si->max`): `min(last_page + 1, file_size / 4096)` when
+    /// every run is page-aligned on the device. Slot `i` lives at byte
+    /// `i * 4096` of the file.
     pub max_pages: u64,
-    /// Slots that can hold swapped pages: `max_pages - 1 - bad pages`.
+    /// Slots that can hold swapped pages ([`SwapExtents::pages`], the
+    /// kernel's `si->pages`, which `/proc/swaps` shows in KiB):
+    /// `max_pages - 1`.
     pub usable_pages: u64,
+    /// Swap extents after merging physically contiguous runs (swapon's
+    /// "extents:").
+    pub nr_extents: usize,
+    /// Device pages from the lowest to the highest used, header excluded
+    /// ([`SwapExtents::span`], swapon's "across:").
+    pub span: u64,
 }
 
-/// Checks 1–3: regular file, swapon(8)'s `st_blocks` test, room for a header.
+/// Checks 1–2: regular file, room for a header.
 pub fn check_file(file: &File) -> Result<FileInfo, ActivateError> {
     let meta = file
         .metadata()
@@ -191,54 +211,53 @@ pub fn check_file(file: &File) -> Result<FileInfo, ActivateError> {
         };
         return Err(ActivateError::NotRegularFile { kind });
     }
-    let info = FileInfo {
-        size: meta.size(),
-        allocated: meta.blocks().saturating_mul(512),
-    };
-    if info.allocated < info.size {
-        return Err(ActivateError::AppearsToHaveHoles {
-            allocated: info.allocated,
-            size: info.size,
-        });
-    }
+    let info = FileInfo { size: meta.size() };
     if info.size < PAGE {
         return Err(ActivateError::TooSmallForHeader { size: info.size });
     }
     Ok(info)
 }
 
-/// First hole in `[0, len)` according to `SEEK_HOLE`/`SEEK_DATA`, as a byte
-/// range clipped to `len`, or `None` if the range is all data.
+/// The swap extents of `file` as `swapon(2)` builds them (check 4–5):
+/// `fdatasync`, then the FIEMAP extent map walked by
+/// [`swapfile_activate`] with at most `max_pages` pages (header included).
 ///
-/// Moves the file offset (it is restored to 0); all swap I/O is positioned.
-pub fn find_hole(file: &File, len: u64) -> io::Result<Option<(u64, u64)>> {
-    if len == 0 {
-        return Ok(None);
-    }
-    let result = (|| {
-        let hole = match rustix::fs::seek(file, SeekFrom::Hole(0)) {
-            Ok(h) => h,
-            // Offset 0 is at or past EOF: the file is empty, all hole.
-            Err(rustix::io::Errno::NXIO) => return Ok(Some((0, len))),
-            Err(e) => return Err(io::Error::from(e)),
+/// # Errors
+///
+/// [`ActivateError::Io`] when the sync or the FIEMAP ioctl fails
+/// (`EOPNOTSUPP` on a filesystem without extent maps, such as tmpfs),
+/// [`ActivateError::Extents`] when the walk refuses the file.
+pub fn swap_extents(file: &File, max_pages: u64) -> Result<SwapExtents, ActivateError> {
+    rustix::fs::fdatasync(file).map_err(|e| ActivateError::io("fdatasync on swap file", e))?;
+    let map = FiemapMap::new(file).map_err(|e| {
+        let hint = if e.errno() == iov_iter::Errno::EOPNOTSUPP {
+            " (this filesystem has no extent map, tmpfs for instance, and the kernel \
+             refuses swap files on it too: use a disk filesystem such as ext4 or XFS)"
+        } else {
+            ""
         };
-        if hole >= len {
-            return Ok(None);
+        ActivateError::io(
+            format!("reading the swap file's extent map (FS_IOC_FIEMAP){hint}"),
+            io::Error::from(e),
+        )
+    })?;
+    let size = iov_iter::iomap::IoMap::size(&map);
+    swapfile_activate(&map, max_pages).map_err(|e| match e {
+        // A hole after the last extent runs on past the end of the file in
+        // the map; name only the part inside the file.
+        SwapActivateError::Refused { why, offset, len } => {
+            ActivateError::Extents(SwapActivateError::Refused {
+                why,
+                offset,
+                len: len.min(size.saturating_sub(offset)),
+            })
         }
-        let end = match rustix::fs::seek(file, SeekFrom::Data(hole)) {
-            Ok(d) => d.min(len),
-            // No data after the hole: it runs to EOF.
-            Err(rustix::io::Errno::NXIO) => len,
-            Err(e) => return Err(io::Error::from(e)),
-        };
-        Ok(Some((hole, end)))
-    })();
-    rustix::fs::seek(file, SeekFrom::Start(0))?;
-    result
+        e => ActivateError::Extents(e),
+    })
 }
 
-/// Checks 4–6 for a file whose header has already been parsed (check 1–3 are
-/// rerun). Returns the area's geometry. Never writes to the file.
+/// Checks 3–5 for a file whose header has already been parsed (checks 1–2
+/// are rerun). Returns the area's geometry. Never writes to the file.
 pub fn activate(file: &File, header: &SwapHeader) -> Result<Activation, ActivateError> {
     let info = check_file(file)?;
     activate_with(file, header, info)
@@ -263,19 +282,15 @@ fn activate_with(
         }
         .into());
     }
-    let max_pages = header.max_pages().min(file_pages);
-    if let Some((start, end)) = find_hole(file, max_pages * PAGE)
-        .map_err(|e| ActivateError::io("SEEK_HOLE/SEEK_DATA on swap file", e))?
-    {
-        return Err(ActivateError::Hole { start, end });
-    }
-    // max_pages >= 2 because last_page != 0 was checked by the parser, so
-    // there is always at least one usable slot ("Cannot find a single usable
-    // page" cannot happen without bad pages, which files may not have).
+    // The kernel's maxpages: min(last_page + 1, file pages), here equal to
+    // last_page + 1 after the check above.
+    let extents = swap_extents(file, header.max_pages().min(file_pages))?;
     Ok(Activation {
         file_size: info.size,
-        max_pages,
-        usable_pages: max_pages - 1,
+        max_pages: extents.max(),
+        usable_pages: extents.pages(),
+        nr_extents: extents.extents().len(),
+        span: extents.span(),
     })
 }
 
@@ -378,9 +393,17 @@ pub fn open_swap_file_with(
 ///   [`HeaderError::AreaTooSmall`] (nothing is created);
 /// * mode 0600;
 /// * space reserved with `fallocate(mode 0)` (skipped if the filesystem does
-///   not support it), then every page written with zeros so no part of the
-///   area is a hole or an unwritten extent;
+///   not support it), then every page written with zeros;
 /// * the header written at offset 0, then `fsync`.
+///
+/// Activation does not need the zero fill (unwritten extents are accepted,
+/// as by the kernel; `fallocate` + `mkswap` is enough), but this example
+/// does its swap I/O through the file with `O_DIRECT`, not to the block
+/// device as the kernel does: there an unwritten extent reads as zeros
+/// without any device I/O and its first write converts it (a metadata
+/// update). Writing every page makes swap-in and swap-out real device
+/// I/O from the start, which `swap bench` and `benches/fio_compare.sh`
+/// (fio on the same file) rely on.
 ///
 /// On failure after the file was opened, it is removed. Returns the header
 /// written.
@@ -499,7 +522,12 @@ mod tests {
         assert_eq!(sf.usable_pages(), 63);
         assert_eq!(sf.header, written);
         assert_eq!(SwapFile::slot_offset(3), 3 * 4096);
-        assert_eq!(find_hole(&sf.file, 64 * PAGE).unwrap(), None);
+        assert_eq!(swap_extents(&sf.file, 64).unwrap().pages(), 63);
+        assert_eq!(
+            swap_extents(&sf.file, 10).unwrap().max(),
+            10,
+            "clamped to the header's pages"
+        );
         // activate() on an already-open file agrees.
         assert_eq!(activate(&sf.file, &sf.header).unwrap(), sf.activation);
     }
@@ -540,55 +568,77 @@ mod tests {
         assert_eq!(open_swap_file(&path).unwrap().label(), &label("new"));
     }
 
+    /// A file of `pages` pages: our header at offset 0, the rest left as a
+    /// hole (`ftruncate`), synced.
+    fn sparse_swap_file(path: &Path, pages: u64) -> File {
+        let header = SwapHeader::new(pages, Uuid::NIL, label("holey")).unwrap();
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        rustix::fs::ftruncate(&f, pages * PAGE).unwrap();
+        f.write_all_at(&header.to_page(), 0).unwrap();
+        f.sync_all().unwrap();
+        f
+    }
+
+    fn refused_hole(e: &ActivateError) -> (u64, u64) {
+        match e {
+            ActivateError::Extents(SwapActivateError::Refused {
+                why: SwapRefusal::Hole,
+                offset,
+                len,
+            }) => (*offset, *len),
+            other => panic!("expected a refused hole, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn sparse_file_is_refused() {
+    fn sparse_file_is_refused_naming_the_hole() {
         let dir = TestDir::new("sparse");
         let path = dir.join("swapfile");
-        let f = File::create(&path).unwrap();
-        rustix::fs::ftruncate(&f, 64 * PAGE).unwrap();
-        drop(f);
+        drop(sparse_swap_file(&path, 64));
         let e = open_swap_file(&path).unwrap_err();
-        assert!(
-            matches!(e, ActivateError::AppearsToHaveHoles { size: 262144, .. }),
-            "{e:?}"
-        );
+        // Only the header page is allocated: the hole is the rest of the file.
+        assert_eq!(refused_hole(&e), (PAGE, 63 * PAGE), "{e}");
         assert_eq!(e.errno(), EINVAL);
-        assert!(e.to_string().contains("holes"), "{e}");
-        // SEEK_HOLE sees the whole file as a hole.
-        let f = File::open(&path).unwrap();
-        assert_eq!(find_hole(&f, 64 * PAGE).unwrap(), Some((0, 64 * PAGE)));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("unallocated extents") && msg.contains("bytes [4096, 262144)"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("sparse files cannot be used for swap"),
+            "{msg}"
+        );
+
+        // A file that is all hole is refused at offset 0.
+        let f = File::create(dir.join("empty")).unwrap();
+        rustix::fs::ftruncate(&f, 64 * PAGE).unwrap();
+        let e = swap_extents(&f, 64).unwrap_err();
+        assert_eq!(refused_hole(&e), (0, 64 * PAGE), "{e}");
     }
 
     #[test]
     fn hole_in_the_middle_is_refused() {
         let dir = TestDir::new("middle-hole");
         let path = dir.join("swapfile");
-        let header = SwapHeader::new(64, Uuid::NIL, label("holey")).unwrap();
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        f.write_all_at(&header.to_page(), 0).unwrap();
+        let f = sparse_swap_file(&path, 64);
         f.write_all_at(&[0x55; PAGE_SIZE], 63 * PAGE).unwrap();
         f.sync_all().unwrap();
         drop(f);
         let e = open_swap_file(&path).unwrap_err();
-        assert!(
-            matches!(e, ActivateError::AppearsToHaveHoles { .. }),
-            "{e:?}"
-        );
+        assert_eq!(refused_hole(&e), (PAGE, 62 * PAGE), "{e}");
         assert_eq!(e.errno(), EINVAL);
-        let f = File::open(&path).unwrap();
-        let (start, end) = find_hole(&f, 64 * PAGE).unwrap().expect("a hole");
-        assert!((PAGE..2 * PAGE).contains(&start), "{start}");
-        assert!((62 * PAGE + 1..=63 * PAGE).contains(&end), "{end}");
+        assert!(e.to_string().contains("bytes [4096, 258048)"), "{e}");
     }
 
-    /// A hole that the st_blocks quick check misses (blocks preallocated past
-    /// EOF make up for it) is still found by SEEK_HOLE.
+    /// A punched hole that swapon(8)'s `st_blocks` heuristic misses (blocks
+    /// preallocated past EOF make up for it) is found by the extent walk,
+    /// which names it.
     #[test]
     fn hole_hidden_from_st_blocks_is_refused() {
         let dir = TestDir::new("hidden-hole");
@@ -612,21 +662,46 @@ mod tests {
             "setup: st_blocks check fooled"
         );
         let e = open_swap_file(&path).unwrap_err();
-        match e {
-            ActivateError::Hole { start, end, .. } => {
-                assert!(start <= 10 * PAGE && end >= 14 * PAGE, "[{start}, {end})");
-            }
-            other => panic!("expected Hole, got {other:?}"),
-        }
+        assert_eq!(refused_hole(&e), (10 * PAGE, 4 * PAGE), "{e}");
+        assert_eq!(e.errno(), EINVAL);
         // The header itself is intact.
         let info = check_file(&f).unwrap();
         assert_eq!(read_header(&f, info).unwrap().label, label("hidden"));
     }
 
-    /// fallocate without writing leaves unwritten extents, which SEEK_HOLE
-    /// reports as holes; the error says so.
+    /// The kernel walks the whole file, not only the header's area: a hole
+    /// past `last_page` is refused as well.
     #[test]
-    fn fallocated_but_unwritten_file_is_refused_with_hint() {
+    fn hole_past_last_page_is_refused() {
+        let dir = TestDir::new("hole-past-area");
+        let path = dir.join("swapfile");
+        create_swap_file(&path, 64 * PAGE, &Label::EMPTY, Uuid::NIL).unwrap();
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        f.write_all_at(
+            &SwapHeader::new(32, Uuid::NIL, Label::EMPTY)
+                .unwrap()
+                .to_page(),
+            0,
+        )
+        .unwrap();
+        let punch = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        if let Err(e) = rustix::fs::fallocate(&f, punch, 48 * PAGE, 2 * PAGE) {
+            eprintln!("SKIP: hole punching unsupported here: {e}");
+            return;
+        }
+        drop(f);
+        let e = open_swap_file(&path).unwrap_err();
+        assert_eq!(refused_hole(&e), (48 * PAGE, 2 * PAGE), "{e}");
+    }
+
+    /// fallocate without writing leaves unwritten extents, which the kernel
+    /// (and so the activation) accepts: `fallocate -l && mkswap` works.
+    #[test]
+    fn fallocated_but_unwritten_file_is_accepted() {
         let dir = TestDir::new("unwritten");
         let path = dir.join("swapfile");
         let f = OpenOptions::new()
@@ -643,13 +718,43 @@ mod tests {
         let header = SwapHeader::new(64, Uuid::NIL, Label::EMPTY).unwrap();
         f.write_all_at(&header.to_page(), 0).unwrap();
         f.sync_all().unwrap();
-        match open_swap_file(&path) {
-            Err(e @ ActivateError::Hole { start: PAGE, .. }) => {
-                assert_eq!(e.errno(), EINVAL);
-                assert!(e.to_string().contains("never written"), "{e}");
+        // Space preallocated past EOF changes nothing.
+        rustix::fs::fallocate(&f, FallocateFlags::KEEP_SIZE, 64 * PAGE, 32 * PAGE).unwrap();
+        let map = FiemapMap::new(&f).unwrap();
+        assert!(
+            map.extents()
+                .iter()
+                .any(|e| e.kind == iov_iter::iomap::ExtentKind::Unwritten),
+            "setup: no unwritten extent"
+        );
+        drop(f);
+        let sf = open_swap_file(&path).unwrap();
+        assert_eq!(sf.max_pages(), 64);
+        assert_eq!(sf.usable_pages(), 63);
+        assert!(sf.activation.nr_extents >= 1);
+        assert_eq!(sf.activation.span, 63, "header page excluded from the span");
+    }
+
+    /// tmpfs has no extent map (FIEMAP is EOPNOTSUPP): the file is refused
+    /// with a message saying why, as the kernel refuses it.
+    #[test]
+    fn file_without_extent_map_is_refused_with_hint() {
+        let shm = Path::new("/dev/shm");
+        if crate::testutil::fs_magic(shm).ok() != Some(0x0102_1994 /* TMPFS_MAGIC */) {
+            eprintln!("SKIP: /dev/shm is not a tmpfs here");
+            return;
+        }
+        let path = shm.join(format!("iov-iter-swap-test-{}", std::process::id()));
+        let created = create_swap_file(&path, 16 * PAGE, &Label::EMPTY, Uuid::NIL);
+        let opened = created.map(|_| open_swap_file(&path));
+        let _ = std::fs::remove_file(&path);
+        match opened.unwrap() {
+            Err(e @ ActivateError::Io { .. }) => {
+                assert_eq!(e.errno(), 95 /* EOPNOTSUPP */, "{e}");
+                assert!(e.to_string().contains("no extent map"), "{e}");
             }
             Err(e) => panic!("unexpected error {e:?}"),
-            Ok(_) => eprintln!("NOTE: this filesystem reports unwritten extents as data"),
+            Ok(_) => eprintln!("NOTE: this kernel's tmpfs reports extents"),
         }
     }
 
@@ -918,5 +1023,282 @@ mod tests {
         assert_eq!(sf.header.endian, Endian::Big);
         assert_eq!(sf.last_page(), 15);
         assert_eq!(sf.label().as_str(), Some("be"));
+    }
+
+    /// The kernel comparison: `swapon(2)` against this example's activation.
+    mod kernel {
+        use super::*;
+        use crate::testutil::{
+            EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, fs_magic, has_cap_sys_admin, kernel_swapon_pages,
+        };
+
+        const MIB: u64 = 1 << 20;
+        /// The size of every file in the table.
+        const SIZE: u64 = 8 * MIB;
+        const EPERM: i32 = 1;
+
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Verdict {
+            /// Usable pages (the kernel's `si->pages`).
+            Accepted(u64),
+            /// The errno.
+            Refused(i32),
+        }
+
+        impl std::fmt::Display for Verdict {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self {
+                    Verdict::Accepted(p) => write!(f, "accepted, {p} pages"),
+                    Verdict::Refused(e) => {
+                        write!(f, "refused, {}", iov_iter::Errno::from_raw(*e).name())
+                    }
+                }
+            }
+        }
+
+        /// Runs util-linux mkswap on `path` (mode 0600 first), with an
+        /// explicit size in KiB if given.
+        fn mkswap(mkswap: &Path, path: &Path, kib: Option<u64>) {
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            let mut cmd = Command::new(mkswap);
+            cmd.arg("-q").arg(path);
+            if let Some(kib) = kib {
+                cmd.arg(kib.to_string());
+            }
+            let out = cmd.output().unwrap();
+            assert!(
+                out.status.success(),
+                "mkswap {}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        fn rw(path: &Path) -> File {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .unwrap()
+        }
+
+        /// `fallocate(2)` on `path` (created if missing), then fsync.
+        fn falloc(path: &Path, flags: FallocateFlags, offset: u64, len: u64) {
+            let f = rw(path);
+            rustix::fs::fallocate(&f, flags, offset, len)
+                .unwrap_or_else(|e| panic!("fallocate {flags:?} {offset} {len}: {e}"));
+            f.sync_all().unwrap();
+        }
+
+        fn punch(path: &Path, offset: u64, len: u64) {
+            falloc(
+                path,
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                offset,
+                len,
+            );
+        }
+
+        /// How to make one row's file at `path` (util-linux mkswap at the
+        /// given path); `Err` skips the row, saying why.
+        type Make = fn(&Path, &Path) -> Result<(), String>;
+
+        fn cases() -> Vec<(&'static str, Make)> {
+            vec![
+                ("dd if=/dev/zero, mkswap", |p, m| {
+                    write_zero_file(p, SIZE);
+                    mkswap(m, p, None);
+                    Ok(())
+                }),
+                ("fallocate only, mkswap", |p, m| {
+                    falloc(p, FallocateFlags::empty(), 0, SIZE);
+                    mkswap(m, p, None);
+                    Ok(())
+                }),
+                ("fallocate, 1 MiB written at 2 MiB, mkswap", |p, m| {
+                    falloc(p, FallocateFlags::empty(), 0, SIZE);
+                    let f = rw(p);
+                    f.write_all_at(&vec![0xa5; MIB as usize], 2 * MIB).unwrap();
+                    f.sync_all().unwrap();
+                    mkswap(m, p, None);
+                    Ok(())
+                }),
+                ("sparse (truncate -s), mkswap", |p, m| {
+                    rw(p).set_len(SIZE).unwrap();
+                    mkswap(m, p, None);
+                    Ok(())
+                }),
+                ("dd, mkswap, hole punched at 1 MiB (64 KiB)", |p, m| {
+                    write_zero_file(p, SIZE);
+                    mkswap(m, p, None);
+                    punch(p, MIB, 64 << 10);
+                    Ok(())
+                }),
+                (
+                    "dd, mkswap 4096 KiB, hole at 6 MiB (past last_page)",
+                    |p, m| {
+                        write_zero_file(p, SIZE);
+                        mkswap(m, p, Some(4096));
+                        punch(p, 6 * MIB, 64 << 10);
+                        Ok(())
+                    },
+                ),
+                ("dd, mkswap 4096 KiB (header < file, no hole)", |p, m| {
+                    write_zero_file(p, SIZE);
+                    mkswap(m, p, Some(4096));
+                    Ok(())
+                }),
+                (
+                    "dd, mkswap, fallocate --keep-size 4 MiB past EOF",
+                    |p, m| {
+                        write_zero_file(p, SIZE);
+                        mkswap(m, p, None);
+                        falloc(p, FallocateFlags::KEEP_SIZE, SIZE, 4 * MIB);
+                        Ok(())
+                    },
+                ),
+                (
+                    "dd 8 MiB + 1000 bytes (not a page multiple), mkswap",
+                    |p, m| {
+                        write_zero_file(p, SIZE + 1000);
+                        mkswap(m, p, None);
+                        Ok(())
+                    },
+                ),
+                (
+                    "dd, header promising 100 pages more than the file",
+                    |p, _| {
+                        write_zero_file(p, SIZE);
+                        let h =
+                            SwapHeader::new(SIZE / PAGE + 100, Uuid::NIL, Label::EMPTY).unwrap();
+                        let f = rw(p);
+                        f.write_all_at(&h.to_page(), 0).unwrap();
+                        f.sync_all().unwrap();
+                        Ok(())
+                    },
+                ),
+                ("dd, mkswap, cp --reflink=always", |p, m| {
+                    let src = p.with_extension("reflink-src");
+                    write_zero_file(&src, SIZE);
+                    mkswap(m, &src, None);
+                    let out = Command::new("cp")
+                        .arg("--reflink=always")
+                        .arg(&src)
+                        .arg(p)
+                        .output()
+                        .map_err(|e| format!("running cp: {e}"))?;
+                    if !out.status.success() {
+                        return Err(format!(
+                            "cp --reflink=always failed (no reflinks on this filesystem, \
+                             e.g. ext4): {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ));
+                    }
+                    Ok(())
+                }),
+            ]
+        }
+
+        /// Every row: the example's activation and the kernel's `swapon(2)`
+        /// agree on acceptance and usable pages, and on EINVAL.
+        #[test]
+        fn activation_agrees_with_the_kernels_swapon() {
+            if !has_cap_sys_admin() {
+                eprintln!(
+                    "\n******** SKIP activation_agrees_with_the_kernels_swapon: swapon(2) needs \
+                     CAP_SYS_ADMIN (run as root) ********\n"
+                );
+                return;
+            }
+            let Some(mkswap_bin) = require_tool("mkswap") else {
+                return;
+            };
+            let dir = TestDir::new("kernel-swapon");
+            let magic = fs_magic(dir.path()).unwrap();
+            if magic != EXT4_SUPER_MAGIC && magic != XFS_SUPER_MAGIC {
+                eprintln!(
+                    "\n******** SKIP activation_agrees_with_the_kernels_swapon: {} is on a \
+                     filesystem of type {magic:#x}, not ext4 or XFS (the iomap swapfile rules \
+                     this example follows) ********\n",
+                    dir.path().display()
+                );
+                return;
+            }
+            let mut rows = Vec::new();
+            for (i, (case, make)) in cases().into_iter().enumerate() {
+                let path = dir.join(&format!("case{i}.swap"));
+                if let Err(why) = make(&path, &mkswap_bin) {
+                    eprintln!("\n******** SKIP row \"{case}\": {why} ********\n");
+                    rows.push((case, None, None, String::new()));
+                    continue;
+                }
+                let (example, why) = match open_swap_file(&path) {
+                    Ok(sf) => (
+                        Verdict::Accepted(sf.usable_pages()),
+                        format!(
+                            "example: extents:{} across:{}k",
+                            sf.activation.nr_extents,
+                            sf.activation.span * 4
+                        ),
+                    ),
+                    Err(e) => (Verdict::Refused(e.errno()), e.to_string()),
+                };
+                let kernel = match kernel_swapon_pages(&path) {
+                    Ok(pages) => Verdict::Accepted(pages),
+                    Err(e) if e.raw_os_error() == Some(EPERM) => {
+                        eprintln!(
+                            "\n******** SKIP activation_agrees_with_the_kernels_swapon: swapon: \
+                             {e}: needs CAP_SYS_ADMIN ********\n"
+                        );
+                        return;
+                    }
+                    Err(e) => Verdict::Refused(e.raw_os_error().unwrap_or(0)),
+                };
+                rows.push((case, Some(kernel), Some(example), why));
+            }
+
+            let show =
+                |v: &Option<Verdict>| v.map_or_else(|| "SKIPPED".to_owned(), |v| v.to_string());
+            let mut table = format!("\n{:<54} {:<24} {:<24}\n", "case", "kernel", "example");
+            for (case, kernel, example, why) in &rows {
+                table += &format!("{case:<54} {:<24} {:<24}\n", show(kernel), show(example));
+                if !why.is_empty() {
+                    table += &format!("{:<54} ({why})\n", "");
+                }
+            }
+            eprintln!("{table}");
+
+            let mut disagree = Vec::new();
+            for (case, kernel, example, _) in &rows {
+                let (Some(kernel), Some(example)) = (kernel, example) else {
+                    continue;
+                };
+                let agree = match (kernel, example) {
+                    (Verdict::Accepted(k), Verdict::Accepted(e)) => k == e,
+                    (Verdict::Refused(EINVAL), Verdict::Refused(e)) => *e == EINVAL,
+                    (Verdict::Refused(_), Verdict::Refused(_)) => true,
+                    _ => false,
+                };
+                if !agree {
+                    disagree.push(format!("{case}: kernel {kernel}, example {example}"));
+                }
+            }
+            assert!(
+                disagree.is_empty(),
+                "the example disagrees with swapon(2):\n{}",
+                disagree.join("\n")
+            );
+            assert!(
+                rows.iter()
+                    .any(|r| matches!(r.1, Some(Verdict::Accepted(_))))
+                    && rows
+                        .iter()
+                        .any(|r| matches!(r.1, Some(Verdict::Refused(_)))),
+                "the table should have both accepted and refused rows"
+            );
+        }
     }
 }

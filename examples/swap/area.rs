@@ -32,19 +32,22 @@ impl Drop for Area {
     }
 }
 
-/// Whether `dir` takes `O_DIRECT` files: creates, opens and removes a probe.
+/// Whether `dir` can hold a swap file: it takes `O_DIRECT` files and
+/// reports their extents (FIEMAP, which activation walks). Creates, opens
+/// and removes a probe.
 ///
 /// # Errors
 ///
-/// The open error (`EINVAL` on tmpfs and other filesystems without direct
-/// I/O).
+/// The open error (`EINVAL` on filesystems without direct I/O), or
+/// FIEMAP's (`EOPNOTSUPP` on tmpfs, which has direct I/O since Linux 6.6
+/// but no extents).
 pub fn direct_io_works(dir: &Path) -> Result<(), iov_iter::Error> {
     let probe = dir.join(format!(".iov-iter-odirect-probe-{}", std::process::id()));
     let r = DirectFile::options()
         .create(true)
         .truncate(true)
         .open(&probe)
-        .map(drop);
+        .and_then(|f| iov_iter::backend::fiemap::FiemapMap::new(f).map(drop));
     let _ = fs::remove_file(&probe);
     r
 }
@@ -92,14 +95,14 @@ fn pick_dir(
     match probe(&fallback) {
         Ok(()) => {
             let note = format!(
-                "O_DIRECT is refused in {} ({why}; tmpfs?): using {} instead",
+                "O_DIRECT or FIEMAP is refused in {} ({why}; tmpfs?): using {} instead",
                 tmp.display(),
                 fallback.display()
             );
             Ok((fallback, Some(note)))
         }
         Err(e) => Err(format!(
-            "O_DIRECT is refused in {} ({why}) and in {} ({e}); use --file on a disk filesystem",
+            "O_DIRECT or FIEMAP is refused in {} ({why}) and in {} ({e}); use --file on a disk filesystem",
             tmp.display(),
             fallback.display()
         )),
@@ -242,7 +245,7 @@ mod tests {
         assert!(fallback.is_dir(), "created");
         let note = note.unwrap();
         assert!(
-            note.contains("O_DIRECT is refused") && note.contains("using"),
+            note.contains("O_DIRECT or FIEMAP is refused") && note.contains("using"),
             "{note}"
         );
         let e = pick_dir(tmp, fallback, |_| Err(einval())).unwrap_err();

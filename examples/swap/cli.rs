@@ -11,7 +11,7 @@ usage: swap [OPTIONS]          swap pages out and back in, verify them, report
        swap bench [ARGS]       4 KiB swap-in / swap-out benchmarks (swap bench --help)
 
 Without options: a 64 MiB swap file in the system temp dir (or under ./target
-when O_DIRECT is refused there), both modes, then the file is removed.
+when O_DIRECT or FIEMAP is refused there), both modes, then the file is removed.
 
 options:
   --file PATH     use the swap area at PATH (its label and UUID are printed);

@@ -570,6 +570,10 @@ impl DirectIo for MemDevice {
         self.align
     }
 
+    fn capacity(&self) -> Option<u64> {
+        Some(self.len())
+    }
+
     fn async_mode(&self) -> AsyncMode {
         if self.pending.lock().order.is_some() {
             AsyncMode::Queued

@@ -9,12 +9,16 @@
 //! |---|---|---|---|
 //! | [`mem`] | `alloc` | a RAM block device with the same alignment rules, fault injection (EIO, short transfers, EAGAIN under `RWF_NOWAIT`) and counters; no syscalls, runs under Miri | inline, or deferred and completed in an order a test picks |
 //! | `file` | `std`, Linux | `DirectFile`: a real file opened with `O_DIRECT`, alignment from `statx(STATX_DIOALIGN)`, I/O through `preadv2` / `pwritev2` with the `RWF_*` flags | inline (the syscalls block) |
+//! | `fiemap` | `std`, Linux | `FiemapMap`: not a device but the extent map of a real file (`FS_IOC_FIEMAP`), an [`IoMap`](crate::iomap::IoMap) for swap activation and reads through `iomap::IomapDio` | - |
 //! | `uring` | `uring`, Linux | `UringQueue`: io_uring on `O_DIRECT` files (more than one per ring with `UringFile`), registered files and buffers (`READ_FIXED` / `WRITE_FIXED`) opt-in, fsync | queued: in flight when `submit` returns |
 //!
 //! Mocks are for fault injection only: the `file` and `uring` backends are
 //! what run real direct I/O.
 
 pub mod mem;
+
+#[cfg(all(feature = "std", target_os = "linux"))]
+pub mod fiemap;
 
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod file;

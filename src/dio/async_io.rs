@@ -67,6 +67,9 @@ enum Owner {
     Whole(NonNull<dyn Erased>),
     /// Part `.1` of a split request.
     Part(Arc<Split>, usize),
+    /// A request whose result passes through a hook first
+    /// ([`AsyncIo::on_complete`]); a leaked `Box`, freed by `finish`.
+    Hooked(NonNull<dyn Hook>),
     Done,
 }
 
@@ -324,6 +327,88 @@ impl AsyncIo {
         Ok(())
     }
 
+    /// The same request, whose result passes through `hook` before the
+    /// request completes: what a layer that must act when the I/O is done
+    /// uses (a filesystem converting unwritten extents or growing the file
+    /// size, the kernel's `iomap_dio_ops->end_io` and `bi_end_io` chaining).
+    /// The hook runs exactly once, on the thread that completes the request,
+    /// with the merged result of everything the request was split into; what
+    /// it returns is the result the kiocb's completion gets. A request
+    /// dropped without completing runs the hook with `ECANCELED`. One
+    /// allocation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// use iov_iter::dio::{AsyncIo, DioAlign, DirectIo};
+    /// use iov_iter::kiocb::{Kiocb, RwType, RwfFlags};
+    /// use iov_iter::{Result, Source, UserIovec};
+    ///
+    /// /// Accepts the data, then fails the commit of the last half.
+    /// struct HalfCommit;
+    /// impl DirectIo for HalfCommit {
+    ///     fn dio_align(&self) -> DioAlign {
+    ///         DioAlign::new(1, 1).unwrap()
+    ///     }
+    ///     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    ///         unreachable!()
+    ///     }
+    ///     fn start(&self, io: AsyncIo) {
+    ///         let io = io.on_complete(|res| res.map(|n| n / 2));
+    ///         let n = io.len();
+    ///         io.complete(Ok(n));
+    ///     }
+    /// }
+    ///
+    /// let buf = OwnedIter::<Source, _>::new(AlignedBuf::zeroed(8, 100)?);
+    /// let (mut kiocb, fut) = Kiocb::new_async_with(0, buf);
+    /// assert!(HalfCommit.submit(&mut kiocb)?.is_queued());
+    /// let done = fut.wait();
+    /// assert_eq!((done.result, done.buf.count()), (Ok(50), 50));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "bi_end_io")]
+    pub fn on_complete<F>(mut self, hook: F) -> AsyncIo
+    where
+        F: FnOnce(Result<usize>) -> Result<usize> + Send + 'static,
+    {
+        let (rw, pos, flags, ioprio, iov, nr, len) = (
+            self.rw,
+            self.pos,
+            self.flags,
+            self.ioprio,
+            self.iov,
+            self.nr,
+            self.len,
+        );
+        // The parent's iovecs live in its owner's heap allocation (or a
+        // split's), not in the `AsyncIo` moved into the hook: `iov` stays
+        // valid.
+        let owner = core::mem::replace(&mut self.owner, Owner::Done);
+        let parent = AsyncIo {
+            rw,
+            pos,
+            flags,
+            ioprio,
+            iov,
+            nr,
+            len,
+            owner,
+        };
+        let hooked: Box<dyn Hook> = Box::new(Hooked { parent, hook });
+        AsyncIo {
+            rw,
+            pos,
+            flags,
+            ioprio,
+            iov,
+            nr,
+            len,
+            owner: Owner::Hooked(NonNull::from(Box::leak(hooked))),
+        }
+    }
+
     /// Completes the request with the bytes transferred (a short count is
     /// end of file or of space) or the error: the kiocb's completion runs,
     /// with the buffer advanced by the bytes, exactly once.
@@ -340,6 +425,12 @@ impl AsyncIo {
                 owner.finish(result);
             }
             Owner::Part(split, i) => split.part_done(i, result),
+            Owner::Hooked(p) => {
+                // SAFETY: `p` came from `Box::leak` in `on_complete` and is
+                // freed only here, once (the owner is now `Done`).
+                let hook = unsafe { Box::from_raw(p.as_ptr()) };
+                hook.finish(result);
+            }
             Owner::Done => {}
         }
     }
@@ -362,6 +453,25 @@ impl fmt::Debug for AsyncIo {
             .field("nr_segs", &self.nr)
             .field("flags", &self.flags)
             .finish()
+    }
+}
+
+/// The owner of a hooked request ([`AsyncIo::on_complete`]).
+trait Hook: Send {
+    fn finish(self: Box<Self>, res: Result<usize>);
+}
+
+struct Hooked<F> {
+    parent: AsyncIo,
+    hook: F,
+}
+
+impl<F: FnOnce(Result<usize>) -> Result<usize> + Send> Hook for Hooked<F> {
+    fn finish(self: Box<Self>, res: Result<usize>) {
+        let Hooked { parent, hook } = *self;
+        // A panicking hook drops `parent`, which completes with ECANCELED.
+        let res = hook(res);
+        parent.complete(res);
     }
 }
 

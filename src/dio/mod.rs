@@ -336,6 +336,21 @@ pub trait DirectIo: Send + Sync {
         UIO_MAXIOV
     }
 
+    /// The target's size in bytes, where it is fixed (a block device, the
+    /// RAM backend); `None` (the default) where it is not known or grows
+    /// (a regular file). A layer mapping requests onto the target
+    /// ([`IomapDio`](crate::iomap::IomapDio)) refuses extents past it.
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// use iov_iter::dio::DirectIo;
+    /// assert_eq!(MemDevice::new(4096).capacity(), Some(4096));
+    /// ```
+    #[doc(alias = "bdev_nr_bytes")]
+    fn capacity(&self) -> Option<u64> {
+        None
+    }
+
     /// How async requests complete. Default [`AsyncMode::Inline`] (the
     /// default [`DirectIo::start`]).
     ///
@@ -564,6 +579,9 @@ macro_rules! forward_direct_io {
             }
             fn max_segs(&self) -> usize {
                 (**self).max_segs()
+            }
+            fn capacity(&self) -> Option<u64> {
+                (**self).capacity()
             }
             fn async_mode(&self) -> AsyncMode {
                 (**self).async_mode()

@@ -111,6 +111,9 @@ impl<T: DirectIo> DirectIo for Recorder<T> {
     fn max_segs(&self) -> usize {
         self.inner.max_segs()
     }
+    fn capacity(&self) -> Option<u64> {
+        self.inner.capacity()
+    }
     fn async_mode(&self) -> AsyncMode {
         self.inner.async_mode()
     }
