@@ -64,6 +64,28 @@
 //! the kernel's `EINVAL` ([`Error::Os`]); `tests/dio_file.rs` skips loudly
 //! there.
 //!
+//! ## Extent maps (`iomap`)
+//!
+//! A filesystem's [`iomap::IoMap`] is input too: [`iomap::IomapDio`] and
+//! [`iomap::swapfile_activate`] check every extent it returns
+//! ([`iomap::Extent::check`], what the kernel's `iomap_iter_done` warns
+//! about). A bad extent after some progress ends the request short, with
+//! exactly the bytes before it; with none, it is the error.
+//!
+//! | bad input | where | error | errno | test |
+//! |---|---|---|---|---|
+//! | an empty extent, one not covering the position, one that ends before it (backwards), one overlapping the previous, one past the device ([`dio::DirectIo::capacity`]), a device address misaligned for direct I/O | [`iomap::IomapDio`] sync and async; [`iomap::swapfile_activate`] (as [`iomap::SwapActivateError::Map`]) | [`Error::BadExtent`] with [`BadExtent`] | `EIO` | `tests/toyfs.rs`: `bad_maps_are_typed_errors_after_exactly_the_good_part` |
+//! | a hole or delayed allocation returned for a write (the mapping did not allocate) | [`iomap::IomapDio`] | [`Error::BadExtent`] with [`BadExtent::Unallocated`] | `EIO` | same test |
+//! | direct I/O to inline data or an encoded (compressed, encrypted) extent | [`iomap::IomapDio`] | [`Error::NotSupported`] | `EOPNOTSUPP` | `tests/toyfs.rs`: `inline_and_encoded_extents_and_bad_block_sizes_are_refused_before_io` |
+//! | a mapping block size that is not a power of two of at least 512 | [`iomap::IomapDio`] writes | [`Error::InvalidArgument`] | `EINVAL` | same test |
+//! | a misaligned request (position, length, memory) | [`iomap::IomapDio`], before any mapping call or I/O | [`Error::Misaligned`] | `EINVAL` | `tests/toyfs.rs`: `misaligned_requests_are_refused_before_any_io_or_mapping` |
+//! | a device error in the middle of a request | [`iomap::IomapDio`] | a short count of exactly the bytes before it ([`iomap::IoMap::end_io`] told the same), or the error when nothing was transferred | the device's | `tests/toyfs.rs`: `a_device_error_mid_request_reports_exactly_what_was_written` |
+//! | a conversion of unwritten extents that fails at completion | [`iomap::IoMap::end_io`] | the mapping's error is the write's result; the buffer comes back | the mapping's | `tests/toyfs.rs`: `a_failed_conversion_fails_the_write` |
+//! | a hole, delayed allocation, inline, shared (reflinked), uncommitted, encoded or unknown-location extent in a swap file | [`iomap::swapfile_activate`] | [`iomap::SwapActivateError::Refused`] naming the extent's byte range | `EINVAL` | `tests/toyfs.rs`: `swap_activation_refuses_shared_encoded_inline_and_unknown_extents`, `swap_activation_goes_through_the_same_mapping`; † `tests/fiemap.rs`: `holes_are_the_gaps_and_a_punched_one_is_refused_by_swap_with_its_offset` |
+//! | a file without one page-aligned run of device pages | [`iomap::swapfile_activate`] | [`iomap::SwapActivateError::NoUsablePage`] | `EINVAL` | `tests/toyfs.rs`: `swap_activation_refuses_shared_encoded_inline_and_unknown_extents` |
+//! | a write mapping asked of a FIEMAP map (report-only) | `backend::fiemap::FiemapMap` | [`Error::NotSupported`] | `EOPNOTSUPP` | † `tests/fiemap.rs`: `a_fallocated_file_is_unwritten_and_swap_accepts_it` |
+//! | FIEMAP on a filesystem without extent maps (tmpfs) | `backend::fiemap::FiemapMap::new` | [`Error::Os`] | `EOPNOTSUPP` | † `tests/fiemap.rs`: `tmpfs_has_no_extent_map` |
+//!
 //! ## `RWF_*` flags
 //!
 //! [`Kiocb::set_rw_flags`] checks in the kernel's order (the first failure
@@ -96,7 +118,8 @@
 //! | an area shorter than the header says | `HeaderError::AreaShorterThanSignature` | `EINVAL` | `examples/swap/header.rs`: `tests::file_shorter_than_header` |
 //! | bad pages listed in a regular file | `HeaderError::BadPagesOnRegularFile` | `EINVAL` | `examples/swap/header.rs`: `tests::bad_pages_on_regular_file` |
 //! | a bad page that is the header or past `last_page` | `HeaderError::BadPageOutOfRange` | `EINVAL` | `examples/swap/header.rs`: `tests::bad_page_out_of_range` |
-//! | a sparse swap file, or a hole inside the area | `ActivateError::AppearsToHaveHoles`, `ActivateError::Hole` | `EINVAL` | † `examples/swap/activate.rs`: `tests::sparse_file_is_refused`, `tests::hole_in_the_middle_is_refused`, `tests::hole_hidden_from_st_blocks_is_refused` |
+//! | a sparse swap file, a hole inside the area or past `last_page` (the whole file is walked, as `swapon(2)` does) | `ActivateError::Extents` ([`iomap::SwapActivateError::Refused`], the hole's byte range named) | `EINVAL` | † `examples/swap/activate.rs`: `tests::sparse_file_is_refused_naming_the_hole`, `tests::hole_in_the_middle_is_refused`, `tests::hole_hidden_from_st_blocks_is_refused`, `tests::hole_past_last_page_is_refused`; the table against the kernel: `tests::kernel::activation_agrees_with_the_kernels_swapon` (as root) |
+//! | a swap file on a filesystem without extent maps (tmpfs) | `ActivateError::Io` (FIEMAP's `EOPNOTSUPP`, with a hint) | `EOPNOTSUPP` | † `examples/swap/activate.rs`: `tests::file_without_extent_map_is_refused_with_hint` |
 //!
 //! ## Fuzzing
 //!
@@ -105,8 +128,11 @@
 //! page ranges, `bvecs_mut`, pages of every kind, against a flat model),
 //! `import_iovec` (every row of that table, arbitrary pairs only on error
 //! paths), `rwf_flags` (every `RWF_*` rule against a reference of
-//! `kiocb_set_rw_flags`) and `swap_header` (every header row against a
-//! reference of `read_swap_header`).
+//! `kiocb_set_rw_flags`), `swap_header` (every header row against a
+//! reference of `read_swap_header`), `owned_resume` (owned iterators
+//! through async direct I/O, resumed after short transfers) and
+//! `iomap_dio` (random extent maps, bad ones included, × random iterators
+//! through [`iomap::IomapDio`], against a flat model of the file).
 
 //!
 //! [`Error`]: crate::Error
@@ -126,6 +152,18 @@
 //! [`Error::NotSupported`]: crate::Error::NotSupported
 //! [`Error::WouldBlock`]: crate::Error::WouldBlock
 //! [`Error::Os`]: crate::Error::Os
+//! [`Error::BadExtent`]: crate::Error::BadExtent
+//! [`BadExtent`]: crate::BadExtent
+//! [`BadExtent::Unallocated`]: crate::BadExtent::Unallocated
+//! [`iomap::IoMap`]: crate::iomap::IoMap
+//! [`iomap::IoMap::end_io`]: crate::iomap::IoMap::end_io
+//! [`iomap::IomapDio`]: crate::iomap::IomapDio
+//! [`iomap::Extent::check`]: crate::iomap::Extent::check
+//! [`iomap::swapfile_activate`]: crate::iomap::swapfile_activate
+//! [`iomap::SwapActivateError::Refused`]: crate::iomap::SwapActivateError::Refused
+//! [`iomap::SwapActivateError::Map`]: crate::iomap::SwapActivateError::Map
+//! [`iomap::SwapActivateError::NoUsablePage`]: crate::iomap::SwapActivateError::NoUsablePage
+//! [`dio::DirectIo::capacity`]: crate::dio::DirectIo::capacity
 //! [`Errno::EPERM`]: crate::Errno::EPERM
 //! [`Misalignment::SegmentAddress`]: crate::Misalignment::SegmentAddress
 //! [`Misalignment::SegmentLength`]: crate::Misalignment::SegmentLength

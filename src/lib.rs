@@ -64,6 +64,11 @@
 //! | `STATX_DIO_READ_ALIGN`, `stx_dio_read_offset_align` | `dio::DioAlign::read_offset`, `dio::DioAlign::offset_for` |
 //! | `IORING_REGISTER_FILES` / `IOSQE_FIXED_FILE`, `IORING_REGISTER_BUFFERS` + `IORING_OP_READ_FIXED` / `WRITE_FIXED`, `IORING_OP_FSYNC` | `backend::uring::UringBuilder::register_files`, `UringQueue::register_buffers` (`FixedBufPool`, `FixedBuf`), `UringQueue::fsync`; more files on one ring: `UringQueue::add_file` (`UringFile`) |
 //! | `statx` `STATX_DIOALIGN`, `bio_set_pages_dirty` | `dio::DioAlign`, `dio::DirtyTracker`, `dio::DirtyBitmap` |
+//! | `struct iomap_ops` (`iomap_begin` / `iomap_end`), `struct iomap`, `IOMAP_HOLE` / `MAPPED` / `UNWRITTEN` / `DELALLOC` / `INLINE`, `IOMAP_F_*`, `iomap_dio_ops->end_io` | `iomap::IoMap`, `iomap::Extent`, `iomap::ExtentKind`, `iomap::ExtentFlags`, `iomap::IoMap::end_io` (feature `alloc`) |
+//! | `iomap_dio_rw`, `iomap_dio_zero`, `iomap_iter_done`'s checks | `iomap::IomapDio` (a `DirectIo` target over a mapping and a device), `iomap::Extent::check`, [`Error::BadExtent`] |
+//! | `iomap_swapfile_activate`, `struct swap_extent`, `add_swap_extent` | `iomap::swapfile_activate`, `iomap::SwapExtent`, `iomap::SwapExtents` |
+//! | `FS_IOC_FIEMAP`, `struct fiemap`, `FIEMAP_FLAG_SYNC`, `FIEMAP_EXTENT_*` | `backend::fiemap::FiemapMap` (`std`, Linux) |
+//! | `bi_end_io` / `bio_chain` completion hooks, `bdev_nr_bytes` | `dio::AsyncIo::on_complete`, `dio::DirectIo::capacity` |
 //! | `O_DIRECT` + `preadv2`/`pwritev2`, io_uring `READV`/`WRITEV` (`READ`/`WRITE` for one segment) | `backend::file::DirectFile` (`std`), `backend::uring::UringQueue` (`uring`), `backend::mem::MemDevice` |
 //!
 //! # Relation with `std::io`
@@ -82,7 +87,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `std` | yes | `std::io::Read`/`Write` impls, `IoSlice` conversions, `From<Error> for io::Error`, the `O_DIRECT` file backend; implies `alloc` |
-//! | `alloc` | via `std` | heap [`Page`]s, [`PageRef`] and [`PagePool`], folios ([`Folio`], [`FolioRef`], [`FolioPool`]), owned buffers (`buf`), [`import_iovec`] (spills past 8 segments), async [`kiocb`] completions and their `Future`, the `dio` layer and the RAM backend |
+//! | `alloc` | via `std` | heap [`Page`]s, [`PageRef`] and [`PagePool`], folios ([`Folio`], [`FolioRef`], [`FolioPool`]), owned buffers (`buf`), [`import_iovec`] (spills past 8 segments), async [`kiocb`] completions and their `Future`, the `dio` layer, the `iomap` layer (a filesystem's mapping, direct I/O and swap activation over it) and the RAM backend |
 //! | `uring` | no | the io_uring backend (`backend::uring`); implies `std` |
 //! | `vm-memory` | no | `buf::GuestBuf::from_guest_memory`: guest buffers over rust-vmm's `vm-memory` (`GuestMemoryMmap`, any `GuestMemory`); implies `std` |
 //!

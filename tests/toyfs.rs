@@ -546,6 +546,49 @@ fn bad_maps_are_typed_errors_after_exactly_the_good_part() {
     }
 }
 
+/// [`Fixed`] with a block size of its own.
+struct Blocks(Fixed, u32);
+
+impl IoMap for Blocks {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+    fn block_size(&self) -> u32 {
+        self.1
+    }
+    fn begin(&self, pos: u64, len: u64, op: IomapOp) -> Result<Extent> {
+        self.0.begin(pos, len, op)
+    }
+}
+
+#[test]
+fn inline_and_encoded_extents_and_bad_block_sizes_are_refused_before_io() {
+    for e in [
+        Extent::new(0, 64 * K, ExtentKind::Inline, None),
+        Extent::mapped(0, 64 * K, 0).with_flags(ExtentFlags::ENCODED),
+    ] {
+        let file = IomapDio::new(Fixed(vec![e], 64 * K), device());
+        let mut buf = AlignedBuf::zeroed(512, 4096).unwrap();
+        let mut it = IovIter::<Dest, Ubuf>::new(&mut buf);
+        let err = file
+            .direct_io(&mut Kiocb::new_sync(0), &mut it)
+            .unwrap_err();
+        assert_eq!(err.errno(), Errno::EOPNOTSUPP, "{e:?}");
+        assert_eq!(file.device().stats().ios(), 0);
+    }
+    // A sub-block write into a new block needs the block size: 1000 is
+    // not one.
+    let new = Extent::mapped(0, 64 * K, 0).with_flags(ExtentFlags::NEW);
+    let file = IomapDio::new(Blocks(Fixed(vec![new], 64 * K), 1000), device());
+    let src = AlignedBuf::zeroed(512, 512).unwrap();
+    let mut it = IovIter::<Source, Ubuf>::new(&src);
+    let err = file
+        .direct_io(&mut Kiocb::new_sync(0), &mut it)
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    assert_eq!(file.device().stats().ios(), 0);
+}
+
 #[test]
 fn swap_activation_goes_through_the_same_mapping() {
     // A hole at [8K, 16K) is refused, naming it.
