@@ -77,9 +77,10 @@ command -v python3 >/dev/null 2>&1 || { echo "fio_compare.sh: python3 is needed 
 FIO_VERSION=$(fio --version)
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-echo "building the swap example and dio_bench (release)..."
-cargo build --release --example swap --example dio_bench --quiet
-BIN="$TARGET_DIR/release/examples/swap"
+echo "building the swap demo and dio_bench (release)..."
+cargo build --release -p iov-iter-swap --bin swap --quiet
+cargo build --release --example dio_bench --quiet
+BIN="$TARGET_DIR/release/swap"
 DIO="$TARGET_DIR/release/examples/dio_bench"
 
 # --- The file --------------------------------------------------------------

@@ -9,7 +9,7 @@
 //!
 //! Test names are `file`: `function`; run one with
 //! `cargo test --all-features --test <file> <function>`, the swap example's
-//! with `cargo test --example swap <function>`. Tests marked † make
+//! with `cargo test -p iov-iter-swap <function>`. Tests marked † make
 //! syscalls and are skipped under Miri; all others run under Miri as well.
 //!
 //! ## Iterators
@@ -104,22 +104,23 @@
 //!
 //! ## Swap areas (the `swap` example)
 //!
-//! `examples/swap` parses and activates swap files on top of the crate. Its
-//! errors are its own types (`HeaderError`, `ActivateError`), all `EINVAL`
-//! as swapon(2) answers; the tests are unit tests in the example's modules.
+//! The swap package (`examples/swap`, `iov-iter-swap`) parses and activates
+//! swap files on top of the crate. Its errors are its own types
+//! (`HeaderError`, `ActivateError`), `EINVAL` as swapon(2) answers; the
+//! tests are unit tests in the package's library modules.
 //!
 //! | bad input | error | errno | test |
 //! |---|---|---|---|
-//! | no `SWAPSPACE2` magic at `PAGE_SIZE - 10` | `HeaderError::NoSignature` | `EINVAL` | `examples/swap/header.rs`: `tests::wrong_magic` |
-//! | the version-0 `SWAP-SPACE` magic | `HeaderError::OldV0Signature` | `EINVAL` | `examples/swap/header.rs`: `tests::v0_magic_has_its_own_error` |
-//! | a version other than 1 (in either byte order) | `HeaderError::UnsupportedVersion` | `EINVAL` | `examples/swap/header.rs`: `tests::wrong_version` |
-//! | `last_page == 0` | `HeaderError::EmptySwapFile` | `EINVAL` | `examples/swap/header.rs`: `tests::empty_swap_file` |
-//! | more than 637 bad pages | `HeaderError::TooManyBadPages` | `EINVAL` | `examples/swap/header.rs`: `tests::too_many_bad_pages` |
-//! | an area shorter than the header says | `HeaderError::AreaShorterThanSignature` | `EINVAL` | `examples/swap/header.rs`: `tests::file_shorter_than_header` |
-//! | bad pages listed in a regular file | `HeaderError::BadPagesOnRegularFile` | `EINVAL` | `examples/swap/header.rs`: `tests::bad_pages_on_regular_file` |
-//! | a bad page that is the header or past `last_page` | `HeaderError::BadPageOutOfRange` | `EINVAL` | `examples/swap/header.rs`: `tests::bad_page_out_of_range` |
-//! | a sparse swap file, a hole inside the area or past `last_page` (the whole file is walked, as `swapon(2)` does) | `ActivateError::Extents` ([`iomap::SwapActivateError::Refused`], the hole's byte range named) | `EINVAL` | † `examples/swap/activate.rs`: `tests::sparse_file_is_refused_naming_the_hole`, `tests::hole_in_the_middle_is_refused`, `tests::hole_hidden_from_st_blocks_is_refused`, `tests::hole_past_last_page_is_refused`; the table against the kernel: `tests::kernel::activation_agrees_with_the_kernels_swapon` (as root) |
-//! | a swap file on a filesystem without extent maps (tmpfs) | `ActivateError::Io` (FIEMAP's `EOPNOTSUPP`, with a hint) | `EOPNOTSUPP` | † `examples/swap/activate.rs`: `tests::file_without_extent_map_is_refused_with_hint` |
+//! | no `SWAPSPACE2` magic at `PAGE_SIZE - 10` | `HeaderError::NoSignature` | `EINVAL` | `examples/swap/src/header.rs`: `tests::wrong_magic` |
+//! | the version-0 `SWAP-SPACE` magic | `HeaderError::OldV0Signature` | `EINVAL` | `examples/swap/src/header.rs`: `tests::v0_magic_has_its_own_error` |
+//! | a version other than 1 (in either byte order) | `HeaderError::UnsupportedVersion` | `EINVAL` | `examples/swap/src/header.rs`: `tests::wrong_version` |
+//! | `last_page == 0` | `HeaderError::EmptySwapFile` | `EINVAL` | `examples/swap/src/header.rs`: `tests::empty_swap_file` |
+//! | more than 637 bad pages | `HeaderError::TooManyBadPages` | `EINVAL` | `examples/swap/src/header.rs`: `tests::too_many_bad_pages` |
+//! | an area shorter than the header says | `HeaderError::AreaShorterThanSignature` | `EINVAL` | `examples/swap/src/header.rs`: `tests::file_shorter_than_header` |
+//! | bad pages listed in a regular file | `HeaderError::BadPagesOnRegularFile` | `EINVAL` | `examples/swap/src/header.rs`: `tests::bad_pages_on_regular_file` |
+//! | a bad page that is the header or past `last_page` | `HeaderError::BadPageOutOfRange` | `EINVAL` | `examples/swap/src/header.rs`: `tests::bad_page_out_of_range` |
+//! | a sparse swap file, a hole inside the area or past `last_page` (the whole file is walked, as `swapon(2)` does) | `ActivateError::Extents` ([`iomap::SwapActivateError::Refused`], the hole's byte range named) | `EINVAL` | † `examples/swap/src/activate.rs`: `tests::sparse_file_is_refused_naming_the_hole`, `tests::hole_in_the_middle_is_refused`, `tests::hole_hidden_from_st_blocks_is_refused`, `tests::hole_past_last_page_is_refused`; the table against the kernel: `tests::kernel::activation_agrees_with_the_kernels_swapon` (as root) |
+//! | a swap file on a filesystem without extent maps (tmpfs) | `ActivateError::Io` (FIEMAP's `EOPNOTSUPP`, with a hint) | `EOPNOTSUPP` | † `examples/swap/src/activate.rs`: `tests::file_without_extent_map_is_refused_with_hint` |
 //!
 //! ## Fuzzing
 //!

@@ -1,4 +1,4 @@
-//! `swap_header`: `SwapHeader::parse` (examples/swap/header.rs) over
+//! `swap_header`: `SwapHeader::parse` (the swap package's `header`) over
 //! arbitrary 4096-byte pages and arbitrary `AreaInfo`.
 //!
 //! - No input may panic.
@@ -14,13 +14,8 @@
 
 #![no_main]
 
-// The example's own code: not linted here.
-#[allow(dead_code, clippy::all)]
-#[path = "../../examples/swap/header.rs"]
-mod header;
-
 use arbitrary::{Result, Unstructured};
-use header::{
+use iov_iter_swap::header::{
     AreaInfo, BADPAGES_OFFSET, EINVAL, Endian, HeaderError, LAST_PAGE_OFFSET, Label, MAGIC_OFFSET,
     MAGIC_V0, MAGIC_V1, MAX_SWAP_BADPAGES, NR_BADPAGES_OFFSET, PAGE_SIZE, SwapHeader, Uuid,
     VERSION_OFFSET,

@@ -1167,9 +1167,9 @@ impl fmt::Debug for SwapDevice {
 mod tests {
     use super::*;
     use crate::activate::{create_swap_file, open_swap_file};
+    use crate::content::{check_page, check_swapped_in, make_page, plan, shuffle};
     use crate::header::{Label, Uuid};
     use crate::testutil::TestDir;
-    use crate::workload::{check_page, check_swapped_in, make_page, plan, shuffle};
     use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, PendingOrder};
     use iov_iter::{Errno, Error};
 

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use iov_iter::backend::file::DirectFile;
 
-use crate::activate::{ActivateError, SwapFile, create_swap_file, open_swap_file};
-use crate::header::{Label, Uuid};
+use iov_iter_swap::activate::{ActivateError, SwapFile, create_swap_file, open_swap_file};
+use iov_iter_swap::header::{Label, Uuid};
 
 /// The label of the swap files the demo creates.
 pub const DEMO_LABEL: &str = "iov-iter-demo";
@@ -193,7 +193,7 @@ pub fn prepare(file: Option<&Path>, size: u64, note: &mut dyn FnMut(&str)) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TestDir;
+    use iov_iter_swap::testutil::TestDir;
 
     #[test]
     fn prepare_creates_keeps_and_reopens() {

@@ -2,41 +2,26 @@
 //! with owned page batches, over a real swap file.
 //!
 //! ```sh
-//! cargo run --release --example swap                      # sync + async demo
-//! cargo run --release --example swap --features uring     # async on io_uring
-//! cargo run --release --example swap -- --help
+//! cargo run --release -p iov-iter-swap                 # every mode
+//! cargo run --release -p iov-iter-swap -- --help
 //! ```
 //!
-//! Files, one concern each: `header.rs` (the on-disk header), `activate.rs`
-//! (creation and swapon-style checks), `swapmap.rs` (slot allocation),
-//! `swapio.rs` (the swap I/O paths: plugging, kiocbs, completions,
-//! counters), `workload.rs` (the demo workload and its statistics),
-//! `area.rs` (where the swap file lives), `cli.rs` (arguments), `bench.rs`
-//! (the `bench` subcommand: 4 KiB swap-in / swap-out against the clock, for
-//! `benches/fio_compare.sh`).
+//! The swap machinery is the package's library (`iov_iter_swap`); around it
+//! here, one concern per file: `area.rs` (where the swap file lives),
+//! `cli.rs` (arguments), `workload.rs` (the demo workload and its
+//! statistics), `bench.rs` (the `bench` subcommand: 4 KiB swap-in /
+//! swap-out against the clock, for `benches/fio_compare.sh`).
 
-// The building blocks carry more API than the demo and the bench use (for
-// the unit tests).
-#[allow(dead_code)]
-mod activate;
 mod area;
 mod bench;
 mod cli;
-#[allow(dead_code)]
-mod header;
-#[allow(dead_code)]
-mod swapio;
-#[allow(dead_code)]
-mod swapmap;
-#[cfg(test)]
-mod testutil;
 mod workload;
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use cli::{Command, DemoOptions, ModeArg};
-use swapio::{IoMode, SwapDevice, SwapError};
+use iov_iter_swap::swapio::{IoMode, SwapDevice, SwapError};
 use workload::WorkloadConfig;
 
 /// io_uring queue depth, and swap-in reads outstanding.
@@ -73,7 +58,7 @@ fn async_mode() -> IoMode {
         println!(
             "note: built without the `uring` feature, so the async mode runs async kiocbs on \
              the O_DIRECT file, completed inline through ki_complete; for io_uring: \
-             cargo run --release --example swap --features uring"
+             cargo run --release -p iov-iter-swap --features uring"
         );
         IoMode::AsyncInline
     }
@@ -153,7 +138,7 @@ fn demo(opts: &DemoOptions) -> Result<bool, String> {
         (pages * 4096) as f64 / (1 << 20) as f64,
         cfg.seed,
         cfg.max_run,
-        swapio::SWAP_CLUSTER_MAX,
+        iov_iter_swap::swapio::SWAP_CLUSTER_MAX,
         cfg.window,
     );
     let mut all_ok = true;
@@ -194,7 +179,7 @@ fn demo(opts: &DemoOptions) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TestDir;
+    use iov_iter_swap::testutil::TestDir;
 
     /// The demo itself, both modes, on a swap file it creates and keeps
     /// (`--file`), then again on the existing area.

@@ -52,9 +52,10 @@ use iov_iter::{PAGE_SIZE, PageFlags, PageRef};
 
 use crate::area::{self, Area};
 use crate::cli::{self, BenchCommand, BenchOptions};
-use crate::swapio::{IoMode, SWAP_CLUSTER_MAX, SwapDevice, SwapError, SwapIn, SwapPlug};
-use crate::swapmap::{Slot, SlotRng};
-use crate::workload::{LatencySummary, make_page};
+use crate::workload::LatencySummary;
+use iov_iter_swap::content::make_page;
+use iov_iter_swap::swapio::{IoMode, SWAP_CLUSTER_MAX, SwapDevice, SwapError, SwapIn, SwapPlug};
+use iov_iter_swap::swapmap::{Slot, SlotRng};
 
 /// Sync kiocbs, or async ones on io_uring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -786,7 +787,7 @@ pub fn main(args: &[String]) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TestDir;
+    use iov_iter_swap::testutil::TestDir;
 
     /// A minimal JSON reader, enough to check the output's shape.
     #[derive(Debug, Clone, PartialEq)]

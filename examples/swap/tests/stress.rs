@@ -43,20 +43,14 @@
 //!   in 3 dropped unwaited.
 //!
 //! Phase B skips loudly when io_uring or `O_DIRECT` is unavailable.
-//! `cargo test --release --all-features --test swap_stress -- --ignored
-//! --nocapture` runs the full size (`STRESS_OPS` page operations, each page
+//! `cargo test --release --all-features -p iov-iter-swap --test stress --
+//! --ignored --nocapture` runs the full size (`STRESS_OPS` page operations, each page
 //! swapped out or in counting one, default 1,000,000; `STRESS_SEED` replays
 //! a run, its seed printed at the start). The non-ignored smoke test runs
 //! 20,000 in a few seconds.
-//!
-//! The example's modules are included below at the crate root, under their
-//! own names, so that their `crate::header`-style paths resolve. Their own
-//! `#[cfg(test)]` unit tests come along (an integration test is built with
-//! `cfg(test)`) and run in this binary too; `cargo test --test swap_stress
-//! stress_` runs only this file's tests.
 
-// io_uring, O_DIRECT, and the example's Unix file handling. Not under Miri:
-// every test here, the included example unit tests too, makes syscalls.
+// io_uring, O_DIRECT, and the package's Unix file handling. Not under Miri:
+// every test here makes syscalls.
 #![cfg(all(target_os = "linux", not(miri)))]
 
 use std::collections::VecDeque;
@@ -77,34 +71,9 @@ use iov_iter::dio::{DioAlign, DioBuf, DirectIo};
 use iov_iter::kiocb::{Completed, FileCaps, IocbFlags, Kiocb, RwType, RwfFlags};
 use iov_iter::{Dest, Errno, PAGE_SIZE, Page, PageFlags, PageRef, Source, UserIovec};
 
-#[allow(dead_code)]
-#[path = "../examples/swap/header.rs"]
-mod header;
-
-#[allow(dead_code)]
-#[path = "../examples/swap/activate.rs"]
-mod activate;
-
-#[allow(dead_code)]
-#[path = "../examples/swap/swapmap.rs"]
-mod swapmap;
-
-#[allow(dead_code)]
-#[path = "../examples/swap/swapio.rs"]
-mod swapio;
-
-#[allow(dead_code)]
-#[path = "../examples/swap/workload.rs"]
-mod workload;
-
-// Used only by the included modules' unit tests.
-#[allow(dead_code)]
-#[path = "../examples/swap/testutil.rs"]
-mod testutil;
-
-use swapio::{IoMode, SwapDevice, SwapError, SwapIn, SwapPlug};
-use swapmap::{Slot, SlotRng};
-use workload::{check_page, check_swapped_in, fill_page, make_page, shuffle};
+use iov_iter_swap::content::{check_page, check_swapped_in, fill_page, make_page, shuffle};
+use iov_iter_swap::swapio::{IoMode, SwapDevice, SwapError, SwapIn, SwapPlug};
+use iov_iter_swap::swapmap::{Slot, SlotRng};
 
 const PS: u64 = PAGE_SIZE as u64;
 

@@ -1,4 +1,4 @@
-//! Helpers shared by the example's unit tests: scratch directories under the
+//! Helpers shared by the package's tests: scratch directories under the
 //! cargo target dir (never /tmp, which may be tmpfs) and util-linux lookup.
 
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ impl TestDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")));
+            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target")));
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = target
             .join("swap-example-tests")
