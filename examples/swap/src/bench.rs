@@ -421,7 +421,12 @@ fn open(case: &Case, area: &Area) -> Result<SwapDevice, CaseError> {
         CaseMode::Async => IoMode::Uring,
     };
     match SwapDevice::open(&area.swap, mode, case.depth) {
-        Ok(dev) => Ok(dev),
+        Ok(dev) => {
+            // 4 KiB random reads, as fio's: no readahead (`vm.page-cluster
+            // = 0`, the usual setting for swap on SSDs).
+            dev.set_page_cluster(0);
+            Ok(dev)
+        }
         Err(SwapError::Backend(e)) if mode == IoMode::Uring => Err(CaseError::Skipped(format!(
             "io_uring is not available here ({e})"
         ))),
@@ -556,6 +561,7 @@ fn write_loop(
     };
     let mut plug = SwapPlug::new();
     let mut next = 0usize;
+    let mut firsts: Vec<Option<u32>> = vec![None; depth];
     let meter = Meter::start();
     let deadline = meter.start + time;
     while Instant::now() < deadline {
@@ -568,13 +574,43 @@ fn write_loop(
             dev.wait_any()?;
         };
         next = (g + 1) % depth;
-        let first = 1 + rng.below(span);
+        // Slots not under another group's write still in flight (the swap
+        // cache refuses a second write to a slot on its way).
+        let first = loop {
+            let first = 1 + rng.below(span);
+            let clash = |h: usize| {
+                h != g
+                    && !idle(h)
+                    && firsts[h]
+                        .is_some_and(|f: u32| f < first + group as u32 && first < f + group as u32)
+            };
+            if !(0..depth).any(clash) {
+                break first;
+            }
+        };
+        firsts[g] = Some(first);
         for (k, page) in pool[g * group..(g + 1) * group].iter().enumerate() {
             // Dirtied again by its task since the last swap-out.
             page.set_flags(PageFlags::DIRTY);
             let slot = Slot::new(first + k as u32);
-            let plug = case.plugged.then_some(&mut plug);
-            dev.swap_writepage(PageRef::clone(page), slot, plug)?;
+            // A slot whose last write is still on its way is busy (the
+            // swap cache holds it): let that write finish first.
+            loop {
+                match dev.swap_writepage(
+                    PageRef::clone(page),
+                    slot,
+                    case.plugged.then_some(&mut plug),
+                ) {
+                    Err(SwapError::Busy(_)) => {
+                        plug.write_unplug();
+                        dev.wait_any()?;
+                    }
+                    r => {
+                        r?;
+                        break;
+                    }
+                }
+            }
         }
         // A full plug has submitted itself; this is for good measure.
         plug.write_unplug();

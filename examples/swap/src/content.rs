@@ -79,6 +79,11 @@ pub enum Mismatch {
     },
     /// The page is not uptodate (or still locked): its read failed.
     NotUptodate,
+    /// A zero page ([`zero_page`]) with this byte not zero.
+    NotZero {
+        /// Offset in the page.
+        offset: usize,
+    },
 }
 
 impl fmt::Display for Mismatch {
@@ -92,6 +97,7 @@ impl fmt::Display for Mismatch {
             }
             Mismatch::Byte { offset } => write!(f, "byte {offset} differs"),
             Mismatch::NotUptodate => f.write_str("page not uptodate"),
+            Mismatch::NotZero { offset } => write!(f, "zero page has byte {offset} set"),
         }
     }
 }
@@ -161,6 +167,30 @@ pub fn make_page(index: u64, seed: u64) -> PageRef {
     fill_page(page.as_mut_bytes(), index, seed);
     page.set_flags(PageFlags::UPTODATE | PageFlags::DIRTY);
     PageRef::new(page)
+}
+
+/// An all-zero page, dirty and uptodate: what a workload swaps out to show
+/// the zero map (no write, zeros on swap-in).
+pub fn zero_page() -> PageRef {
+    let page = Page::new();
+    page.set_flags(PageFlags::UPTODATE | PageFlags::DIRTY);
+    PageRef::new(page)
+}
+
+/// Checks a swapped-in zero page: uptodate, unlocked, every byte zero.
+///
+/// # Errors
+///
+/// [`Mismatch::NotUptodate`], or [`Mismatch::NotZero`] at the first byte
+/// set.
+pub fn check_zero(page: &Page) -> Result<(), Mismatch> {
+    if !page.test(PageFlags::UPTODATE) || page.test(PageFlags::LOCKED) {
+        return Err(Mismatch::NotUptodate);
+    }
+    match page.as_bytes().iter().position(|&b| b != 0) {
+        Some(offset) => Err(Mismatch::NotZero { offset }),
+        None => Ok(()),
+    }
 }
 
 /// Fisher-Yates with the map's deterministic generator.

@@ -13,7 +13,8 @@
 //! | [`header`] | the on-disk swap header (mkswap format), parsed with the kernel's `read_swap_header` rules |
 //! | [`activate`] | creating a swap file, and the checks `swapon(2)` makes (extent walk through FIEMAP and `iov_iter::iomap::swapfile_activate`) |
 //! | [`swapmap`] | slot allocation (`si->swap_map`) |
-//! | [`swapio`] | the swap I/O paths: plugging, kiocbs, completions, counters |
+//! | [`swapcache`] | the swap cache: per-slot state while data moves (writeback, reads, readahead), the zero map |
+//! | [`swapio`] | the swap I/O paths: plugging, kiocbs, completions, the swap cache's use, readahead, zero pages, counters |
 //! | [`content`] | checksummed page contents and swap-out orders the demo, the tests and the stress run verify |
 //!
 //! The demo binary (`cargo run --release -p iov-iter-swap`) sits around this
@@ -23,6 +24,7 @@
 pub mod activate;
 pub mod content;
 pub mod header;
+pub mod swapcache;
 pub mod swapio;
 pub mod swapmap;
 /// Helpers for this package's tests (scratch directories, util-linux,

@@ -27,6 +27,9 @@ use workload::WorkloadConfig;
 /// io_uring queue depth, and swap-in reads outstanding.
 const DEPTH: u32 = 64;
 
+/// One page in this many is all zeros (the zero map's case).
+const ZERO_EVERY: u64 = 32;
+
 fn main() -> ExitCode {
     match cli::parse(std::env::args().skip(1)) {
         Ok(Command::Help) => {
@@ -129,12 +132,13 @@ fn demo(opts: &DemoOptions) -> Result<bool, String> {
         pages,
         seed: opts.seed.unwrap_or(WorkloadConfig::default().seed),
         window: DEPTH as usize,
+        zero_every: ZERO_EVERY,
         ..WorkloadConfig::default()
     };
     println!(
         "workload: {pages} pages ({:.1} MiB), seed {:#x}: half in contiguous runs of 1-{} slots, \
-         half on random slots, swapped out through a plug (<= {} pages per kiocb), dropped, \
-         swapped in in random order ({} reads outstanding), every byte verified",
+         half on random slots, one in {ZERO_EVERY} all zeros, swapped out through a plug (<= {} pages per kiocb), dropped, \
+         swapped in (runs in slot order, runs and single pages shuffled; readahead up to 2^page-cluster = 8 pages, adaptive) ({} reads outstanding), every byte verified",
         (pages * 4096) as f64 / (1 << 20) as f64,
         cfg.seed,
         cfg.max_run,

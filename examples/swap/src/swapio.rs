@@ -61,7 +61,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,7 @@ use iov_iter::kiocb::{IocbFlags, Kiocb, Submitted};
 use iov_iter::{Dest, Error as IoError, PAGE_SIZE, Page, PageFlags, PagePool, PageRef, Source};
 
 use crate::activate::SwapFile;
+use crate::swapcache::{Entry, SwapCache, is_zero_filled};
 use crate::swapmap::{Slot, SlotRange, SlotRng, SwapMap, SwapMapError};
 use smallvec::SmallVec;
 
@@ -87,6 +88,13 @@ const ERROR_LOG_MAX: usize = 16;
 /// Most swap-in pages a device keeps for reuse (1 MiB): more than a queue
 /// depth of 32 and the pages its caller still holds.
 pub const PAGE_POOL_MAX: usize = 8 * SWAP_CLUSTER_MAX;
+
+/// The default readahead cluster, `2^3 = 8` slots (`vm.page-cluster`).
+pub const PAGE_CLUSTER_DEFAULT: u32 = 3;
+
+/// The largest readahead cluster accepted, `2^5 = 32` slots (a kiocb's
+/// worth).
+pub const PAGE_CLUSTER_MAX: u32 = 5;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Completions never panic while holding these locks; a poisoned lock
@@ -141,8 +149,14 @@ pub enum SwapError {
         /// Why the batch failed.
         failure: IoFailure,
     },
-    /// The page is already under writeback.
+    /// The page is already under writeback, or the slot is (a swap-out to
+    /// a slot whose write or whose requested swap-in is on its way).
     Busy(Slot),
+    /// The slot's last write failed and the page that held its data (dirty
+    /// in memory) was dropped: the data is gone. Never happens to a caller
+    /// that keeps redirtied pages until they are written (the no-loss
+    /// rule).
+    Lost(Slot),
     /// The slot is not allocated in the swap map (or out of range).
     BadSlot(Slot),
     /// A swap-map operation failed.
@@ -167,6 +181,10 @@ impl fmt::Display for SwapError {
         match self {
             SwapError::Read { slot, failure } => write!(f, "read error on swap {slot}: {failure}"),
             SwapError::Busy(slot) => write!(f, "page for swap {slot} is already under writeback"),
+            SwapError::Lost(slot) => write!(
+                f,
+                "swap {slot}: its last write failed and its redirtied page was dropped"
+            ),
             SwapError::BadSlot(slot) => write!(f, "swap {slot} is not allocated"),
             SwapError::Map(e) => write!(f, "{e}"),
             SwapError::Backend(e) => write!(f, "swap backend: {e}"),
@@ -212,6 +230,21 @@ pub struct SwapCounters {
     pub write_batch_sizes: [u64; SWAP_CLUSTER_MAX + 1],
     /// `read_batch_sizes[n]`: read kiocbs of `n` pages.
     pub read_batch_sizes: [u64; SWAP_CLUSTER_MAX + 1],
+    /// Swap-ins served from the swap cache without I/O: a page under
+    /// writeback or redirtied, or a read already on its way.
+    pub cache_hits: u64,
+    /// Pages read ahead (neighbours of a swap-in nobody asked for yet).
+    pub readahead_pages: u64,
+    /// Swap-ins that found their page read ahead (cached, or in flight).
+    pub readahead_hits: u64,
+    /// Read-ahead pages dropped unused (the cache's bound).
+    pub readahead_evicted: u64,
+    /// Swap-outs of all-zero pages: no write, the slot marked (zeromap).
+    pub zero_pages_out: u64,
+    /// Swap-ins of zero slots: zeros, no read.
+    pub zero_pages_in: u64,
+    /// `swap_free`s deferred until the slot's I/O completed.
+    pub deferred_frees: u64,
 }
 
 impl SwapCounters {
@@ -270,6 +303,13 @@ struct Stats {
     read_errors: AtomicU64,
     redirtied_pages: AtomicU64,
     read_failed_pages: AtomicU64,
+    cache_hits: AtomicU64,
+    readahead_pages: AtomicU64,
+    readahead_hits: AtomicU64,
+    readahead_evicted: AtomicU64,
+    zero_pages_out: AtomicU64,
+    zero_pages_in: AtomicU64,
+    deferred_frees: AtomicU64,
     write_hist: [AtomicU64; SWAP_CLUSTER_MAX + 1],
     read_hist: [AtomicU64; SWAP_CLUSTER_MAX + 1],
     writes_in_flight: AtomicU64,
@@ -300,6 +340,13 @@ impl Stats {
             read_errors: AtomicU64::new(0),
             redirtied_pages: AtomicU64::new(0),
             read_failed_pages: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            readahead_pages: AtomicU64::new(0),
+            readahead_hits: AtomicU64::new(0),
+            readahead_evicted: AtomicU64::new(0),
+            zero_pages_out: AtomicU64::new(0),
+            zero_pages_in: AtomicU64::new(0),
+            deferred_frees: AtomicU64::new(0),
             write_hist: std::array::from_fn(|_| AtomicU64::new(0)),
             read_hist: std::array::from_fn(|_| AtomicU64::new(0)),
             writes_in_flight: AtomicU64::new(0),
@@ -324,6 +371,13 @@ impl Stats {
             read_failed_pages: get(&self.read_failed_pages),
             write_batch_sizes: std::array::from_fn(|i| get(&self.write_hist[i])),
             read_batch_sizes: std::array::from_fn(|i| get(&self.read_hist[i])),
+            cache_hits: get(&self.cache_hits),
+            readahead_pages: get(&self.readahead_pages),
+            readahead_hits: get(&self.readahead_hits),
+            readahead_evicted: get(&self.readahead_evicted),
+            zero_pages_out: get(&self.zero_pages_out),
+            zero_pages_in: get(&self.zero_pages_in),
+            deferred_frees: get(&self.deferred_frees),
         }
     }
 
@@ -360,16 +414,41 @@ impl Stats {
         add(&self.reads_in_flight, 1);
     }
 
-    /// `sio_write_complete`.
+    /// `sio_write_complete`, and the end of writeback in the swap cache: a
+    /// slot freed meanwhile is freed now; after a failure the redirtied
+    /// page stays the slot's data.
     fn write_complete(
         &self,
+        slots: &Slots,
         pos: u64,
         pages: &[PageRef],
         result: Result<usize, IoError>,
         start: Instant,
     ) {
         lock(&self.latencies).write.push(start.elapsed());
-        if let Some(failure) = IoFailure::check(result, pages.len() * PAGE_SIZE) {
+        let failure = IoFailure::check(result, pages.len() * PAGE_SIZE);
+        {
+            let mut book = lock(&slots.book);
+            let first = (pos / PAGE_SIZE as u64) as u32;
+            for (i, page) in pages.iter().enumerate() {
+                let slot = first + i as u32;
+                let ours = matches!(
+                    book.cache.get(slot),
+                    Some(Entry::Writeback { page: w, .. }) if std::ptr::eq(w.as_ptr(), Arc::as_ptr(page))
+                );
+                if !ours {
+                    continue;
+                }
+                if let Some(Entry::Writeback { page: w, free }) = book.cache.remove(slot) {
+                    if free {
+                        let _ = book.map.free(Slot::new(slot));
+                    } else if failure.is_some() {
+                        book.cache.insert(slot, Entry::Redirtied { page: w });
+                    }
+                }
+            }
+        }
+        if let Some(failure) = failure {
             // No partial success: the whole batch goes back to dirty, to be
             // written again; the error may be temporary, so no ERROR bit.
             add(&self.write_errors, 1);
@@ -391,9 +470,12 @@ impl Stats {
         self.writes_in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// `sio_read_complete`.
+    /// `sio_read_complete`, and the swap cache: a page asked for goes to
+    /// its swap-in handles, a page read ahead stays cached until asked for,
+    /// a slot freed meanwhile is freed now.
     fn read_complete(
         &self,
+        slots: &Slots,
         pos: u64,
         pages: ReadPages,
         cells: &[Arc<InCell>],
@@ -423,7 +505,45 @@ impl Stats {
                     failure,
                 }),
             };
-            cell.finish(PageRef::new(page), outcome);
+            let slot = cell.slot.index();
+            let mut book = lock(&slots.book);
+            let entry = match book.cache.get(slot) {
+                Some(Entry::Reading {
+                    cell: c,
+                    wanted,
+                    free,
+                }) if Arc::ptr_eq(c, cell) => Some((*wanted, *free)),
+                // A swap-out replaced a read-ahead that nobody wanted.
+                _ => None,
+            };
+            match entry {
+                Some((wanted, free)) => {
+                    book.cache.remove(slot);
+                    if free {
+                        let _ = book.map.free(cell.slot);
+                    }
+                    if wanted {
+                        drop(book);
+                        cell.finish(PageRef::new(page), outcome);
+                    } else if outcome.is_ok() && !free {
+                        book.cache.insert(
+                            slot,
+                            Entry::Readahead {
+                                page: PageRef::new(page),
+                            },
+                        );
+                        let evicted = book.cache.shrink();
+                        add(&self.readahead_evicted, evicted as u64);
+                    } else {
+                        drop(book);
+                        slots.pool.put(page);
+                    }
+                }
+                None => {
+                    drop(book);
+                    slots.pool.put(page);
+                }
+            }
         }
         self.reads_in_flight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -443,13 +563,24 @@ enum InState {
     Taken,
 }
 
-/// Where a read's completion leaves its page for the [`SwapIn`] handle.
-struct InCell {
+/// Where a read's completion leaves its page for the [`SwapIn`] handles
+/// (more than one when several swap-ins of the slot share the read).
+pub(crate) struct InCell {
     slot: Slot,
     state: Mutex<InState>,
+    /// Live [`SwapIn`] handles.
+    handles: AtomicUsize,
 }
 
 impl InCell {
+    fn new(slot: Slot, state: InState) -> Arc<InCell> {
+        Arc::new(InCell {
+            slot,
+            state: Mutex::new(state),
+            handles: AtomicUsize::new(0),
+        })
+    }
+
     fn set_in_flight(&self) {
         *lock(&self.state) = InState::InFlight;
     }
@@ -461,13 +592,32 @@ impl InCell {
 
 /// A page being swapped in: the caller's handle on the locked swap-cache
 /// page, resolved by the read's completion (waiting on it is the kernel's
-/// `folio_wait_locked`).
+/// `folio_wait_locked`), or at once when the swap cache had the page.
 pub struct SwapIn {
     cell: Arc<InCell>,
     dev: Arc<Shared>,
 }
 
+impl Drop for SwapIn {
+    fn drop(&mut self) {
+        self.cell.handles.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl SwapIn {
+    fn new(cell: Arc<InCell>, dev: &Arc<Shared>) -> SwapIn {
+        cell.handles.fetch_add(1, Ordering::AcqRel);
+        SwapIn {
+            cell,
+            dev: Arc::clone(dev),
+        }
+    }
+
+    /// A swap-in served without I/O.
+    fn ready(slot: Slot, page: PageRef, dev: &Arc<Shared>) -> SwapIn {
+        SwapIn::new(InCell::new(slot, InState::Done(page, Ok(()))), dev)
+    }
+
     /// The slot being read.
     pub fn slot(&self) -> Slot {
         self.cell.slot
@@ -496,6 +646,12 @@ impl SwapIn {
             {
                 let mut st = lock(&self.cell.state);
                 match &*st {
+                    // Other handles share the read: they get the page too.
+                    InState::Done(page, outcome)
+                        if self.cell.handles.load(Ordering::Acquire) > 1 =>
+                    {
+                        return (PageRef::clone(page), outcome.clone());
+                    }
                     InState::Done(..) => {
                         if let InState::Done(page, outcome) =
                             std::mem::replace(&mut *st, InState::Taken)
@@ -661,11 +817,12 @@ impl WriteSio {
     fn submit(self) {
         let WriteSio { dev, pos, pages } = self;
         let stats = Arc::clone(&dev.stats);
+        let slots = Arc::clone(&dev.slots);
         stats.start_write(pages.len());
         let start = Instant::now();
         let iter = OwnedIter::<Source, _>::new(pages);
         let done = move |result, iter: OwnedIter<Source, WritePages>| {
-            stats.write_complete(pos, &iter.into_inner(), result, start);
+            stats.write_complete(&slots, pos, &iter.into_inner(), result, start);
         };
         let kiocb = match dev.mode {
             IoMode::Sync => Kiocb::new_sync_with(pos, iter),
@@ -691,6 +848,7 @@ impl ReadSio {
             cells,
         } = self;
         let stats = Arc::clone(&dev.stats);
+        let slots = Arc::clone(&dev.slots);
         stats.start_read(pages.len());
         for cell in &cells {
             cell.set_in_flight();
@@ -698,7 +856,7 @@ impl ReadSio {
         let start = Instant::now();
         let iter = OwnedIter::<Dest, _>::new(pages);
         let done = move |result, iter: OwnedIter<Dest, ReadPages>| {
-            stats.read_complete(pos, iter.into_inner(), &cells, result, start);
+            stats.read_complete(&slots, pos, iter.into_inner(), &cells, result, start);
         };
         match dev.mode {
             IoMode::Sync => submit_batch(
@@ -756,16 +914,75 @@ impl fmt::Display for IoMode {
     }
 }
 
+/// The slot map and the swap cache, under one lock.
+struct Book {
+    map: SwapMap,
+    cache: SwapCache<InCell>,
+}
+
+/// What completions update besides the counters: the book and the page
+/// pool (shared with them; holds no backend).
+struct Slots {
+    book: Mutex<Book>,
+    /// Swap-in pages: the reads overwrite them, so recycled frames need no
+    /// zeroing.
+    pool: PagePool,
+}
+
 struct Shared {
     /// The direct-I/O target, whatever backend it is.
     target: Arc<dyn DirectIo>,
     mode: IoMode,
     stats: Arc<Stats>,
-    map: Mutex<SwapMap>,
+    slots: Arc<Slots>,
     align: DioAlign,
-    /// Swap-in pages: the reads overwrite them, so recycled frames need no
-    /// zeroing.
-    pool: PagePool,
+    /// Readahead: a swap-in reads at most the aligned cluster of
+    /// `2^page_cluster` slots around its own (`vm.page-cluster`).
+    page_cluster: std::sync::atomic::AtomicU32,
+    /// The readahead window's history.
+    ra: Readahead,
+}
+
+/// The adaptive readahead window of mainline's `swapin_nr_pages`: it grows
+/// with the hits of the last readahead and collapses to one page for
+/// random access (no hits, and not next to the last miss), halving at
+/// most per step.
+#[derive(Default)]
+struct Readahead {
+    /// Readahead hits since the last window was chosen.
+    hits: std::sync::atomic::AtomicU32,
+    /// The slot of the last swap-in chosen without hits.
+    prev: std::sync::atomic::AtomicU32,
+    /// The last window, in pages.
+    last: std::sync::atomic::AtomicU32,
+}
+
+impl Readahead {
+    /// The window, in pages (a power of two, at most `max`), for a
+    /// swap-in of `slot`.
+    fn window(&self, slot: u32, max: u32) -> u32 {
+        if max <= 1 {
+            return 1;
+        }
+        let hits = self.hits.swap(0, Ordering::Relaxed);
+        let prev = self.prev.load(Ordering::Relaxed);
+        let mut pages = if hits == 0 {
+            // Nothing to judge by: read ahead only for sequential access.
+            if slot == prev.wrapping_add(1) || slot == prev.wrapping_sub(1) {
+                2
+            } else {
+                1
+            }
+        } else {
+            (hits + 2).next_power_of_two().max(4)
+        };
+        pages = pages.min(max).max(self.last.load(Ordering::Relaxed) / 2);
+        if hits == 0 {
+            self.prev.store(slot, Ordering::Relaxed);
+        }
+        self.last.store(pages, Ordering::Relaxed);
+        pages
+    }
 }
 
 impl Shared {
@@ -799,15 +1016,20 @@ impl SwapDevice {
         nr_slots: u64,
     ) -> Result<SwapDevice, SwapError> {
         let map = SwapMap::new(nr_slots, &[]).map_err(SwapError::Map)?;
+        let cache = SwapCache::new(map.nr_slots());
         let align = target.dio_align();
         Ok(SwapDevice {
             shared: Arc::new(Shared {
                 target,
                 mode,
                 stats: Arc::new(Stats::new()),
-                map: Mutex::new(map),
+                slots: Arc::new(Slots {
+                    book: Mutex::new(Book { map, cache }),
+                    pool: PagePool::with_capacity(PAGE_POOL_MAX),
+                }),
                 align,
-                pool: PagePool::with_capacity(PAGE_POOL_MAX),
+                page_cluster: std::sync::atomic::AtomicU32::new(PAGE_CLUSTER_DEFAULT),
+                ra: Readahead::default(),
             }),
         })
     }
@@ -864,43 +1086,89 @@ impl SwapDevice {
         self.shared.align
     }
 
-    fn check_slot(&self, slot: Slot) -> Result<(), SwapError> {
-        if lock(&self.shared.map).is_allocated(slot) {
-            Ok(())
-        } else {
-            Err(SwapError::BadSlot(slot))
-        }
+    fn book(&self) -> MutexGuard<'_, Book> {
+        lock(&self.shared.slots.book)
+    }
+
+    /// Readahead: a swap-in reads the aligned cluster of `2^n` slots around
+    /// its own (`vm.page-cluster`; 0 turns readahead off). At most
+    /// [`PAGE_CLUSTER_MAX`].
+    pub fn set_page_cluster(&self, n: u32) {
+        self.shared
+            .page_cluster
+            .store(n.min(PAGE_CLUSTER_MAX), Ordering::Relaxed);
+    }
+
+    /// The readahead cluster's order ([`SwapDevice::set_page_cluster`]).
+    pub fn page_cluster(&self) -> u32 {
+        self.shared.page_cluster.load(Ordering::Relaxed)
     }
 
     /// Swaps `page` out to `slot` (`swap_writepage` for an `FS_OPS` swap
     /// file), into `plug`'s write batch, or as its own kiocb without a plug.
+    /// The page is in the swap cache from now until its write completes
+    /// (and after a failed write, until the slot is written again or
+    /// freed): a swap-in of the slot meanwhile gets this page, without
+    /// I/O. An all-zero page is not written at all: the slot is marked and
+    /// reads back as zeros (mainline's zeromap).
     ///
     /// Returns `Ok(false)` for a page that is not dirty (nothing to write:
     /// `pageout`'s `PAGE_CLEAN`), `Ok(true)` once the page is under
-    /// writeback. The outcome of the I/O shows in the page's flags when its
-    /// writeback ends: clean, or `DIRTY` again after a failure.
+    /// writeback (or, for a zero page, clean). The outcome of the I/O shows
+    /// in the page's flags when its writeback ends: clean, or `DIRTY` again
+    /// after a failure.
     ///
     /// # Errors
     ///
-    /// [`SwapError::BadSlot`] for a slot not allocated;
-    /// [`SwapError::Busy`] for a page already under writeback. The page is
-    /// untouched.
+    /// [`SwapError::BadSlot`] for a slot not allocated (or freed, its free
+    /// waiting for I/O); [`SwapError::Busy`] for a page already under
+    /// writeback, or a slot whose write or requested swap-in is on its way.
+    /// The page is untouched.
     pub fn swap_writepage(
         &self,
         page: PageRef,
         slot: Slot,
         plug: Option<&mut SwapPlug>,
     ) -> Result<bool, SwapError> {
-        self.check_slot(slot)?;
         if page.test(PageFlags::WRITEBACK) {
             return Err(SwapError::Busy(slot));
         }
-        // pageout(): folio_clear_dirty_for_io, then folio_set_reclaim.
-        if !page.test_and_clear(PageFlags::DIRTY) {
-            return Ok(false);
+        let s = slot.index();
+        {
+            let mut book = self.book();
+            if !book.map.is_allocated(slot) || book.cache.free_pending(s) {
+                return Err(SwapError::BadSlot(slot));
+            }
+            if matches!(
+                book.cache.get(s),
+                Some(Entry::Writeback { .. } | Entry::Reading { wanted: true, .. })
+            ) {
+                return Err(SwapError::Busy(slot));
+            }
+            // pageout(): folio_clear_dirty_for_io.
+            if !page.test_and_clear(PageFlags::DIRTY) {
+                return Ok(false);
+            }
+            // A read ahead of the slot, or a redirtied page, is stale now.
+            book.cache.remove(s);
+            if is_zero_filled(page.as_bytes()) {
+                // swap_writeout: a zero-filled folio is only marked.
+                book.cache.set_zero(s, true);
+                add(&self.shared.stats.zero_pages_out, 1);
+                return Ok(true);
+            }
+            book.cache.set_zero(s, false);
+            book.cache.insert(
+                s,
+                Entry::Writeback {
+                    page: Arc::downgrade(&page),
+                    free: false,
+                },
+            );
         }
+        // folio_set_reclaim; swap_writepage_fs: count at submission, start
+        // writeback.
         page.set_flags(PageFlags::RECLAIM);
-        // swap_writepage_fs: count at submission, start writeback.
         add(&self.shared.stats.pswpout, 1);
         page.set_flags(PageFlags::WRITEBACK);
         let pos = slot.byte_offset();
@@ -941,44 +1209,147 @@ impl SwapDevice {
         Ok(true)
     }
 
-    /// Swaps `slot` in (`swap_read_folio` for an `FS_OPS` swap file): a
-    /// locked page from the device's pool (recycled, or freshly allocated)
-    /// joins `plug`'s read batch (or is read at once without a plug). The
-    /// returned handle resolves to the page when the batch completes.
+    /// Swaps `slot` in (`swap_read_folio` for an `FS_OPS` swap file, after
+    /// `swap_cache_get_folio`). The swap cache first: a page under
+    /// writeback or redirtied, a read already on its way, a page read
+    /// ahead, or a zero slot are served without I/O. Otherwise a locked
+    /// page from the device's pool (recycled, or freshly allocated) joins
+    /// `plug`'s read batch (or a plug of its own), with the readahead
+    /// cluster: the other allocated slots of the aligned
+    /// `2^page_cluster` slots around it that the cache does not hold, read
+    /// into the swap cache in the same, merged, kiocbs
+    /// (`swap_cluster_readahead`). The returned handle resolves to the page
+    /// when its read completes.
     ///
     /// # Errors
     ///
-    /// [`SwapError::BadSlot`] for a slot not allocated;
-    /// [`SwapError::Backend`] (ENOMEM) when no page can be allocated.
+    /// [`SwapError::BadSlot`] for a slot not allocated (or freed, its free
+    /// waiting for I/O); [`SwapError::Lost`] for a slot whose last write
+    /// failed and whose redirtied page was dropped; [`SwapError::Backend`]
+    /// (ENOMEM) when no page can be allocated.
     pub fn swap_readpage(
         &self,
         slot: Slot,
         plug: Option<&mut SwapPlug>,
     ) -> Result<SwapIn, SwapError> {
-        self.check_slot(slot)?;
-        let page = self.shared.pool.get().map_err(SwapError::Backend)?;
+        let sh = &self.shared;
+        let s = slot.index();
+        let pc = self.page_cluster();
+        let mut reads: SmallVec<[Arc<InCell>; 8]> = SmallVec::new();
+        let handle = {
+            let mut book = self.book();
+            if !book.map.is_allocated(slot) || book.cache.free_pending(s) {
+                return Err(SwapError::BadSlot(slot));
+            }
+            match book.cache.get_mut(s) {
+                Some(Entry::Writeback { page, .. } | Entry::Redirtied { page }) => {
+                    let page = page.upgrade().ok_or(SwapError::Lost(slot))?;
+                    add(&sh.stats.cache_hits, 1);
+                    return Ok(SwapIn::ready(slot, page, sh));
+                }
+                Some(Entry::Reading { cell, wanted, .. }) => {
+                    if *wanted {
+                        add(&sh.stats.cache_hits, 1);
+                    } else {
+                        add(&sh.stats.readahead_hits, 1);
+                        sh.ra.hits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    *wanted = true;
+                    return Ok(SwapIn::new(Arc::clone(cell), sh));
+                }
+                Some(Entry::Readahead { .. }) => {
+                    if let Some(Entry::Readahead { page }) = book.cache.remove(s) {
+                        add(&sh.stats.readahead_hits, 1);
+                        sh.ra.hits.fetch_add(1, Ordering::Relaxed);
+                        return Ok(SwapIn::ready(slot, page, sh));
+                    }
+                    unreachable!()
+                }
+                None => {}
+            }
+            if book.cache.zero(s) {
+                drop(book);
+                let mut page = sh.slots.pool.get().map_err(SwapError::Backend)?;
+                page.as_mut_bytes().fill(0);
+                page.set_flags(PageFlags::UPTODATE);
+                add(&sh.stats.zero_pages_in, 1);
+                return Ok(SwapIn::ready(slot, PageRef::new(page), sh));
+            }
+            // The cluster, in slot order: this slot, and its neighbours
+            // that are allocated, not freed, not cached and not zero.
+            let size = sh.ra.window(s, 1 << pc);
+            let first = s & !(size - 1);
+            let last = first
+                .saturating_add(size - 1)
+                .min(book.map.nr_slots().saturating_sub(1));
+            for t in first..=last {
+                let other = Slot::new(t);
+                if t != s
+                    && (!book.map.is_allocated(other)
+                        || book.cache.get(t).is_some()
+                        || book.cache.zero(t))
+                {
+                    continue;
+                }
+                let cell = InCell::new(other, InState::Plugged);
+                book.cache.insert(
+                    t,
+                    Entry::Reading {
+                        cell: Arc::clone(&cell),
+                        wanted: t == s,
+                        free: false,
+                    },
+                );
+                reads.push(cell);
+            }
+            let mine = reads.iter().find(|c| c.slot == slot).map(Arc::clone);
+            SwapIn::new(mine.expect("the slot itself is read"), sh)
+        };
+        // Pages for the reads, outside the lock; a read whose page cannot
+        // be allocated is dropped from the cache again (the slot's own
+        // read failing is the error).
+        let mut batch: SmallVec<[(Arc<InCell>, Page); 8]> = SmallVec::new();
+        for cell in reads {
+            match sh.slots.pool.get() {
+                Ok(page) => batch.push((cell, page)),
+                Err(e) => {
+                    let mut book = self.book();
+                    let ours = matches!(
+                        book.cache.get(cell.slot.index()),
+                        Some(Entry::Reading { cell: c, .. }) if Arc::ptr_eq(c, &cell)
+                    );
+                    if ours {
+                        book.cache.remove(cell.slot.index());
+                    }
+                    if cell.slot == slot {
+                        drop(book);
+                        for (_, page) in batch {
+                            sh.slots.pool.put(page);
+                        }
+                        return Err(SwapError::Backend(e));
+                    }
+                }
+            }
+        }
+        add(&sh.stats.readahead_pages, batch.len() as u64 - 1);
+        let mut own = SwapPlug::new();
+        let plug = match plug {
+            Some(plug) => plug,
+            None => &mut own,
+        };
+        for (cell, page) in batch {
+            self.add_read(plug, cell, page);
+        }
+        Ok(handle)
+    }
+
+    /// Adds a locked page's read to `plug`'s read batch (merging by the
+    /// batch rules).
+    fn add_read(&self, plug: &mut SwapPlug, cell: Arc<InCell>, page: Page) {
         // The swap-cache folio is locked until its read completes.
         let locked = page.trylock();
         debug_assert!(locked, "a page from the pool is unlocked");
-        let cell = Arc::new(InCell {
-            slot,
-            state: Mutex::new(InState::Plugged),
-        });
-        let handle = SwapIn {
-            cell: Arc::clone(&cell),
-            dev: Arc::clone(&self.shared),
-        };
-        let pos = slot.byte_offset();
-        let new_sio = |page, cell| ReadSio {
-            dev: Arc::clone(&self.shared),
-            pos,
-            pages: smallvec::smallvec![page],
-            cells: smallvec::smallvec![cell],
-        };
-        let Some(plug) = plug else {
-            new_sio(page, cell).submit();
-            return Ok(handle);
-        };
+        let pos = cell.slot.byte_offset();
         if let Some(sio) = &plug.read {
             if !Arc::ptr_eq(&sio.dev, &self.shared) || end_of(sio.pos, sio.pages.len()) != pos {
                 plug.read_unplug();
@@ -991,7 +1362,14 @@ impl SwapDevice {
                 sio.pages.push(page);
                 sio.cells.push(cell);
             }
-            None => plug.read = Some(new_sio(page, cell)),
+            None => {
+                plug.read = Some(ReadSio {
+                    dev: Arc::clone(&self.shared),
+                    pos,
+                    pages: smallvec::smallvec![page],
+                    cells: smallvec::smallvec![cell],
+                })
+            }
         }
         if plug
             .read
@@ -1000,7 +1378,6 @@ impl SwapDevice {
         {
             plug.read_unplug();
         }
-        Ok(handle)
     }
 
     /// Reads `slot` without a plug and waits: the uptodate page or the
@@ -1020,53 +1397,96 @@ impl SwapDevice {
     #[doc(alias = "folio_put")]
     pub fn put_page(&self, page: PageRef) {
         if let Ok(page) = PageRef::try_unwrap(page) {
-            self.shared.pool.put(page);
+            self.shared.slots.pool.put(page);
         }
     }
 
     /// Pages the device keeps for reuse by swap-in.
     pub fn pooled_pages(&self) -> usize {
-        self.shared.pool.len()
+        self.shared.slots.pool.len()
     }
 
-    /// Frees `slot` in the swap map (`swap_free`): the page was swapped in
-    /// for good, or dropped.
+    /// Pages read ahead and held by the swap cache, nobody having asked
+    /// for them yet.
+    pub fn readahead_cached(&self) -> usize {
+        self.book().cache.readahead_cached()
+    }
+
+    /// Slots with a swap-cache entry (under writeback, redirtied, being
+    /// read, read ahead).
+    pub fn cache_entries(&self) -> usize {
+        self.book().cache.len()
+    }
+
+    /// Whether the swap cache holds `page` as `slot`'s data (under
+    /// writeback, or redirtied after a failed write).
+    pub fn caches(&self, slot: Slot, page: &PageRef) -> bool {
+        matches!(
+            self.book().cache.get(slot.index()),
+            Some(Entry::Writeback { page: w, .. } | Entry::Redirtied { page: w })
+                if std::ptr::eq(w.as_ptr(), Arc::as_ptr(page))
+        )
+    }
+
+    /// Frees `slot` (`swap_free`): the page was swapped in for good, or
+    /// dropped. A slot whose write or read is on its way stays allocated
+    /// until that I/O completes (`SWAP_HAS_CACHE`), so it is never reused
+    /// under a write in flight; its page leaves the swap cache.
     ///
     /// # Errors
     ///
-    /// [`SwapError::Map`]: double free, reserved or out-of-range slot.
+    /// [`SwapError::Map`]: double free (a deferred free included), reserved
+    /// or out-of-range slot.
     pub fn swap_free(&self, slot: Slot) -> Result<(), SwapError> {
-        lock(&self.shared.map).free(slot).map_err(SwapError::Map)
+        let s = slot.index();
+        let mut book = self.book();
+        match book.cache.get_mut(s) {
+            Some(Entry::Writeback { free, .. } | Entry::Reading { free, .. }) => {
+                if *free {
+                    return Err(SwapError::Map(SwapMapError::DoubleFree { slot }));
+                }
+                *free = true;
+                add(&self.shared.stats.deferred_frees, 1);
+                return Ok(());
+            }
+            Some(_) => {
+                book.cache.remove(s);
+            }
+            None => {}
+        }
+        book.map.free(slot).map_err(SwapError::Map)?;
+        book.cache.set_zero(s, false);
+        Ok(())
     }
 
     /// Allocates one slot, next-fit.
     pub fn alloc_slot(&self) -> Option<Slot> {
-        lock(&self.shared.map).alloc()
+        self.book().map.alloc()
     }
 
     /// Allocates `n` consecutive slots.
     pub fn alloc_contiguous(&self, n: u32) -> Option<SlotRange> {
-        lock(&self.shared.map).alloc_contiguous(n)
+        self.book().map.alloc_contiguous(n)
     }
 
     /// Allocates a slot chosen at random among the free ones.
     pub fn alloc_random(&self, rng: &mut SlotRng) -> Option<Slot> {
-        lock(&self.shared.map).alloc_random(rng)
+        self.book().map.alloc_random(rng)
     }
 
     /// Slots that can ever hold a page.
     pub fn usable_slots(&self) -> u32 {
-        lock(&self.shared.map).usable()
+        self.book().map.usable()
     }
 
     /// Slots currently allocated.
     pub fn used_slots(&self) -> u32 {
-        lock(&self.shared.map).used_count()
+        self.book().map.used_count()
     }
 
     /// Slots currently free.
     pub fn free_slots(&self) -> u32 {
-        lock(&self.shared.map).free_count()
+        self.book().map.free_count()
     }
 
     /// Delivers the completions already available, without blocking;
@@ -1318,6 +1738,10 @@ mod tests {
         b.swap_writepage(make_page(1, SEED), sb[1], Some(&mut plug))
             .unwrap();
         assert_eq!((mem_a.stats().writes, mem_b.stats().writes), (1, 0));
+        // Written out, so the reads go to the devices (not the swap cache).
+        plug.write_unplug();
+        a.set_page_cluster(0);
+        b.set_page_cluster(0);
         let r = a.swap_readpage(sa[0], Some(&mut plug)).unwrap();
         let r2 = b.swap_readpage(sb[1], Some(&mut plug)).unwrap();
         assert_eq!(mem_a.stats().reads, 1);
@@ -1332,6 +1756,7 @@ mod tests {
     fn swap_in_reuses_pages_put_back_without_zeroing() {
         for mode in ASYNC_BACKENDS {
             let (mem, dev) = mem_device(mode, 8);
+            dev.set_page_cluster(0); // the pool's pages, one per swap-in
             let s = run_slots(&dev, 2);
             for (i, &slot) in s.iter().enumerate() {
                 dev.swap_writepage(make_page(i as u64, SEED), slot, None)
@@ -1373,6 +1798,7 @@ mod tests {
     fn without_a_plug_every_page_is_its_own_kiocb() {
         for mode in ASYNC_BACKENDS {
             let (mem, dev) = mem_device(mode, 16);
+            dev.set_page_cluster(0); // no readahead: one kiocb per swap-in
             let s = run_slots(&dev, 4);
             for (i, &slot) in s.iter().enumerate() {
                 let page = make_page(i as u64, SEED);
@@ -1538,6 +1964,7 @@ mod tests {
         const PAGES: usize = 4096;
         for (round, mode) in ASYNC_BACKENDS.into_iter().enumerate() {
             let (mem, dev) = mem_device(mode, PAGES as u64 + 512);
+            dev.set_page_cluster(0); // every read asked for, none ahead
             let mut rng = SlotRng::new(0xbad5eed + round as u64);
             // Roughly one I/O in 16 fails, reads and writes alike.
             let mut armed = 0;

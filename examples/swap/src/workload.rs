@@ -1,6 +1,8 @@
 //! The demo workload: checksummed pages swapped out (contiguous runs and
 //! random slots, interleaved, so the plug both merges and flushes), dropped
-//! from memory, swapped back in in random order and verified byte for byte;
+//! from memory, swapped back in (the runs in slot order, the runs and
+//! single pages in random order, so readahead both hits and stays off) and
+//! verified byte for byte;
 //! and the statistics it reports (throughput, IOPS, latency percentiles,
 //! batching, counters).
 
@@ -9,7 +11,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use iov_iter::{PAGE_SIZE, PageFlags, PageRef};
-use iov_iter_swap::content::{Mismatch, check_page, check_swapped_in, make_page, plan, shuffle};
+use iov_iter_swap::content::{
+    Mismatch, check_page, check_swapped_in, check_zero, make_page, plan, shuffle, zero_page,
+};
 use iov_iter_swap::swapio::{IoMode, SwapCounters, SwapDevice, SwapError, SwapIn, SwapPlug};
 use iov_iter_swap::swapmap::{Slot, SlotRng};
 
@@ -96,6 +100,24 @@ pub struct WorkloadConfig {
     pub max_run: u32,
     /// Rounds of retrying failed writes and reads.
     pub retries: u32,
+    /// Every `zero_every`-th page is all zeros (0: none): the swap cache's
+    /// zero map skips its write and fills it on swap-in.
+    pub zero_every: u64,
+}
+
+impl WorkloadConfig {
+    fn is_zero(&self, index: u64) -> bool {
+        self.zero_every > 0 && index % self.zero_every == self.zero_every - 1
+    }
+
+    /// Checks a swapped-in page against what page `index` was.
+    fn check(&self, page: &iov_iter::Page, index: u64) -> Result<(), Mismatch> {
+        if self.is_zero(index) {
+            check_zero(page)
+        } else {
+            check_swapped_in(page, index, self.seed)
+        }
+    }
 }
 
 impl Default for WorkloadConfig {
@@ -106,6 +128,7 @@ impl Default for WorkloadConfig {
             window: 64,
             max_run: 48,
             retries: 2,
+            zero_every: 0,
         }
     }
 }
@@ -213,6 +236,18 @@ impl fmt::Display for RunReport {
             c.redirtied_pages,
             c.read_failed_pages,
         )?;
+        writeln!(
+            f,
+            "  cache     swap-cache hits {} readahead {} pages, {} hits, {} evicted; \
+             zero pages {} out {} in; deferred frees {}",
+            c.cache_hits,
+            c.readahead_pages,
+            c.readahead_hits,
+            c.readahead_evicted,
+            c.zero_pages_out,
+            c.zero_pages_in,
+            c.deferred_frees,
+        )?;
         let verdict = if self.ok() { "OK" } else { "FAILED" };
         write!(
             f,
@@ -262,7 +297,8 @@ fn wait_oldest(
 ///    pages a failed write left dirty;
 /// 3. drop them from memory, checking that writeback ended and that the
 ///    I/O path kept no reference;
-/// 4. swap them in in random order, `cfg.window` reads outstanding
+/// 4. swap them in, the contiguous runs in slot order and the runs and
+///    single pages shuffled, `cfg.window` reads outstanding
 ///    (timed); retry failed reads;
 /// 5. verify every byte, hand the pages back to the device's page pool,
 ///    free every slot.
@@ -275,7 +311,13 @@ pub fn run(dev: &SwapDevice, cfg: &WorkloadConfig) -> Result<RunReport, SwapErro
     let mut rng = SlotRng::new(cfg.seed);
     let order = plan(dev, cfg.pages, cfg.max_run, &mut rng)?;
     let pages: Vec<PageRef> = (0..order.len())
-        .map(|i| make_page(i as u64, cfg.seed))
+        .map(|i| {
+            if cfg.is_zero(i as u64) {
+                zero_page()
+            } else {
+                make_page(i as u64, cfg.seed)
+            }
+        })
         .collect();
     let _ = dev.take_latencies();
     let c0 = dev.counters();
@@ -325,7 +367,9 @@ pub fn run(dev: &SwapDevice, cfg: &WorkloadConfig) -> Result<RunReport, SwapErro
         if page.test(PageFlags::DIRTY) {
             // The write failed for good: the data is still here, in memory.
             unwritten += 1;
-            if check_page(page.as_bytes(), i as u64, cfg.seed).is_ok() {
+            if cfg.check(&page, i as u64).is_ok()
+                || check_page(page.as_bytes(), i as u64, cfg.seed).is_ok()
+            {
                 unwritten_intact += 1;
             }
             dev.swap_free(order[i])?;
@@ -335,8 +379,17 @@ pub fn run(dev: &SwapDevice, cfg: &WorkloadConfig) -> Result<RunReport, SwapErro
     }
     let _ = dev.take_latencies();
 
-    // 4. Swap-in, in random order.
-    shuffle(&mut entries, &mut rng);
+    // 4. Swap-in: runs in slot order (readahead's case), the runs and
+    // single pages in random order (readahead stays off).
+    let mut units: Vec<Vec<(Slot, u64)>> = Vec::new();
+    for e in entries.drain(..) {
+        match units.last_mut() {
+            Some(u) if u.last().is_some_and(|l| l.0.index() + 1 == e.0.index()) => u.push(e),
+            _ => units.push(vec![e]),
+        }
+    }
+    shuffle(&mut units, &mut rng);
+    let entries: Vec<(Slot, u64)> = units.into_iter().flatten().collect();
     let c2 = dev.counters();
     dev.reset_max_in_flight();
     let t = Instant::now();
@@ -379,7 +432,7 @@ pub fn run(dev: &SwapDevice, cfg: &WorkloadConfig) -> Result<RunReport, SwapErro
         if outcome.is_err() {
             unread += 1;
         } else {
-            match check_swapped_in(&page, index, cfg.seed) {
+            match cfg.check(&page, index) {
                 Ok(()) => verified += 1,
                 Err(m) => {
                     mismatches += 1;
@@ -443,6 +496,7 @@ mod tests {
             let cfg = WorkloadConfig {
                 pages: 240,
                 window: 32,
+                zero_every: 16,
                 ..WorkloadConfig::default()
             };
             let report = run(&dev, &cfg).unwrap();
@@ -450,7 +504,13 @@ mod tests {
             assert_eq!(report.verified, 240);
             assert_eq!(report.swap_out.pages, 240);
             let c = report.counters;
-            assert_eq!((c.pswpout, c.pswpin), (240, 240));
+            let zero = 240 / 16;
+            assert_eq!(c.pswpout, 240 - zero, "zero pages are not written");
+            assert_eq!((c.zero_pages_out, c.zero_pages_in), (zero, zero));
+            // Pages read, readahead included (PSWPIN counts both).
+            assert_eq!(c.pswpin, c.read_pages());
+            assert!(c.pswpin + c.readahead_hits >= 240 - zero, "{report}");
+            assert!(c.readahead_hits > 0, "runs are read ahead: {report}");
             assert!(c.merged_write_pages > 0, "contiguous runs merge");
             assert_eq!(report.swap_out.kiocbs, c.write_batches);
             assert_eq!(report.swap_out.latency.count as u64, c.write_batches);
@@ -483,6 +543,7 @@ mod tests {
         let mem = Arc::new(MemDevice::new(600 * PAGE_SIZE));
         mem.defer_completions(Some(PendingOrder::Shuffled(7)));
         let dev = SwapDevice::new(mem.clone(), IoMode::Uring, 600).unwrap();
+        dev.set_page_cluster(0); // every swap-in its own read
         let cfg = WorkloadConfig {
             pages: 300,
             window: 16,
@@ -501,6 +562,7 @@ mod tests {
     fn run_reports_and_retries_failures() {
         let mem = Arc::new(MemDevice::new(600 * PAGE_SIZE));
         let dev = SwapDevice::new(mem.clone(), IoMode::AsyncInline, 600).unwrap();
+        dev.set_page_cluster(0); // the faults' sequence numbers count single reads
         // A few transient faults: the retries recover.
         for seq in [3, 10, 400, 401] {
             mem.inject(FaultPlan::at_seq(seq, Fault::EIO));

@@ -955,6 +955,8 @@ fn phase_a(cfg: &Config, report: &mut Report) {
         }),
     });
     let dev = SwapDevice::new(faulty.clone(), IoMode::AsyncInline, cfg.slots).unwrap();
+    // The model counts reads one per swap-in: no readahead here.
+    dev.set_page_cluster(0);
     let mut run = SwapRun::new(
         cfg.seed,
         cfg.pages,
@@ -1764,6 +1766,8 @@ fn phase_b2(cfg: &Config, report: &mut Report, ops: u64) {
     };
     let side = File::open(&path).unwrap();
     let dev = SwapDevice::new(Arc::new(queue), IoMode::Uring, u64::from(cfg.file_slots)).unwrap();
+    dev.set_page_cluster(0); // as phase A
+
     let mut run = SwapRun::new(
         cfg.seed ^ 0xb2,
         cfg.pages,

@@ -1,0 +1,223 @@
+//! The swap cache: what each slot holds in memory while its data moves, so
+//! that no swap-in reads a slot's old bytes and no slot is reused while a
+//! write to it is still on its way.
+//!
+//! Linux reference: `mm/swap_state.c` (`swap_cache_get_folio`,
+//! `add_to_swap_cache`, `swap_cluster_readahead`), `mm/swapfile.c`
+//! (`SWAP_HAS_CACHE`: a slot whose folio is in the swap cache is not freed
+//! until the folio leaves it; the zeromap), the swap table of 6.18
+//! (`mm/swap_table.h`: one entry per slot).
+//!
+//! Per slot, at most one [`Entry`]:
+//!
+//! | entry | when | a swap-in of the slot | `swap_free` of the slot |
+//! |---|---|---|---|
+//! | `Writeback` | from `swap_writepage` (in a plug or in flight) until the write completes | gets the page being written, no I/O | deferred until the write completes |
+//! | `Redirtied` | after a failed write, until the slot is written again or freed | gets the in-memory page (dirty: the device's copy is stale), no I/O | at once |
+//! | `Reading` | a read in flight (asked for, or read ahead) | shares that read | deferred until the read completes |
+//! | `Readahead` | a page read ahead that nobody asked for yet | gets it, no I/O (a readahead hit) | at once (the page is dropped) |
+//!
+//! A slot with no entry is on the device (or holds zeros, [`SwapCache::zero`]).
+//! The cache holds `Writeback` and `Redirtied` pages weakly (the page's
+//! owner holds it; the write batch holds it while in flight) and read-ahead
+//! pages strongly (nobody else does), at most [`READAHEAD_CACHE_MAX`] of
+//! them, oldest evicted first.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Weak};
+
+use iov_iter::Page;
+
+/// Most read-ahead pages kept while nobody asks for them (4 MiB); older
+/// ones are dropped (reclaim of clean swap-cache pages).
+pub const READAHEAD_CACHE_MAX: usize = 1024;
+
+/// What the cache holds for one slot. `C` is the cell a read's completion
+/// fills (the swap-in handles' shared state).
+pub(crate) enum Entry<C> {
+    /// Under writeback: the page being written.
+    Writeback {
+        page: Weak<Page>,
+        /// `swap_free` came while the write was on its way.
+        free: bool,
+    },
+    /// The last write failed: the page in memory is the slot's data.
+    Redirtied { page: Weak<Page> },
+    /// A read in flight.
+    Reading {
+        cell: Arc<C>,
+        /// A swap-in asked for it (else it is read ahead).
+        wanted: bool,
+        /// `swap_free` came while the read was on its way.
+        free: bool,
+    },
+    /// Read ahead, nobody asked yet.
+    Readahead { page: Arc<Page> },
+}
+
+/// The per-slot state table and the zero map.
+pub(crate) struct SwapCache<C> {
+    entries: HashMap<u32, Entry<C>>,
+    /// Slots whose page was all zeros when swapped out: nothing on the
+    /// device, zeros on swap-in (mainline's zeromap).
+    zero: Vec<u64>,
+    /// Read-ahead slots in the order they were cached (entries may have
+    /// left since).
+    readahead: VecDeque<u32>,
+    readahead_cached: usize,
+}
+
+impl<C> SwapCache<C> {
+    /// An empty cache for `nr_slots` slots.
+    pub(crate) fn new(nr_slots: u32) -> SwapCache<C> {
+        SwapCache {
+            entries: HashMap::new(),
+            zero: vec![0; (nr_slots as usize).div_ceil(64)],
+            readahead: VecDeque::new(),
+            readahead_cached: 0,
+        }
+    }
+
+    pub(crate) fn get(&self, slot: u32) -> Option<&Entry<C>> {
+        self.entries.get(&slot)
+    }
+
+    pub(crate) fn get_mut(&mut self, slot: u32) -> Option<&mut Entry<C>> {
+        self.entries.get_mut(&slot)
+    }
+
+    /// Sets the slot's entry, returning the old one.
+    pub(crate) fn insert(&mut self, slot: u32, entry: Entry<C>) -> Option<Entry<C>> {
+        let is_ra = matches!(entry, Entry::Readahead { .. });
+        let old = self.entries.insert(slot, entry);
+        if matches!(old, Some(Entry::Readahead { .. })) {
+            self.readahead_cached -= 1;
+        }
+        if is_ra {
+            self.readahead_cached += 1;
+            self.readahead.push_back(slot);
+        }
+        old
+    }
+
+    /// Removes the slot's entry.
+    pub(crate) fn remove(&mut self, slot: u32) -> Option<Entry<C>> {
+        let old = self.entries.remove(&slot);
+        if matches!(old, Some(Entry::Readahead { .. })) {
+            self.readahead_cached -= 1;
+        }
+        old
+    }
+
+    /// Whether `swap_free` of the slot is waiting for its I/O.
+    pub(crate) fn free_pending(&self, slot: u32) -> bool {
+        matches!(
+            self.entries.get(&slot),
+            Some(Entry::Writeback { free: true, .. } | Entry::Reading { free: true, .. })
+        )
+    }
+
+    /// Drops the oldest read-ahead pages beyond [`READAHEAD_CACHE_MAX`];
+    /// returns how many.
+    pub(crate) fn shrink(&mut self) -> usize {
+        let mut evicted = 0;
+        while self.readahead_cached > READAHEAD_CACHE_MAX {
+            let Some(slot) = self.readahead.pop_front() else {
+                break;
+            };
+            if matches!(self.entries.get(&slot), Some(Entry::Readahead { .. })) {
+                self.remove(slot);
+                evicted += 1;
+            }
+        }
+        // Forget slots whose entry left by other ways, now and then.
+        if self.readahead.len() > 4 * READAHEAD_CACHE_MAX {
+            let entries = &self.entries;
+            self.readahead
+                .retain(|s| matches!(entries.get(s), Some(Entry::Readahead { .. })));
+        }
+        evicted
+    }
+
+    /// Read-ahead pages held.
+    pub(crate) fn readahead_cached(&self) -> usize {
+        self.readahead_cached
+    }
+
+    /// Entries of any kind.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the slot holds zeros (its page was all zeros).
+    pub(crate) fn zero(&self, slot: u32) -> bool {
+        self.zero
+            .get(slot as usize / 64)
+            .is_some_and(|w| w & (1 << (slot % 64)) != 0)
+    }
+
+    /// Marks or clears the slot's zero bit.
+    pub(crate) fn set_zero(&mut self, slot: u32, zero: bool) {
+        if let Some(w) = self.zero.get_mut(slot as usize / 64) {
+            if zero {
+                *w |= 1 << (slot % 64);
+            } else {
+                *w &= !(1 << (slot % 64));
+            }
+        }
+    }
+}
+
+/// Whether every byte of the page is zero (`is_folio_zero_filled`).
+pub fn is_zero_filled(bytes: &[u8]) -> bool {
+    let (head, words, tail) = {
+        // SAFETY: every bit pattern is a valid u64; `align_to` gives the
+        // aligned middle and the unaligned ends.
+        unsafe { bytes.align_to::<u64>() }
+    };
+    head.iter().all(|&b| b == 0) && words.iter().all(|&w| w == 0) && tail.iter().all(|&b| b == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_bits_and_pages() {
+        let mut c = SwapCache::<()>::new(130);
+        assert!(!c.zero(129));
+        c.set_zero(129, true);
+        c.set_zero(3, true);
+        assert!(c.zero(129) && c.zero(3) && !c.zero(4));
+        c.set_zero(129, false);
+        assert!(!c.zero(129));
+        c.set_zero(1000, true); // out of range: ignored
+        assert!(!c.zero(1000));
+        let mut page = [0u8; 4096];
+        assert!(is_zero_filled(&page));
+        page[4095] = 1;
+        assert!(!is_zero_filled(&page));
+        page[4095] = 0;
+        page[0] = 1;
+        assert!(!is_zero_filled(&page));
+    }
+
+    #[test]
+    fn readahead_pages_are_bounded_oldest_first() {
+        let mut c = SwapCache::<()>::new(4096);
+        for s in 0..(READAHEAD_CACHE_MAX as u32 + 10) {
+            c.insert(
+                s,
+                Entry::Readahead {
+                    page: Arc::new(Page::new()),
+                },
+            );
+        }
+        c.remove(5); // left by a hit
+        assert_eq!(c.readahead_cached(), READAHEAD_CACHE_MAX + 9);
+        assert_eq!(c.shrink(), 9);
+        assert_eq!(c.readahead_cached(), READAHEAD_CACHE_MAX);
+        assert!(c.get(4).is_none() && c.get(9).is_none(), "oldest gone");
+        assert!(c.get(10).is_some());
+    }
+}
