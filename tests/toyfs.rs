@@ -422,6 +422,41 @@ fn a_device_error_mid_request_reports_exactly_what_was_written() {
 }
 
 #[test]
+fn an_async_write_split_at_the_devices_segment_limit_completes_once_for_the_mapping() {
+    // One segment per device transfer: the request's two pages go to the
+    // device as two parts; the first fails.
+    let mem = device().with_max_segs(1);
+    mem.defer_completions(Some(PendingOrder::Reverse));
+    mem.inject(
+        FaultPlan::in_range(40 * K..44 * K, Fault::Error(Error::Os(Errno::EIO))).writes_only(),
+    );
+    let file = IomapDio::new(toy(Alloc::Unwritten), mem);
+    let bufs = vec![
+        AlignedBuf::from_slice(512, &pattern(6, 4096)).unwrap(),
+        AlignedBuf::from_slice(512, &pattern(7, 4096)).unwrap(),
+    ];
+    let (mut kiocb, fut) = Kiocb::new_async_with(32 * K, OwnedIter::<Source, _>::new(bufs));
+    assert!(file.submit(&mut kiocb).unwrap().is_queued());
+    assert_eq!(file.device().pending(), 2, "two parts in flight");
+    let done = file.block_on(fut);
+    assert_eq!(done.result.unwrap_err().errno(), Errno::EIO);
+    assert_eq!(done.buf.count(), 8192, "nothing counted");
+    // The mapping heard of the request once, with nothing written: the
+    // second part's bytes landed but stay unwritten (they read as zeros).
+    assert_eq!(
+        *file.map().end_ios.lock().unwrap(),
+        [(32 * K, 0, EndIoFlags::UNWRITTEN)]
+    );
+    assert_eq!(file.map().size(), 36 * K);
+    assert!(
+        file.map()
+            .extents()
+            .iter()
+            .any(|e| e.kind == ExtentKind::Unwritten && e.offset == 32 * K)
+    );
+}
+
+#[test]
 fn a_failed_conversion_fails_the_write() {
     let mem = device();
     mem.defer_completions(Some(PendingOrder::Fifo));

@@ -80,6 +80,7 @@ mod rw;
 use core::future::Future;
 
 pub use async_io::AsyncIo;
+pub(crate) use async_io::split;
 pub use dirty::{DirtyBitmap, DirtyTracker, NoDirtyTracking};
 pub use rw::{DioBuf, DioIter};
 

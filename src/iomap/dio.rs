@@ -7,7 +7,7 @@ use core::fmt;
 use smallvec::SmallVec;
 
 use crate::buf::{AlignedBuf, SegArray};
-use crate::dio::{AsyncIo, AsyncMode, DioAlign, DirectIo};
+use crate::dio::{AsyncIo, AsyncMode, DioAlign, DirectIo, split};
 use crate::error::{BadExtent, Error, Result};
 use crate::kiocb::{FileCaps, RwType, RwfFlags};
 use crate::seg::UserIovec;
@@ -261,6 +261,39 @@ impl<M: IoMap + 'static, D: DirectIo> IomapDio<M, D> {
         Ok(out)
     }
 
+    /// One extent's part of a sync request: transfers of at most the
+    /// device's `max_segs` iovecs, one after another, stopping at a short
+    /// one.
+    ///
+    /// # Safety
+    ///
+    /// As [`DirectIo::transfer`] for `iov`.
+    unsafe fn transfer_split(
+        &self,
+        rw: RwType,
+        addr: u64,
+        iov: &[UserIovec],
+        flags: RwfFlags,
+    ) -> Result<usize> {
+        let mut done = 0usize;
+        for chunk in iov.chunks(self.dev.max_segs().max(1)) {
+            let len: usize = chunk.iter().map(|v| v.len).sum();
+            // SAFETY: `chunk` is part of `iov`, under the caller's promises.
+            let res = unsafe { self.dev.transfer(rw, addr + done as u64, chunk, flags) };
+            match res {
+                Ok(n) => {
+                    done += n.min(len);
+                    if n < len {
+                        break;
+                    }
+                }
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(done)
+    }
+
     /// Writes zeros over the device ranges `zero`.
     fn write_zeros(&self, zero: &[Option<(u64, u64)>; 2], flags: RwfFlags) -> Result<()> {
         for &(addr, len) in zero.iter().flatten() {
@@ -336,8 +369,11 @@ impl<M: IoMap + 'static, D: DirectIo> DirectIo for IomapDio<M, D> {
         self.dev.caps()
     }
 
+    /// No limit: the path splits requests itself, at the device's
+    /// `max_segs` after the extents, so that an asynchronous request's
+    /// completion (and [`IoMap::end_io`]) sees it whole, every part merged.
     fn max_segs(&self) -> usize {
-        self.dev.max_segs()
+        usize::MAX
     }
 
     fn async_mode(&self) -> AsyncMode {
@@ -379,7 +415,7 @@ impl<M: IoMap + 'static, D: DirectIo> DirectIo for IomapDio<M, D> {
                 Action::Io { addr, zero } => self.write_zeros(&zero, flags).and_then(|()| {
                     // SAFETY: `piece` is part of the caller's memory, under
                     // the caller's promises for this call.
-                    unsafe { self.dev.transfer(rw, addr, &piece, flags) }
+                    unsafe { self.transfer_split(rw, addr, &piece, flags) }
                 }),
             };
             let got = res.as_ref().map_or(0, |&n| n.min(plan.n));
@@ -475,7 +511,9 @@ impl<M: IoMap + 'static, D: DirectIo> DirectIo for IomapDio<M, D> {
                     Ok(()) => {
                         let mut piece = piece;
                         piece.set_pos(addr);
-                        self.dev.start(piece);
+                        for part in split(piece, self.dev.max_segs()) {
+                            self.dev.start(part);
+                        }
                     }
                     Err(e) => piece.complete(Err(e)),
                 },
