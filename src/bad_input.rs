@@ -39,7 +39,8 @@
 //! |---|---|---|---|
 //! | more than [`UIO_MAXIOV`] (1024) pairs | [`Error::TooManySegments`] | `EINVAL` | `tests/iter_edge.rs`: `import_too_many_segments_is_einval` |
 //! | a length above `isize::MAX` (negative as `ssize_t`) | [`Error::SegmentTooLong`] | `EINVAL` | `tests/iter_edge.rs`: `import_negative_length_is_einval` |
-//! | a null base with a non-zero length, or a range that wraps the address space | [`Error::NullSegment`] | `EFAULT` | `tests/iter_edge.rs`: `import_null_base_is_efault` |
+//! | a null base with a non-zero length (the kernel lets NULL through `access_ok` and faults during the copy, a partial transfer; a userspace iterator cannot take that fault, so the whole array is refused: see `import_iovec`) | [`Error::NullSegment`] | `EFAULT` | `tests/iter_edge.rs`: `import_null_base_is_efault` |
+//! | a range that wraps the address space, or reaches past the user address space ([`USER_ADDR_END`], the kernel's `TASK_SIZE_MAX`: kernel addresses such as `0xffff888000000000`, `0x7ffffffff000` + 1 MiB on x86-64) | [`Error::BadAddress`] | `EFAULT` | same test |
 //!
 //! A total above [`MAX_RW_COUNT`] is not an error: it is clamped
 //! (`tests/iter_edge.rs`: `import_clamps_to_max_rw_count`).
@@ -148,6 +149,8 @@
 //! [`Error::TooManySegments`]: crate::Error::TooManySegments
 //! [`Error::SegmentTooLong`]: crate::Error::SegmentTooLong
 //! [`Error::NullSegment`]: crate::Error::NullSegment
+//! [`Error::BadAddress`]: crate::Error::BadAddress
+//! [`USER_ADDR_END`]: crate::USER_ADDR_END
 //! [`Error::Misaligned`]: crate::Error::Misaligned
 //! [`Error::InvalidArgument`]: crate::Error::InvalidArgument
 //! [`Error::NotSupported`]: crate::Error::NotSupported

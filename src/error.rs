@@ -245,6 +245,13 @@ pub enum Error {
         /// Index of the segment.
         index: usize,
     },
+    /// A segment that wraps the address space or reaches past the user
+    /// address space (`access_ok` failing). EFAULT.
+    #[error("segment {index} is outside the user address space")]
+    BadAddress {
+        /// Index of the segment.
+        index: usize,
+    },
     /// A page copy or page range that leaves its page (`page_copy_sane`
     /// failing, a `WARN` in C). EFAULT.
     #[error("{len} bytes at offset {offset} fall outside the page")]
@@ -314,7 +321,10 @@ impl Error {
             | Error::OverlappingRanges
             | Error::Misaligned { .. }
             | Error::InvalidArgument(_) => Errno::EINVAL,
-            Error::NullSegment { .. } | Error::PageRange { .. } | Error::NoPages => Errno::EFAULT,
+            Error::NullSegment { .. }
+            | Error::BadAddress { .. }
+            | Error::PageRange { .. }
+            | Error::NoPages => Errno::EFAULT,
             Error::NotSupported(_) => Errno::EOPNOTSUPP,
             Error::WouldBlock => Errno::EAGAIN,
             Error::BadExtent { .. } => Errno::EIO,

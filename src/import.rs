@@ -58,13 +58,41 @@ fn check_len(index: usize, v: &UserIovec) -> Result<()> {
     Ok(())
 }
 
-/// Checks one pair like `access_ok`: the range must not wrap the address
-/// space and a non-empty range needs a non-null base. EFAULT.
+/// One past the highest user address the kernel's `access_ok` accepts on
+/// this architecture (`TASK_SIZE_MAX`), where it is fixed: x86-64 with
+/// 4-level paging, `2^47 - 4096` (the 5-level paging limit, `2^56 - 4096`,
+/// is only reached by memory mapped with a hint above `2^47`, and is
+/// refused here); arm64 with 48-bit virtual addresses, `2^48`. `None`:
+/// only wrapping ranges are refused.
+pub const USER_ADDR_END: Option<usize> = user_addr_end();
+
+const fn user_addr_end() -> Option<usize> {
+    if cfg!(all(target_arch = "x86_64", target_pointer_width = "64")) {
+        Some((1usize << 47) - 4096)
+    } else if cfg!(all(target_arch = "aarch64", target_pointer_width = "64")) {
+        Some(1usize << 48)
+    } else {
+        None
+    }
+}
+
+/// Checks one pair like `access_ok`: a non-empty range must lie below
+/// [`USER_ADDR_END`] without wrapping ([`Error::BadAddress`], EFAULT), and
+/// needs a non-null base ([`Error::NullSegment`], EFAULT; the kernel lets
+/// NULL through and faults during the copy instead, see [`import_iovec`]).
 fn access_ok(index: usize, base: *mut u8, len: usize) -> Result<()> {
-    if len != 0 && (base.is_null() || (base as usize).checked_add(len).is_none()) {
+    if len == 0 {
+        return Ok(());
+    }
+    if base.is_null() {
         return Err(Error::NullSegment { index });
     }
-    Ok(())
+    let end = (base as usize).checked_add(len);
+    match (end, USER_ADDR_END) {
+        (None, _) => Err(Error::BadAddress { index }),
+        (Some(end), Some(top)) if end > top => Err(Error::BadAddress { index }),
+        _ => Ok(()),
+    }
 }
 
 /// Builds an iterator over `uvec` (`import_iovec`), with the kernel's rules:
@@ -72,8 +100,18 @@ fn access_ok(index: usize, base: *mut u8, len: usize) -> Result<()> {
 /// - 0 segments: an empty iterator;
 /// - more than [`UIO_MAXIOV`] (1024): [`Error::TooManySegments`] (EINVAL);
 /// - a length above `isize::MAX`: [`Error::SegmentTooLong`] (EINVAL);
-/// - a null base with a non-zero length, or a range that wraps the address
-///   space: [`Error::NullSegment`] (EFAULT, as `access_ok`);
+/// - a non-empty range that wraps the address space or reaches past the
+///   user address space ([`USER_ADDR_END`], the kernel's `TASK_SIZE_MAX`):
+///   [`Error::BadAddress`] (EFAULT, as `access_ok`);
+/// - a null base with a non-zero length: [`Error::NullSegment`] (EFAULT).
+///   This differs from the kernel, whose `access_ok` lets NULL through (it
+///   is a user address) so that the copy faults at the first byte and the
+///   syscall returns what it copied before (a short transfer, or EFAULT if
+///   nothing was). A userspace iterator cannot take a fault and carry on:
+///   touching unmapped memory is undefined behaviour, not an error. So the
+///   crate refuses the whole array, before building anything, for the one
+///   address it knows can never be mapped; any other unmapped address is
+///   the caller's promise (see Safety);
 /// - the total is clamped to [`MAX_RW_COUNT`] by shortening the segment that
 ///   crosses it (later segments become empty);
 /// - exactly one segment becomes a [`Ubuf`](crate::Ubuf) (clamped the same

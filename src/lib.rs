@@ -153,7 +153,7 @@ pub use error::{BadExtent, Errno, Error, Misalignment, Result};
 #[cfg(feature = "alloc")]
 pub use folio::{Folio, FolioPool, FolioRef, MAX_PAGE_ORDER};
 #[cfg(feature = "alloc")]
-pub use import::{IovecArray, UIO_FASTIOV, UIO_MAXIOV, import_iovec};
+pub use import::{IovecArray, UIO_FASTIOV, UIO_MAXIOV, USER_ADDR_END, import_iovec};
 pub use iter::{Extracted, IovIter, IterState, MAX_RW_COUNT, RawChunks};
 pub use page::{PAGE_OFFSET_MASK, PAGE_SHIFT, PAGE_SIZE, Page, PageFlags, PageFrame};
 #[cfg(feature = "alloc")]

@@ -585,6 +585,45 @@ fn rw_flags_through_set_rw_flags() {
     );
 }
 
+/// `RWF_DONTCACHE`: the capability the backend reports is what the kernel
+/// does with the flag on this file (a raw `preadv2` on another `O_DIRECT`
+/// descriptor of it, the kernel as the oracle), and a kiocb carrying it
+/// goes through when it says yes.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn dontcache_capability_is_what_the_kernel_does() {
+    use std::io::IoSliceMut;
+    use std::os::unix::fs::OpenOptionsExt;
+    let t = open_or_skip!("dontcache");
+    fill(&t, 0, PAGE_SIZE, 21);
+    let raw = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+        .open(&t.path)
+        .unwrap();
+    let mut dst = buf::<PAGE_SIZE>();
+    let kernel = rustix::io::preadv2(
+        &raw,
+        &mut [IoSliceMut::new(&mut dst.0)],
+        0,
+        rustix::io::ReadWriteFlags::from_bits_retain(RwfFlags::DONTCACHE.bits()),
+    );
+    let caps = t.file.caps();
+    assert_eq!(caps.dontcache, kernel.is_ok(), "kernel said {kernel:?}");
+    let mut kiocb = Kiocb::new_sync(0);
+    let set = kiocb.set_rw_flags(RwfFlags::DONTCACHE, RwType::Read, &caps);
+    assert_eq!(set.is_ok(), caps.dontcache);
+    if set.is_ok() {
+        let mut it = IovIter::<Dest, Ubuf>::new(&mut dst.0);
+        assert_eq!(
+            t.file.direct_io(&mut kiocb, &mut it),
+            Ok(Submitted::Done(PAGE_SIZE))
+        );
+    } else {
+        assert_eq!(set.unwrap_err().errno(), Errno::EOPNOTSUPP);
+    }
+}
+
 #[test]
 #[cfg_attr(miri, ignore)]
 fn nowait_extending_write_is_done_or_eagain_with_nothing_written() {

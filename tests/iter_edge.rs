@@ -1323,7 +1323,35 @@ fn import_null_base_is_efault() {
     ] {
         // SAFETY: rejected before anything is built.
         let err = unsafe { import_iovec::<Source>(&raw, &mut storage) }.unwrap_err();
+        assert!(matches!(err, Error::BadAddress { .. }), "{err:?}");
         assert_eq!(err.errno(), Errno::EFAULT);
+    }
+    // Past the user address space: kernel addresses, and a range that
+    // crosses its end (as access_ok refuses them on x86-64 and arm64).
+    if let Some(top) = iov_iter::USER_ADDR_END {
+        let kernel = std::ptr::without_provenance_mut::<u8>(0xffff_8880_0000_0000);
+        let below = std::ptr::without_provenance_mut::<u8>(top - 4096);
+        for (raw, index) in [
+            (vec![UserIovec::new(kernel, 4096)], 0),
+            (vec![uv(&data), UserIovec::new(below, 1 << 20)], 1),
+            (
+                vec![UserIovec::new(
+                    std::ptr::without_provenance_mut(top),
+                    1 << 20,
+                )],
+                0,
+            ),
+        ] {
+            // SAFETY: rejected before anything is built.
+            let err = unsafe { import_iovec::<Source>(&raw, &mut storage) }.unwrap_err();
+            assert_eq!(err, Error::BadAddress { index });
+            assert_eq!(err.errno(), Errno::EFAULT);
+        }
+        // The last user page itself is a user address.
+        let raw = [UserIovec::new(below, 4096), uv(&data)];
+        // SAFETY: accepted but never read (the iterator is dropped unused).
+        let it = unsafe { import_iovec::<Source>(&raw, &mut storage) }.unwrap();
+        assert_eq!(it.count(), 4096 + 8);
     }
     // Null with length 0 among others is accepted and contributes nothing.
     let raw = [UserIovec::new(null, 0), uv(&data)];

@@ -59,14 +59,28 @@ struct Expect {
 
 /// The documented rules, written independently of `src/import.rs`.
 fn reference(pairs: &[(usize, usize)]) -> Result<Expect, Error> {
-    let bad_range = |b: usize, l: usize| l != 0 && (b == 0 || b.checked_add(l).is_none());
+    // access_ok: a non-empty range below the user address-space end,
+    // without wrapping; NULL refused on its own.
+    let bad_range = |index: usize, b: usize, l: usize| -> Option<Error> {
+        if l == 0 {
+            return None;
+        }
+        if b == 0 {
+            return Some(Error::NullSegment { index });
+        }
+        match (b.checked_add(l), iov_iter::USER_ADDR_END) {
+            (None, _) => Some(Error::BadAddress { index }),
+            (Some(end), Some(top)) if end > top => Some(Error::BadAddress { index }),
+            _ => None,
+        }
+    };
     if let [(b, l)] = *pairs {
         if l > isize::MAX as usize {
             return Err(Error::SegmentTooLong { index: 0, len: l });
         }
         let l = l.min(MAX_RW_COUNT);
-        if bad_range(b, l) {
-            return Err(Error::NullSegment { index: 0 });
+        if let Some(e) = bad_range(0, b, l) {
+            return Err(e);
         }
         return Ok(Expect {
             ubuf: true,
@@ -85,8 +99,8 @@ fn reference(pairs: &[(usize, usize)]) -> Result<Expect, Error> {
     let mut total = 0usize;
     let mut lens = Vec::with_capacity(pairs.len());
     for (index, &(b, l)) in pairs.iter().enumerate() {
-        if bad_range(b, l) {
-            return Err(Error::NullSegment { index });
+        if let Some(e) = bad_range(index, b, l) {
+            return Err(e);
         }
         let l = l.min(MAX_RW_COUNT - total);
         total += l;
