@@ -234,9 +234,10 @@ fn async_round_trip_qd32_many_in_flight() {
         let mut kiocb = counted(i * PS, src(i..i + 1, 3), &runs, &wlog);
         assert_eq!(q.submit(&mut kiocb), Ok(Submitted::Queued));
         peak = peak.max(q.in_flight());
-        assert!(q.in_flight() <= q.depth());
     }
-    assert!(peak > 1, "several operations were in flight at once");
+    // Completions are reaped only when the queue is driven or full, so the
+    // submissions fill it to its depth before any is taken.
+    assert_eq!(peak, q.depth() as usize, "the queue fills to its depth");
     q.drain().unwrap();
     assert_eq!(q.in_flight(), 0);
     assert_eq!(

@@ -1,4 +1,5 @@
-//! Edge cases of the kernel's iov_iter (kernel.md §1 and §8) and the typed
+//! Edge cases of the kernel's iov_iter (`lib/iov_iter.c`, `include/linux/uio.h`:
+//! empty segments, popping, revert, truncate / reexpand) and the typed
 //! errors this crate returns where C has undefined behaviour, a `BUG` or a
 //! `WARN`. Every expected value is computed by hand from the kernel rules
 //! (page-aligned buffers make addresses predictable), not read back from the

@@ -1072,7 +1072,8 @@ proptest! {
     }
 }
 
-/// The popping rules above, on fixed layouts (kernel.md §1.4, §8).
+/// The popping rules above, on fixed layouts (`iterate_iovec` and
+/// `iov_iter_advance` in `lib/iov_iter.c`).
 #[test]
 fn popping_rules_examples() {
     let (a, b) = ([1u8; 4], [2u8; 4]);
