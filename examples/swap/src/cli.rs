@@ -11,7 +11,7 @@ usage: swap [OPTIONS]          swap pages out and back in, verify them, report
        swap bench [ARGS]       4 KiB swap-in / swap-out benchmarks (swap bench --help)
 
 Without options: a 64 MiB swap file in the system temp dir (or under ./target
-when O_DIRECT or FIEMAP is refused there), both modes, then the file is removed.
+when O_DIRECT or FIEMAP is refused there), every mode, then the file is removed.
 
 options:
   --file PATH     use the swap area at PATH (its label and UUID are printed);
@@ -23,9 +23,15 @@ options:
   --mode MODE     sync   sync kiocbs through DirectIo::direct_io (preadv2/pwritev2)
                   async  async kiocbs on io_uring (feature `uring`; without it,
                          async kiocbs completed inline by the same O_DIRECT file)
-                  both   sync, then async (default)
+                  both   sync, then async
+                  uffd   userfaultfd: a region of this process's memory (anonymous,
+                         then a memfd) paged through the swap file by a fault
+                         thread while workers read it; needs no privilege
+                         (UFFD_USER_MODE_ONLY), skipped loudly where userfaultfd
+                         is unavailable
+                  all    sync, async, then uffd (default)
   --pages N       pages to swap out and in (default: 12000, at most the area's
-                  usable slots)
+                  usable slots; the uffd mode's region: default 8192 pages)
   --seed N        seed of the page contents and the slot orders (decimal or 0x..)
   -h, --help      this text
 ";
@@ -45,6 +51,27 @@ pub enum ModeArg {
     Async,
     /// Sync, then async.
     Both,
+    /// The userfaultfd pager only.
+    Uffd,
+    /// Sync, async, then the userfaultfd pager.
+    All,
+}
+
+impl ModeArg {
+    /// The swap-device modes it runs (`sync`, `async`).
+    pub fn device_modes(self) -> (bool, bool) {
+        match self {
+            ModeArg::Sync => (true, false),
+            ModeArg::Async => (false, true),
+            ModeArg::Both | ModeArg::All => (true, true),
+            ModeArg::Uffd => (false, false),
+        }
+    }
+
+    /// Whether it runs the userfaultfd mode.
+    pub fn uffd(self) -> bool {
+        matches!(self, ModeArg::Uffd | ModeArg::All)
+    }
 }
 
 /// Options of the demo.
@@ -67,7 +94,7 @@ impl Default for DemoOptions {
         DemoOptions {
             file: None,
             size: None,
-            mode: ModeArg::Both,
+            mode: ModeArg::All,
             pages: None,
             seed: None,
         }
@@ -198,9 +225,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                     "sync" => ModeArg::Sync,
                     "async" => ModeArg::Async,
                     "both" => ModeArg::Both,
+                    "uffd" => ModeArg::Uffd,
+                    "all" => ModeArg::All,
                     other => {
                         return err(format!(
-                            "--mode: unknown mode {other:?} (sync, async or both)"
+                            "--mode: unknown mode {other:?} (sync, async, both, uffd or all)"
                         ));
                     }
                 };
@@ -459,6 +488,8 @@ mod tests {
     #[test]
     fn usage_states_the_defaults() {
         assert!(USAGE.contains(&format!("default: {DEFAULT_PAGES},")));
+        let uffd_pages = crate::pager_demo::DEFAULT_PAGES;
+        assert!(USAGE.contains(&format!("region: default {uffd_pages} pages")));
         assert_eq!(DEFAULT_SIZE, parse_size("64M").unwrap());
         assert!(USAGE.contains("default 64M"));
     }
@@ -510,6 +541,12 @@ mod tests {
         assert_eq!(o.seed, Some(16));
         assert_eq!(demo(&["--mode=async"]).mode, ModeArg::Async);
         assert_eq!(demo(&["--mode", "both"]).mode, ModeArg::Both);
+        assert_eq!(demo(&["--mode", "uffd"]).mode, ModeArg::Uffd);
+        assert_eq!(demo(&["--mode", "all"]).mode, ModeArg::All);
+        assert_eq!(demo(&[]).mode, ModeArg::All, "every mode by default");
+        assert_eq!(ModeArg::All.device_modes(), (true, true));
+        assert!(ModeArg::All.uffd() && ModeArg::Uffd.uffd() && !ModeArg::Both.uffd());
+        assert_eq!(ModeArg::Uffd.device_modes(), (false, false));
     }
 
     #[test]

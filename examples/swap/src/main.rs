@@ -9,19 +9,22 @@
 //! The swap machinery is the package's library (`iov_iter_swap`); around it
 //! here, one concern per file: `area.rs` (where the swap file lives),
 //! `cli.rs` (arguments), `workload.rs` (the demo workload and its
-//! statistics), `bench.rs` (the `bench` subcommand: 4 KiB swap-in /
-//! swap-out against the clock, for `benches/fio_compare.sh`).
+//! statistics), `pager_demo.rs` (the userfaultfd mode: the process's own
+//! memory paged through the swap file), `bench.rs` (the `bench` subcommand:
+//! 4 KiB swap-in / swap-out against the clock, for `benches/fio_compare.sh`).
 
 mod area;
 mod bench;
 mod cli;
+mod pager_demo;
 mod workload;
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use cli::{Command, DemoOptions, ModeArg};
+use cli::{Command, DemoOptions};
 use iov_iter_swap::swapio::{IoMode, SwapDevice, SwapError};
+use iov_iter_swap::uffd::RegionKind;
 use workload::WorkloadConfig;
 
 /// io_uring queue depth, and swap-in reads outstanding.
@@ -123,11 +126,14 @@ fn demo(opts: &DemoOptions) -> Result<bool, String> {
         Some(n) => n,
         None => cli::DEFAULT_PAGES.min(usable),
     };
-    let modes = match opts.mode {
-        ModeArg::Sync => vec![IoMode::Sync],
-        ModeArg::Async => vec![async_mode()],
-        ModeArg::Both => vec![IoMode::Sync, async_mode()],
-    };
+    let mut modes = Vec::new();
+    let (sync, asynchronous) = opts.mode.device_modes();
+    if sync {
+        modes.push(IoMode::Sync);
+    }
+    if asynchronous {
+        modes.push(async_mode());
+    }
     let cfg = WorkloadConfig {
         pages,
         seed: opts.seed.unwrap_or(WorkloadConfig::default().seed),
@@ -135,16 +141,18 @@ fn demo(opts: &DemoOptions) -> Result<bool, String> {
         zero_every: ZERO_EVERY,
         ..WorkloadConfig::default()
     };
-    println!(
-        "workload: {pages} pages ({:.1} MiB), seed {:#x}: half in contiguous runs of 1-{} slots, \
+    if !modes.is_empty() {
+        println!(
+            "workload: {pages} pages ({:.1} MiB), seed {:#x}: half in contiguous runs of 1-{} slots, \
          half on random slots, one in {ZERO_EVERY} all zeros, swapped out through a plug (<= {} pages per kiocb), dropped, \
          swapped in (runs in slot order, runs and single pages shuffled; readahead up to 2^page-cluster = 8 pages, adaptive) ({} reads outstanding), every byte verified",
-        (pages * 4096) as f64 / (1 << 20) as f64,
-        cfg.seed,
-        cfg.max_run,
-        iov_iter_swap::swapio::SWAP_CLUSTER_MAX,
-        cfg.window,
-    );
+            (pages * 4096) as f64 / (1 << 20) as f64,
+            cfg.seed,
+            cfg.max_run,
+            iov_iter_swap::swapio::SWAP_CLUSTER_MAX,
+            cfg.window,
+        );
+    }
     let mut all_ok = true;
     let mut verdicts = Vec::new();
     for mode in modes {
@@ -166,6 +174,10 @@ fn demo(opts: &DemoOptions) -> Result<bool, String> {
         ));
         all_ok &= report.ok();
     }
+    if opts.mode.uffd() {
+        let pages = opts.pages.unwrap_or(pager_demo::DEFAULT_PAGES.min(usable));
+        all_ok &= uffd_modes(&area, pages, cfg.seed, &mut verdicts)?;
+    }
     drop(area);
     println!(
         "result: {} ({}) in {:.2} s",
@@ -180,9 +192,68 @@ fn demo(opts: &DemoOptions) -> Result<bool, String> {
     Ok(all_ok)
 }
 
+/// The userfaultfd mode: anonymous memory (UFFDIO_COPY), then a memfd
+/// (zero copy: UFFDIO_CONTINUE), each on a device of the async mode.
+/// `Ok(false)` when a page did not come back intact; userfaultfd being
+/// unavailable is reported loudly and is not a failure.
+fn uffd_modes(
+    area: &area::Area,
+    pages: usize,
+    seed: u64,
+    verdicts: &mut Vec<String>,
+) -> Result<bool, String> {
+    let mut all_ok = true;
+    for kind in [RegionKind::Anon, RegionKind::Memfd] {
+        let dev = open_device(area, async_mode()).map_err(|e| e.to_string())?;
+        let how = match kind {
+            RegionKind::Anon => {
+                "anonymous memory: MADV_DONTNEED out, MISSING faults, swap-in into a pool page, \
+                 UFFDIO_COPY"
+            }
+            RegionKind::Memfd => {
+                "memfd mapped twice: PUNCH_HOLE out, MISSING faults (MINOR while a read is on \
+                 its way), O_DIRECT read into the page cache through the alias, UFFDIO_CONTINUE \
+                 (zero copy)"
+            }
+        };
+        println!(
+            "[uffd-{kind}] {pages} pages ({:.1} MiB) of this process's {how}; {} on {}; 2 \
+             workers reading at random and in runs, a reclaim thread keeping 1/4 resident",
+            (pages * 4096) as f64 / (1 << 20) as f64,
+            dev.mode(),
+            describe(dev.mode()),
+        );
+        let cfg = pager_demo::UffdConfig {
+            kind,
+            pages,
+            seed,
+            zero_every: ZERO_EVERY,
+            touches: 2 * pages,
+        };
+        match pager_demo::run(dev, &cfg).map_err(|e| format!("uffd-{kind}: {e}"))? {
+            pager_demo::Outcome::Ran(report) => {
+                println!("{report}");
+                verdicts.push(format!(
+                    "{} {}",
+                    report.name(),
+                    if report.ok() { "OK" } else { "FAILED" }
+                ));
+                all_ok &= report.ok();
+            }
+            pager_demo::Outcome::Skipped(why) => {
+                println!("***** SKIPPED uffd mode: {why} *****");
+                verdicts.push("uffd SKIPPED".to_owned());
+                break;
+            }
+        }
+    }
+    Ok(all_ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::ModeArg;
     use iov_iter_swap::testutil::TestDir;
 
     /// The demo itself, both modes, on a swap file it creates and keeps

@@ -13,14 +13,15 @@
 //! | entry | when | a swap-in of the slot | `swap_free` of the slot |
 //! |---|---|---|---|
 //! | `Writeback` | from `swap_writepage` (in a plug or in flight) until the write completes | gets the page being written, no I/O | deferred until the write completes |
-//! | `Redirtied` | after a failed write, until the slot is written again or freed | gets the in-memory page (dirty: the device's copy is stale), no I/O | at once |
+//! | `Redirtied` | after a failed write, until the slot is written again or freed | refused: the slot's data is the dirty page its owner holds, the device's copy is stale (`SwapError::InMemory`), no I/O | at once |
 //! | `Reading` | a read in flight (asked for, or read ahead) | shares that read | deferred until the read completes |
 //! | `Readahead` | a page read ahead that nobody asked for yet | gets it, no I/O (a readahead hit) | at once (the page is dropped) |
 //!
 //! A slot with no entry is on the device (or holds zeros, [`SwapCache::zero`]).
-//! The cache holds `Writeback` and `Redirtied` pages weakly (the page's
-//! owner holds it; the write batch holds it while in flight) and read-ahead
-//! pages strongly (nobody else does), at most [`READAHEAD_CACHE_MAX`] of
+//! The cache holds a page under writeback weakly (its owner holds it, and
+//! the write batch while in flight), a redirtied page not at all (its owner
+//! holds it, and may change it in place: `Arc::get_mut` works on it), and
+//! read-ahead pages strongly (nobody else does), at most [`READAHEAD_CACHE_MAX`] of
 //! them, oldest evicted first.
 
 use std::collections::{HashMap, VecDeque};
@@ -41,8 +42,9 @@ pub(crate) enum Entry<C> {
         /// `swap_free` came while the write was on its way.
         free: bool,
     },
-    /// The last write failed: the page in memory is the slot's data.
-    Redirtied { page: Weak<Page> },
+    /// The last write failed: the page its owner holds in memory is the
+    /// slot's data, the device's copy is stale.
+    Redirtied,
     /// A read in flight.
     Reading {
         cell: Arc<C>,

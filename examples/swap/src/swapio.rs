@@ -58,6 +58,16 @@
 //!   (io_uring, feature `uring`); completions run when the device is
 //!   driven ([`SwapDevice::poll`], [`SwapDevice::drain`],
 //!   [`SwapDevice::wait_any`], [`SwapIn::wait`]).
+//!
+//! # Swap-in into the caller's memory
+//!
+//! [`SwapDevice::swap_read_into`] reads a slot into one page of memory the
+//! caller owns (a [`GuestBuf`] over a [`SharedRegion`](iov_iter::buf::SharedRegion),
+//! e.g. the page-cache page of a memfd behind an alias mapping) instead of
+//! a pool page: the same swap cache rules (a page under writeback,
+//! redirtied or read ahead is copied, a zero slot zero-filled, both without
+//! I/O), and on a miss a read kiocb straight over the caller's memory,
+//! merged in the plug with reads of the next slots like the page reads.
 
 use std::fmt;
 use std::fs::File;
@@ -68,7 +78,7 @@ use std::time::{Duration, Instant};
 use iov_iter::backend::file::DirectFile;
 #[cfg(feature = "uring")]
 use iov_iter::backend::uring::UringQueue;
-use iov_iter::buf::OwnedIter;
+use iov_iter::buf::{GuestBuf, IoBuf, IoBufMut, OwnedIter};
 use iov_iter::dio::{DioAlign, DioBuf, DirectIo};
 use iov_iter::kiocb::{IocbFlags, Kiocb, Submitted};
 use iov_iter::{Dest, Error as IoError, PAGE_SIZE, Page, PageFlags, PagePool, PageRef, Source};
@@ -152,11 +162,11 @@ pub enum SwapError {
     /// The page is already under writeback, or the slot is (a swap-out to
     /// a slot whose write or whose requested swap-in is on its way).
     Busy(Slot),
-    /// The slot's last write failed and the page that held its data (dirty
-    /// in memory) was dropped: the data is gone. Never happens to a caller
-    /// that keeps redirtied pages until they are written (the no-loss
-    /// rule).
-    Lost(Slot),
+    /// A swap-in of a slot whose last write failed: its data is the
+    /// redirtied page its owner holds (dirty, in memory), and the device's
+    /// copy is stale, so nothing is read. Written again or freed, the slot
+    /// reads normally.
+    InMemory(Slot),
     /// The slot is not allocated in the swap map (or out of range).
     BadSlot(Slot),
     /// A swap-map operation failed.
@@ -181,9 +191,9 @@ impl fmt::Display for SwapError {
         match self {
             SwapError::Read { slot, failure } => write!(f, "read error on swap {slot}: {failure}"),
             SwapError::Busy(slot) => write!(f, "page for swap {slot} is already under writeback"),
-            SwapError::Lost(slot) => write!(
+            SwapError::InMemory(slot) => write!(
                 f,
-                "swap {slot}: its last write failed and its redirtied page was dropped"
+                "swap {slot}: its last write failed; its data is the redirtied page in memory"
             ),
             SwapError::BadSlot(slot) => write!(f, "swap {slot} is not allocated"),
             SwapError::Map(e) => write!(f, "{e}"),
@@ -443,7 +453,8 @@ impl Stats {
                     if free {
                         let _ = book.map.free(Slot::new(slot));
                     } else if failure.is_some() {
-                        book.cache.insert(slot, Entry::Redirtied { page: w });
+                        drop(w);
+                        book.cache.insert(slot, Entry::Redirtied);
                     }
                 }
             }
@@ -544,6 +555,67 @@ impl Stats {
                     slots.pool.put(page);
                 }
             }
+        }
+        self.reads_in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The completion of a read into the caller's memory: the counters as
+    /// `sio_read_complete`, the slot leaves the swap cache (freed now if
+    /// `swap_free` came meanwhile), swap-ins that joined the read get a
+    /// copy in a page of their own, and the caller's handle its outcome,
+    /// after its buffer (and so its lease on the memory) was dropped.
+    fn read_into_complete(
+        &self,
+        slots: &Slots,
+        pos: u64,
+        bufs: IntoBufs,
+        cells: &[(Arc<IntoCell>, Arc<InCell>)],
+        result: Result<usize, IoError>,
+        start: Instant,
+    ) {
+        lock(&self.latencies).read.push(start.elapsed());
+        let n = bufs.len() as u64;
+        let failure = IoFailure::check(result, bufs.len() * PAGE_SIZE);
+        match failure {
+            None => add(&self.pswpin, n),
+            Some(f) => {
+                add(&self.read_errors, 1);
+                add(&self.read_failed_pages, n);
+                self.log_error(format!("Read-error on swap-device ({pos}, {n} pages): {f}"));
+            }
+        }
+        for (buf, (into, cached)) in bufs.into_iter().zip(cells) {
+            let outcome = match failure {
+                None => Ok(()),
+                Some(failure) => Err(SwapError::Read {
+                    slot: cached.slot,
+                    failure,
+                }),
+            };
+            let slot = cached.slot.index();
+            {
+                let mut book = lock(&slots.book);
+                let ours = matches!(
+                    book.cache.get(slot),
+                    Some(Entry::Reading { cell, .. }) if Arc::ptr_eq(cell, cached)
+                );
+                if ours {
+                    if let Some(Entry::Reading { free: true, .. }) = book.cache.remove(slot) {
+                        let _ = book.map.free(cached.slot);
+                    }
+                }
+            }
+            // Out of the cache: no swap-in joins any more.
+            if cached.handles.load(Ordering::Acquire) > 0 {
+                let mut page = slots.pool.get().unwrap_or_else(|_| Page::new());
+                if outcome.is_ok() {
+                    copy_from_buf(&buf, page.as_mut_bytes());
+                    page.set_flags(PageFlags::UPTODATE);
+                }
+                cached.finish(PageRef::new(page), outcome.clone());
+            }
+            drop(buf);
+            *lock(&into.state) = IntoState::Done(outcome.map(|()| IntoFill::Read));
         }
         self.reads_in_flight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -693,6 +765,149 @@ impl fmt::Debug for SwapIn {
 }
 
 // ---------------------------------------------------------------------------
+// Swap-in into the caller's memory.
+
+/// How a [`SwapInto`] filled the caller's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntoFill {
+    /// The device read the slot straight into it (direct I/O, no copy).
+    Read,
+    /// Copied from the swap cache, no I/O: the page under writeback or
+    /// redirtied, or read ahead.
+    Cached,
+    /// A zero slot: zero-filled, no I/O.
+    Zero,
+}
+
+enum IntoState {
+    /// In a plug, not submitted yet.
+    Plugged,
+    /// Submitted; the completion has not run.
+    InFlight,
+    /// Completed.
+    Done(Result<IntoFill, SwapError>),
+    /// Handed to the caller.
+    Taken,
+}
+
+/// Where a read into the caller's memory leaves its outcome.
+struct IntoCell {
+    slot: Slot,
+    state: Mutex<IntoState>,
+}
+
+/// A swap-in into the caller's memory ([`SwapDevice::swap_read_into`]),
+/// resolved by the read's completion, or at once when the swap cache or
+/// the zero map served it.
+pub struct SwapInto {
+    cell: Arc<IntoCell>,
+    dev: Arc<Shared>,
+}
+
+impl SwapInto {
+    fn ready(slot: Slot, fill: IntoFill, dev: &Arc<Shared>) -> SwapInto {
+        SwapInto {
+            cell: Arc::new(IntoCell {
+                slot,
+                state: Mutex::new(IntoState::Done(Ok(fill))),
+            }),
+            dev: Arc::clone(dev),
+        }
+    }
+
+    /// The slot being read.
+    pub fn slot(&self) -> Slot {
+        self.cell.slot
+    }
+
+    /// Whether the read is still in a [`SwapPlug`] (not submitted).
+    pub fn is_plugged(&self) -> bool {
+        matches!(*lock(&self.cell.state), IntoState::Plugged)
+    }
+
+    /// Whether the read has completed ([`SwapInto::wait`] returns at once).
+    pub fn is_done(&self) -> bool {
+        matches!(*lock(&self.cell.state), IntoState::Done(_))
+    }
+
+    /// Waits for the read (driving the device's queue): how the memory was
+    /// filled, or the read error. After an error the memory holds
+    /// unspecified bytes (the device may have written some of them): never
+    /// use them as the slot's data. Either way the destination buffer is
+    /// dropped by then, its lease on the memory released.
+    ///
+    /// # Panics
+    ///
+    /// If the read is still in a [`SwapPlug`]: unplug first.
+    pub fn wait(self) -> Result<IntoFill, SwapError> {
+        loop {
+            {
+                let mut st = lock(&self.cell.state);
+                match &*st {
+                    IntoState::Done(_) => {
+                        if let IntoState::Done(r) = std::mem::replace(&mut *st, IntoState::Taken) {
+                            return r;
+                        }
+                        unreachable!()
+                    }
+                    IntoState::Plugged => panic!(
+                        "SwapInto::wait on {} while its read is still in a SwapPlug; unplug first",
+                        self.cell.slot
+                    ),
+                    IntoState::InFlight => {}
+                    IntoState::Taken => unreachable!("SwapInto consumed twice"),
+                }
+            }
+            self.dev.wait_some();
+        }
+    }
+}
+
+impl fmt::Debug for SwapInto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwapInto")
+            .field("slot", &self.cell.slot)
+            .field("done", &self.is_done())
+            .finish()
+    }
+}
+
+/// Copies `src`, or zeros, into a one-page destination buffer.
+fn fill_buf(dst: &mut GuestBuf<Dest>, src: Option<&[u8; PAGE_SIZE]>) {
+    let mut at = 0usize;
+    dst.for_each_seg_mut(&mut |ptr, len| {
+        let len = len.min(PAGE_SIZE - at);
+        match src {
+            Some(src) => {
+                let from = &src[at..at + len];
+                // SAFETY: the `IoBufMut` contract: the segment is valid for
+                // writes of `len` bytes and nothing else in Rust reaches it
+                // while the buffer lives; `from` is a live slice of another
+                // allocation (a page), so they do not overlap.
+                unsafe { core::ptr::copy_nonoverlapping(from.as_ptr(), ptr, len) }
+            }
+            // SAFETY: as above, the segment is valid for writes of `len`.
+            None => unsafe { core::ptr::write_bytes(ptr, 0, len) },
+        }
+        at += len;
+    });
+}
+
+/// Copies a one-page buffer's bytes into `page`.
+fn copy_from_buf(src: &GuestBuf<Dest>, page: &mut [u8; PAGE_SIZE]) {
+    let mut at = 0usize;
+    src.for_each_seg(&mut |ptr, len| {
+        let len = len.min(PAGE_SIZE - at);
+        let to = &mut page[at..at + len];
+        // SAFETY: the `IoBuf` contract: the segment is valid for reads of
+        // `len` initialised bytes, not written by Rust code while the buffer
+        // lives (its read has completed); `to` is a page of our own.
+        unsafe { core::ptr::copy_nonoverlapping(ptr, to.as_mut_ptr(), len) }
+        at += len;
+    });
+}
+
+// ---------------------------------------------------------------------------
 // Batches (struct swap_iocb) and the plug.
 
 /// A write batch's page references: one inline (an unplugged swap-out
@@ -717,6 +932,18 @@ struct ReadSio {
     cells: SmallVec<[Arc<InCell>; 1]>,
 }
 
+/// A read-into batch's destination buffers, held like the pages.
+type IntoBufs = SmallVec<[GuestBuf<Dest>; 1]>;
+
+/// A read batch into the caller's memory: one-page buffers for consecutive
+/// slots, with each slot's handle cell and swap-cache cell.
+struct IntoSio {
+    dev: Arc<Shared>,
+    pos: u64,
+    bufs: IntoBufs,
+    cells: SmallVec<[(Arc<IntoCell>, Arc<InCell>); 1]>,
+}
+
 fn end_of(pos: u64, pages: usize) -> u64 {
     pos + (pages * PAGE_SIZE) as u64
 }
@@ -728,6 +955,8 @@ fn end_of(pos: u64, pages: usize) -> u64 {
 pub struct SwapPlug {
     write: Option<WriteSio>,
     read: Option<ReadSio>,
+    /// Reads into the caller's memory ([`SwapDevice::swap_read_into`]).
+    read_into: Option<IntoSio>,
 }
 
 impl SwapPlug {
@@ -743,9 +972,13 @@ impl SwapPlug {
         }
     }
 
-    /// Submits the open read batch, if any (`swap_read_unplug`).
+    /// Submits the open read batches, if any (`swap_read_unplug`): the
+    /// one into pool pages and the one into the caller's memory.
     pub fn read_unplug(&mut self) {
         if let Some(sio) = self.read.take() {
+            sio.submit();
+        }
+        if let Some(sio) = self.read_into.take() {
             sio.submit();
         }
     }
@@ -756,11 +989,13 @@ impl SwapPlug {
         self.read_unplug();
     }
 
-    /// Pages waiting in the plug (write, read).
+    /// Pages waiting in the plug (write, read; reads into the caller's
+    /// memory count as reads).
     pub fn pending(&self) -> (usize, usize) {
         (
             self.write.as_ref().map_or(0, |s| s.pages.len()),
-            self.read.as_ref().map_or(0, |s| s.pages.len()),
+            self.read.as_ref().map_or(0, |s| s.pages.len())
+                + self.read_into.as_ref().map_or(0, |s| s.bufs.len()),
         )
     }
 }
@@ -857,6 +1092,45 @@ impl ReadSio {
         let iter = OwnedIter::<Dest, _>::new(pages);
         let done = move |result, iter: OwnedIter<Dest, ReadPages>| {
             stats.read_complete(&slots, pos, iter.into_inner(), &cells, result, start);
+        };
+        match dev.mode {
+            IoMode::Sync => submit_batch(
+                &dev.target,
+                Kiocb::new_sync_with(pos, iter).with_flags(IocbFlags::DIRECT),
+                done,
+            ),
+            IoMode::AsyncInline | IoMode::Uring => {
+                let kiocb = Kiocb::with_callback(pos, iter, move |c| done(c.result, c.buf));
+                submit_batch(&dev.target, kiocb.with_flags(IocbFlags::DIRECT), |_, _| {
+                    unreachable!("an async kiocb completes through its callback")
+                });
+            }
+        }
+        dev.stats.note_in_flight();
+    }
+}
+
+impl IntoSio {
+    /// One kiocb over a `Dest` iterator of the caller's buffers, which come
+    /// back with the completion (`read_into_complete`).
+    fn submit(self) {
+        let IntoSio {
+            dev,
+            pos,
+            bufs,
+            cells,
+        } = self;
+        let stats = Arc::clone(&dev.stats);
+        let slots = Arc::clone(&dev.slots);
+        stats.start_read(bufs.len());
+        for (into, cached) in &cells {
+            *lock(&into.state) = IntoState::InFlight;
+            cached.set_in_flight();
+        }
+        let start = Instant::now();
+        let iter = OwnedIter::<Dest, _>::new(bufs);
+        let done = move |result, iter: OwnedIter<Dest, IntoBufs>| {
+            stats.read_into_complete(&slots, pos, iter.into_inner(), &cells, result, start);
         };
         match dev.mode {
             IoMode::Sync => submit_batch(
@@ -1224,8 +1498,8 @@ impl SwapDevice {
     /// # Errors
     ///
     /// [`SwapError::BadSlot`] for a slot not allocated (or freed, its free
-    /// waiting for I/O); [`SwapError::Lost`] for a slot whose last write
-    /// failed and whose redirtied page was dropped; [`SwapError::Backend`]
+    /// waiting for I/O); [`SwapError::InMemory`] for a slot whose last
+    /// write failed (its data is the redirtied page); [`SwapError::Backend`]
     /// (ENOMEM) when no page can be allocated.
     pub fn swap_readpage(
         &self,
@@ -1242,8 +1516,11 @@ impl SwapDevice {
                 return Err(SwapError::BadSlot(slot));
             }
             match book.cache.get_mut(s) {
-                Some(Entry::Writeback { page, .. } | Entry::Redirtied { page }) => {
-                    let page = page.upgrade().ok_or(SwapError::Lost(slot))?;
+                Some(Entry::Redirtied) => return Err(SwapError::InMemory(slot)),
+                Some(Entry::Writeback { page, .. }) => {
+                    // The write batch holds the page until the entry
+                    // leaves, under this lock.
+                    let page = page.upgrade().ok_or(SwapError::Busy(slot))?;
                     add(&sh.stats.cache_hits, 1);
                     return Ok(SwapIn::ready(slot, page, sh));
                 }
@@ -1390,6 +1667,134 @@ impl SwapDevice {
         self.swap_readpage(slot, None)?.wait()
     }
 
+    /// Swaps `slot` in straight into the caller's memory: `dst`, one page
+    /// ([`PAGE_SIZE`] bytes, aligned for the device's direct I/O) of a
+    /// [`SharedRegion`](iov_iter::buf::SharedRegion), e.g. the page-cache
+    /// page of a memfd behind an alias mapping, so that nothing copies the
+    /// data (a userfaultfd pager then maps it with `UFFDIO_CONTINUE`).
+    ///
+    /// The swap cache first, as [`SwapDevice::swap_readpage`]: a page under
+    /// writeback or redirtied, or read ahead, is copied into `dst`
+    /// ([`IntoFill::Cached`]); a zero slot zero-fills it
+    /// ([`IntoFill::Zero`]); no I/O. Otherwise the read joins `plug`'s
+    /// read-into batch (merged with reads into other buffers for the next
+    /// slots, up to [`SWAP_CLUSTER_MAX`]; without a plug it is submitted at
+    /// once) and the slot is in the swap cache while it is on its way: a
+    /// swap-out of the slot is `Busy`, a `swap_free` deferred, and a
+    /// [`SwapDevice::swap_readpage`] of the slot meanwhile shares the read
+    /// (it gets a copy in a page of its own). No readahead: the read covers
+    /// the caller's page only. The buffer is dropped when the read
+    /// completes (or at once when served from the cache).
+    ///
+    /// # Errors
+    ///
+    /// [`SwapError::BadSlot`] for a slot not allocated (or freed, its free
+    /// waiting for I/O); [`SwapError::InMemory`] as for `swap_readpage`;
+    /// [`SwapError::Busy`] when a read of the slot into a pool page is on
+    /// its way (a `swap_readpage`'s or a readahead's: wait for it and
+    /// retry, or use `swap_readpage`); [`SwapError::Backend`]
+    /// (`EINVAL`) when `dst` is not one page long. `dst` is dropped.
+    pub fn swap_read_into(
+        &self,
+        slot: Slot,
+        mut dst: GuestBuf<Dest>,
+        plug: Option<&mut SwapPlug>,
+    ) -> Result<SwapInto, SwapError> {
+        if dst.len() != PAGE_SIZE {
+            return Err(SwapError::Backend(IoError::InvalidArgument(
+                "swap_read_into: the destination must be one page",
+            )));
+        }
+        let sh = &self.shared;
+        let s = slot.index();
+        let cached = {
+            let mut book = self.book();
+            if !book.map.is_allocated(slot) || book.cache.free_pending(s) {
+                return Err(SwapError::BadSlot(slot));
+            }
+            match book.cache.get(s) {
+                Some(Entry::Redirtied) => return Err(SwapError::InMemory(slot)),
+                Some(Entry::Writeback { page, .. }) => {
+                    let page = page.upgrade().ok_or(SwapError::Busy(slot))?;
+                    drop(book);
+                    fill_buf(&mut dst, Some(page.as_bytes()));
+                    add(&sh.stats.cache_hits, 1);
+                    return Ok(SwapInto::ready(slot, IntoFill::Cached, sh));
+                }
+                Some(Entry::Reading { .. }) => return Err(SwapError::Busy(slot)),
+                Some(Entry::Readahead { .. }) => {
+                    if let Some(Entry::Readahead { page }) = book.cache.remove(s) {
+                        drop(book);
+                        fill_buf(&mut dst, Some(page.as_bytes()));
+                        add(&sh.stats.readahead_hits, 1);
+                        sh.ra.hits.fetch_add(1, Ordering::Relaxed);
+                        self.put_page(page);
+                        return Ok(SwapInto::ready(slot, IntoFill::Cached, sh));
+                    }
+                    unreachable!()
+                }
+                None => {}
+            }
+            if book.cache.zero(s) {
+                drop(book);
+                fill_buf(&mut dst, None);
+                add(&sh.stats.zero_pages_in, 1);
+                return Ok(SwapInto::ready(slot, IntoFill::Zero, sh));
+            }
+            let cell = InCell::new(slot, InState::Plugged);
+            book.cache.insert(
+                s,
+                Entry::Reading {
+                    cell: Arc::clone(&cell),
+                    wanted: true,
+                    free: false,
+                },
+            );
+            cell
+        };
+        let into = Arc::new(IntoCell {
+            slot,
+            state: Mutex::new(IntoState::Plugged),
+        });
+        let mut own = SwapPlug::new();
+        let plug = match plug {
+            Some(plug) => plug,
+            None => &mut own,
+        };
+        let pos = slot.byte_offset();
+        if let Some(sio) = &plug.read_into {
+            if !Arc::ptr_eq(&sio.dev, sh) || end_of(sio.pos, sio.bufs.len()) != pos {
+                plug.read_unplug();
+            }
+        }
+        let entry = (Arc::clone(&into), cached);
+        match &mut plug.read_into {
+            Some(sio) => {
+                sio.bufs.push(dst);
+                sio.cells.push(entry);
+            }
+            None => {
+                plug.read_into = Some(IntoSio {
+                    dev: Arc::clone(sh),
+                    pos,
+                    bufs: smallvec::smallvec![dst],
+                    cells: smallvec::smallvec![entry],
+                })
+            }
+        }
+        if plug
+            .read_into
+            .as_ref()
+            .is_some_and(|s| s.bufs.len() >= SWAP_CLUSTER_MAX)
+        {
+            plug.read_unplug();
+        }
+        Ok(SwapInto {
+            cell: into,
+            dev: Arc::clone(sh),
+        })
+    }
+
     /// Drops a reference to a swapped-in page whose data is no longer
     /// needed (`put_page`): the last reference hands the frame back to the
     /// device's page pool for a later swap-in, flags cleared and bytes
@@ -1418,14 +1823,18 @@ impl SwapDevice {
         self.book().cache.len()
     }
 
-    /// Whether the swap cache holds `page` as `slot`'s data (under
-    /// writeback, or redirtied after a failed write).
+    /// Whether `page` is under writeback to `slot` in the swap cache.
     pub fn caches(&self, slot: Slot, page: &PageRef) -> bool {
         matches!(
             self.book().cache.get(slot.index()),
-            Some(Entry::Writeback { page: w, .. } | Entry::Redirtied { page: w })
-                if std::ptr::eq(w.as_ptr(), Arc::as_ptr(page))
+            Some(Entry::Writeback { page: w, .. }) if std::ptr::eq(w.as_ptr(), Arc::as_ptr(page))
         )
+    }
+
+    /// Whether `slot`'s last write failed, so that its data is the
+    /// redirtied page in memory ([`SwapError::InMemory`] on swap-in).
+    pub fn is_redirtied(&self, slot: Slot) -> bool {
+        matches!(self.book().cache.get(slot.index()), Some(Entry::Redirtied))
     }
 
     /// Frees `slot` (`swap_free`): the page was swapped in for good, or

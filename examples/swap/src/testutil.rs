@@ -91,45 +91,6 @@ pub const EXT4_SUPER_MAGIC: u64 = 0xef53;
 /// `XFS_SUPER_MAGIC`.
 pub const XFS_SUPER_MAGIC: u64 = 0x5846_5342;
 
-/// The Size column of `/proc/swaps` (KiB) for the active area at `path`.
-pub fn proc_swaps_size_kib(path: &Path) -> Option<u64> {
-    let canon = std::fs::canonicalize(path).ok()?;
-    let swaps = std::fs::read_to_string("/proc/swaps").ok()?;
-    swaps.lines().skip(1).find_map(|line| {
-        let mut cols = line.split_whitespace();
-        // /proc/swaps escapes spaces, tabs, newlines and backslashes in octal.
-        let name = cols
-            .next()?
-            .replace("\\040", " ")
-            .replace("\\011", "\t")
-            .replace("\\012", "\n")
-            .replace("\\134", "\\");
-        let _kind = cols.next()?;
-        let size = cols.next()?.parse().ok()?;
-        (Path::new(&name) == canon).then_some(size)
-    })
-}
-
-/// An area activated by `swapon(2)`; `swapoff(2)` on drop (also while a
-/// panic unwinds), so a test never leaves a swap area active.
-struct SwapOnGuard {
-    path: std::ffi::CString,
-}
-
-impl Drop for SwapOnGuard {
-    fn drop(&mut self) {
-        // SAFETY: `self.path` is a NUL-terminated string that outlives the
-        // call; swapoff(2) only reads it.
-        if unsafe { libc::swapoff(self.path.as_ptr()) } != 0 {
-            eprintln!(
-                "\n!!!!!!!! swapoff {:?} FAILED: {}: the area is still active, run swapoff by hand !!!!!!!!\n",
-                self.path,
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-}
-
 /// What the kernel makes of `path` as a swap file: `swapon(path, 0)`
 /// (the system call, not swapon(8) and its own checks), the area's usable
 /// pages from `/proc/swaps` (Size in KiB / 4: the kernel's `si->pages`),
@@ -140,19 +101,11 @@ impl Drop for SwapOnGuard {
 /// When the area is not listed in `/proc/swaps` after a successful
 /// swapon, or is still listed after swapoff.
 pub fn kernel_swapon_pages(path: &Path) -> std::io::Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from_raw_os_error(22 /* EINVAL */))?;
-    // SAFETY: `c_path` is a NUL-terminated string that outlives the call;
-    // swapon(2) only reads it.
-    if unsafe { libc::swapon(c_path.as_ptr(), 0) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let guard = SwapOnGuard { path: c_path };
-    let kib = proc_swaps_size_kib(path);
-    drop(guard);
+    let area = crate::kernel::SwapOn::new(path)?;
+    let kib = crate::kernel::proc_swaps_size_kib(path);
+    area.swapoff()?;
     assert!(
-        proc_swaps_size_kib(path).is_none(),
+        crate::kernel::proc_swaps_size_kib(path).is_none(),
         "{} still active after swapoff",
         path.display()
     );
