@@ -1806,6 +1806,19 @@ impl SwapDevice {
         }
     }
 
+    /// A page from the device's pool for a swap-out: a recycled frame (its
+    /// bytes are whatever it held: overwrite them) or a fresh zeroed one;
+    /// hand it back with [`SwapDevice::put_page`] when its writeback has
+    /// ended (`mempool_alloc` for the pages a pager copies out).
+    ///
+    /// # Errors
+    ///
+    /// [`SwapError::Backend`] (ENOMEM) when no page can be allocated.
+    #[doc(alias = "mempool_alloc")]
+    pub fn get_page(&self) -> Result<Page, SwapError> {
+        self.shared.slots.pool.get().map_err(SwapError::Backend)
+    }
+
     /// Pages the device keeps for reuse by swap-in.
     pub fn pooled_pages(&self) -> usize {
         self.shared.slots.pool.len()

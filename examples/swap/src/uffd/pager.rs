@@ -415,7 +415,9 @@ struct Serve {
     /// Pages in `SwappingIn` whose read must be started (again).
     restart: Vec<usize>,
     /// Pages under writeback.
-    writebacks: Vec<usize>,
+    /// Pages under writeback, in submission order (completions mostly
+    /// come in that order, so the front is checked, not the whole list).
+    writebacks: std::collections::VecDeque<usize>,
     stats: PagerStats,
     latencies: Vec<Duration>,
 }
@@ -574,7 +576,7 @@ impl Pager {
                 pages: (0..cfg.pages).map(|_| Slotted::Resident).collect(),
                 reads: Vec::new(),
                 restart: Vec::new(),
-                writebacks: Vec::new(),
+                writebacks: std::collections::VecDeque::new(),
                 stats: PagerStats::default(),
                 latencies: Vec::new(),
             }),
@@ -1114,7 +1116,12 @@ impl Pager {
         ticket: &Arc<Ticket>,
         plug: &mut SwapPlug,
     ) {
-        let mut page = Page::new();
+        // A recycled frame (fully overwritten below), back in the pool
+        // when the writeback has ended.
+        let mut page = match self.dev.get_page() {
+            Ok(page) => page,
+            Err(_) => Page::new(),
+        };
         let src = match &*self.mem {
             // Resident: mapped, so this user-mode read does not fault.
             Memory::Anon(r) => r.as_ptr(),
@@ -1145,7 +1152,7 @@ impl Pager {
                     ticket: Arc::clone(ticket),
                 };
                 self.publish(i, PageState::Writeback);
-                st.writebacks.push(i);
+                st.writebacks.push_back(i);
             }
             Ok(false) | Err(_) => {
                 let _ = self.dev.swap_free(slot);
@@ -1159,19 +1166,19 @@ impl Pager {
     /// failed. Returns whether any writeback ended.
     fn complete_writebacks(&self, st: &mut Serve) -> Result<bool, PagerError> {
         let mut progress = false;
-        let mut k = 0;
-        while k < st.writebacks.len() {
-            let i = st.writebacks[k];
+        let mut dropped = Vec::new();
+        // From the front, while writeback has ended: O(1) per page. A page
+        // completed behind one still in flight waits for it.
+        while let Some(&i) = st.writebacks.front() {
             let ended = match &st.pages[i] {
                 Slotted::Writeback { page, .. } => !page.test(PageFlags::WRITEBACK),
                 _ => true,
             };
             if !ended {
-                k += 1;
-                continue;
+                break;
             }
             progress = true;
-            st.writebacks.swap_remove(k);
+            st.writebacks.pop_front();
             let Slotted::Writeback { slot, page, ticket } =
                 std::mem::replace(&mut st.pages[i], Slotted::Resident)
             else {
@@ -1187,12 +1194,32 @@ impl Pager {
             }
             st.pages[i] = Slotted::Swapped { slot };
             self.publish(i, PageState::Swapped);
-            match &*self.mem {
-                Memory::Anon(r) => r.drop_pages(self.page_range(i))?,
-                Memory::Memfd { region, .. } => region.punch_hole(i * PAGE_SIZE, PAGE_SIZE)?,
-            }
+            // The copy is on the device: its frame goes back to the pool.
+            self.dev.put_page(page);
+            dropped.push(i);
             st.stats.reclaimed += 1;
             ticket.account(|o| o.swapped += 1);
+        }
+        // The region's pages go in runs: one madvise / fallocate per run of
+        // consecutive pages.
+        dropped.sort_unstable();
+        let mut k = 0;
+        while k < dropped.len() {
+            let first = dropped[k];
+            let mut n = 1;
+            while k + n < dropped.len() && dropped[k + n] == first + n {
+                n += 1;
+            }
+            match &*self.mem {
+                Memory::Anon(r) => {
+                    let start = self.base.as_ptr() as usize + first * PAGE_SIZE;
+                    r.drop_pages(Range::new(start, n * PAGE_SIZE)?)?
+                }
+                Memory::Memfd { region, .. } => {
+                    region.punch_hole(first * PAGE_SIZE, n * PAGE_SIZE)?
+                }
+            }
+            k += n;
         }
         Ok(progress)
     }
