@@ -16,6 +16,8 @@
 //! | `Redirtied` | after a failed write, until the slot is written again or freed | refused: the slot's data is the dirty page its owner holds, the device's copy is stale (`SwapError::InMemory`), no I/O | at once |
 //! | `Reading` | a read in flight (asked for, or read ahead) | shares that read | deferred until the read completes |
 //! | `Readahead` | a page read ahead that nobody asked for yet | gets it, no I/O (a readahead hit) | at once (the page is dropped) |
+//! | `FolioWriteback` | a large folio written as one segment over its run of slots, until the write completes | gets a copy of the folio's page, no I/O | deferred until the write completes |
+//! | `FolioReading` | a large folio read as one segment | `Busy` | deferred until the read completes |
 //!
 //! A slot with no entry is on the device (or holds zeros, [`SwapCache::zero`]).
 //! The cache holds a page under writeback weakly (its owner holds it, and
@@ -27,7 +29,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 
-use iov_iter::Page;
+use iov_iter::{Folio, Page};
 
 /// Most read-ahead pages kept while nobody asks for them (4 MiB); older
 /// ones are dropped (reclaim of clean swap-cache pages).
@@ -55,6 +57,19 @@ pub(crate) enum Entry<C> {
     },
     /// Read ahead, nobody asked yet.
     Readahead { page: Arc<Page> },
+    /// Part of a large folio under writeback as one segment.
+    FolioWriteback {
+        folio: Weak<Folio>,
+        /// The folio's first slot (this slot's page is `slot - first`).
+        first: u32,
+        /// `swap_free` came while the write was on its way.
+        free: bool,
+    },
+    /// Part of a large folio being read as one segment.
+    FolioReading {
+        /// `swap_free` came while the read was on its way.
+        free: bool,
+    },
 }
 
 /// The per-slot state table and the zero map.
@@ -115,7 +130,12 @@ impl<C> SwapCache<C> {
     pub(crate) fn free_pending(&self, slot: u32) -> bool {
         matches!(
             self.entries.get(&slot),
-            Some(Entry::Writeback { free: true, .. } | Entry::Reading { free: true, .. })
+            Some(
+                Entry::Writeback { free: true, .. }
+                    | Entry::Reading { free: true, .. }
+                    | Entry::FolioWriteback { free: true, .. }
+                    | Entry::FolioReading { free: true }
+            )
         )
     }
 

@@ -71,7 +71,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -81,7 +81,9 @@ use iov_iter::backend::uring::UringQueue;
 use iov_iter::buf::{GuestBuf, IoBuf, IoBufMut, OwnedIter};
 use iov_iter::dio::{DioAlign, DioBuf, DirectIo};
 use iov_iter::kiocb::{IocbFlags, Kiocb, Submitted};
-use iov_iter::{Dest, Error as IoError, PAGE_SIZE, Page, PageFlags, PagePool, PageRef, Source};
+use iov_iter::{
+    Dest, Error as IoError, Folio, FolioRef, PAGE_SIZE, Page, PageFlags, PagePool, PageRef, Source,
+};
 
 use crate::activate::SwapFile;
 use crate::swapcache::{Entry, SwapCache, is_zero_filled};
@@ -255,6 +257,14 @@ pub struct SwapCounters {
     pub zero_pages_in: u64,
     /// `swap_free`s deferred until the slot's I/O completed.
     pub deferred_frees: u64,
+    /// Large folios written as one segment (`THP_SWPOUT` / mTHP
+    /// `swpout`).
+    pub folios_out: u64,
+    /// Large folios read as one segment (mTHP `swpin`).
+    pub folios_in: u64,
+    /// Large folios split into pages for swap-out
+    /// (`THP_SWPOUT_FALLBACK`).
+    pub folio_splits: u64,
 }
 
 impl SwapCounters {
@@ -320,6 +330,9 @@ struct Stats {
     zero_pages_out: AtomicU64,
     zero_pages_in: AtomicU64,
     deferred_frees: AtomicU64,
+    folios_out: AtomicU64,
+    folios_in: AtomicU64,
+    folio_splits: AtomicU64,
     write_hist: [AtomicU64; SWAP_CLUSTER_MAX + 1],
     read_hist: [AtomicU64; SWAP_CLUSTER_MAX + 1],
     writes_in_flight: AtomicU64,
@@ -357,6 +370,9 @@ impl Stats {
             zero_pages_out: AtomicU64::new(0),
             zero_pages_in: AtomicU64::new(0),
             deferred_frees: AtomicU64::new(0),
+            folios_out: AtomicU64::new(0),
+            folios_in: AtomicU64::new(0),
+            folio_splits: AtomicU64::new(0),
             write_hist: std::array::from_fn(|_| AtomicU64::new(0)),
             read_hist: std::array::from_fn(|_| AtomicU64::new(0)),
             writes_in_flight: AtomicU64::new(0),
@@ -388,6 +404,9 @@ impl Stats {
             zero_pages_out: get(&self.zero_pages_out),
             zero_pages_in: get(&self.zero_pages_in),
             deferred_frees: get(&self.deferred_frees),
+            folios_out: get(&self.folios_out),
+            folios_in: get(&self.folios_in),
+            folio_splits: get(&self.folio_splits),
         }
     }
 
@@ -1215,6 +1234,9 @@ struct Shared {
     page_cluster: std::sync::atomic::AtomicU32,
     /// The readahead window's history.
     ra: Readahead,
+    /// Whether large folios get large swap entries (one segment over
+    /// `2^order` slots); else they are split.
+    large_folios: AtomicBool,
 }
 
 /// The adaptive readahead window of mainline's `swapin_nr_pages`: it grows
@@ -1292,6 +1314,9 @@ impl SwapDevice {
         let map = SwapMap::new(nr_slots, &[]).map_err(SwapError::Map)?;
         let cache = SwapCache::new(map.nr_slots());
         let align = target.dio_align();
+        // A device of a fixed size (a block device, the RAM backend) is a
+        // `SWP_BLKDEV` area; a regular file is not.
+        let large = target.capacity().is_some();
         Ok(SwapDevice {
             shared: Arc::new(Shared {
                 target,
@@ -1304,6 +1329,7 @@ impl SwapDevice {
                 align,
                 page_cluster: std::sync::atomic::AtomicU32::new(PAGE_CLUSTER_DEFAULT),
                 ra: Readahead::default(),
+                large_folios: AtomicBool::new(large),
             }),
         })
     }
@@ -1415,7 +1441,12 @@ impl SwapDevice {
             }
             if matches!(
                 book.cache.get(s),
-                Some(Entry::Writeback { .. } | Entry::Reading { wanted: true, .. })
+                Some(
+                    Entry::Writeback { .. }
+                        | Entry::Reading { wanted: true, .. }
+                        | Entry::FolioWriteback { .. }
+                        | Entry::FolioReading { .. }
+                )
             ) {
                 return Err(SwapError::Busy(slot));
             }
@@ -1524,6 +1555,19 @@ impl SwapDevice {
                     add(&sh.stats.cache_hits, 1);
                     return Ok(SwapIn::ready(slot, page, sh));
                 }
+                Some(Entry::FolioWriteback { folio, first, .. }) => {
+                    // A page of a large folio being written: a copy of it.
+                    let folio = folio.upgrade().ok_or(SwapError::Busy(slot))?;
+                    let at = (s - *first) as usize * PAGE_SIZE;
+                    drop(book);
+                    let mut page = sh.slots.pool.get().map_err(SwapError::Backend)?;
+                    page.as_mut_bytes()
+                        .copy_from_slice(&folio.as_bytes()[at..at + PAGE_SIZE]);
+                    page.set_flags(PageFlags::UPTODATE);
+                    add(&sh.stats.cache_hits, 1);
+                    return Ok(SwapIn::ready(slot, PageRef::new(page), sh));
+                }
+                Some(Entry::FolioReading { .. }) => return Err(SwapError::Busy(slot)),
                 Some(Entry::Reading { cell, wanted, .. }) => {
                     if *wanted {
                         add(&sh.stats.cache_hits, 1);
@@ -1713,6 +1757,18 @@ impl SwapDevice {
                 return Err(SwapError::BadSlot(slot));
             }
             match book.cache.get(s) {
+                Some(Entry::FolioReading { .. }) => return Err(SwapError::Busy(slot)),
+                Some(Entry::FolioWriteback { folio, first, .. }) => {
+                    let folio = folio.upgrade().ok_or(SwapError::Busy(slot))?;
+                    let at = (s - *first) as usize * PAGE_SIZE;
+                    drop(book);
+                    let bytes: &[u8; PAGE_SIZE] = folio.as_bytes()[at..at + PAGE_SIZE]
+                        .try_into()
+                        .expect("a page of the folio");
+                    fill_buf(&mut dst, Some(bytes));
+                    add(&sh.stats.cache_hits, 1);
+                    return Ok(SwapInto::ready(slot, IntoFill::Cached, sh));
+                }
                 Some(Entry::Redirtied) => return Err(SwapError::InMemory(slot)),
                 Some(Entry::Writeback { page, .. }) => {
                     let page = page.upgrade().ok_or(SwapError::Busy(slot))?;
@@ -1863,7 +1919,12 @@ impl SwapDevice {
         let s = slot.index();
         let mut book = self.book();
         match book.cache.get_mut(s) {
-            Some(Entry::Writeback { free, .. } | Entry::Reading { free, .. }) => {
+            Some(
+                Entry::Writeback { free, .. }
+                | Entry::Reading { free, .. }
+                | Entry::FolioWriteback { free, .. }
+                | Entry::FolioReading { free },
+            ) => {
                 if *free {
                     return Err(SwapError::Map(SwapMapError::DoubleFree { slot }));
                 }
@@ -1985,6 +2046,472 @@ impl SwapDevice {
     /// the kernel's `pr_err_ratelimited` would.
     pub fn error_log(&self) -> Vec<String> {
         lock(&self.shared.stats.errors).clone()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Large folios.
+
+/// Why a large folio was split for swap-out, or swapped in page by page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FolioFallback {
+    /// The area is a swap file, not a block device: mainline allocates no
+    /// large swap entries there (`cluster_alloc_swap_entry`: "Swapfile is
+    /// not block device so unable to allocate large entries").
+    NotBlockDevice,
+    /// No naturally aligned run of `2^order` free slots in a cluster.
+    NoAlignedRun,
+    /// The slots are not one folio's: not aligned to its size, not all
+    /// allocated, or one is freed.
+    NotOneFolio,
+    /// A slot is in the swap cache (under I/O, redirtied, read ahead).
+    Cached,
+    /// Some slots hold zeros and some do not.
+    MixedZero,
+}
+
+impl fmt::Display for FolioFallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FolioFallback::NotBlockDevice => {
+                "the area is a swap file, not a block device: no large swap entries (mainline)"
+            }
+            FolioFallback::NoAlignedRun => "no naturally aligned run of free slots",
+            FolioFallback::NotOneFolio => "the slots are not one folio's",
+            FolioFallback::Cached => "a slot is in the swap cache",
+            FolioFallback::MixedZero => "some slots are zero pages and some not",
+        })
+    }
+}
+
+/// What [`SwapDevice::swap_writefolio`] did.
+#[derive(Debug)]
+pub enum FolioOut {
+    /// Not dirty: nothing to write.
+    Clean,
+    /// All zeros: its slots are marked (the zeromap), nothing written.
+    Zero(SlotRange),
+    /// Under writeback as one segment over the run of slots (one kiocb).
+    Whole(SlotRange),
+    /// Split, and why: each page is a copy of one of the folio's, swapped
+    /// out on its own to its slot (what the caller holds from now on; the
+    /// folio is clean and may go).
+    Split {
+        /// Why.
+        why: FolioFallback,
+        /// The pages and their slots, in folio order.
+        pages: Vec<(Slot, PageRef)>,
+    },
+}
+
+/// What [`SwapDevice::swap_readfolio`] did.
+#[derive(Debug)]
+pub enum FolioIn {
+    /// Every slot is a zero page: a zeroed folio, no I/O.
+    Zero(FolioRef),
+    /// Being read as one segment.
+    Reading(SwapInFolio),
+    /// Not a large swap-in, and why: swap the pages in one by one.
+    Fallback(FolioFallback),
+}
+
+/// A large folio being swapped in ([`FolioIn::Reading`]).
+pub struct SwapInFolio {
+    cell: Arc<Mutex<Option<Result<FolioRef, SwapError>>>>,
+    dev: Arc<Shared>,
+}
+
+impl SwapInFolio {
+    /// Whether the read has completed.
+    pub fn is_done(&self) -> bool {
+        lock(&self.cell).is_some()
+    }
+
+    /// Waits for the read (driving the device): the uptodate folio, or the
+    /// error.
+    ///
+    /// # Errors
+    ///
+    /// [`SwapError::Read`] when the read failed (the folio is not
+    /// uptodate).
+    pub fn wait(self) -> Result<FolioRef, SwapError> {
+        loop {
+            if let Some(r) = lock(&self.cell).take() {
+                return r;
+            }
+            self.dev.wait_some();
+        }
+    }
+}
+
+impl fmt::Debug for SwapInFolio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwapInFolio")
+            .field("done", &self.is_done())
+            .finish()
+    }
+}
+
+impl Stats {
+    /// The end of a large folio's writeback (`sio_write_complete` for one
+    /// segment).
+    fn folio_write_complete(
+        &self,
+        slots: &Slots,
+        range: SlotRange,
+        folio: &FolioRef,
+        result: Result<usize, IoError>,
+        start: Instant,
+    ) {
+        lock(&self.latencies).write.push(start.elapsed());
+        let failure = IoFailure::check(result, folio.size());
+        {
+            let mut book = lock(&slots.book);
+            for slot in range.iter() {
+                let ours = matches!(
+                    book.cache.get(slot.index()),
+                    Some(Entry::FolioWriteback { folio: w, .. })
+                        if std::ptr::eq(w.as_ptr(), Arc::as_ptr(folio))
+                );
+                if !ours {
+                    continue;
+                }
+                if let Some(Entry::FolioWriteback { free, .. }) = book.cache.remove(slot.index()) {
+                    if free {
+                        let _ = book.map.free(slot);
+                    } else if failure.is_some() {
+                        book.cache.insert(slot.index(), Entry::Redirtied);
+                    }
+                }
+            }
+        }
+        if let Some(failure) = failure {
+            add(&self.write_errors, 1);
+            add(&self.redirtied_pages, u64::from(range.len()));
+            self.log_error(format!(
+                "Write error {failure} on dio swapfile ({}, folio of {} pages)",
+                range.byte_offset(),
+                range.len()
+            ));
+            folio.set_flags(PageFlags::DIRTY);
+            folio.clear_flags(PageFlags::RECLAIM);
+        }
+        folio.clear_flags(PageFlags::RECLAIM | PageFlags::WRITEBACK);
+        self.writes_in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The end of a large folio's read (`sio_read_complete` for one
+    /// segment).
+    fn folio_read_complete(
+        &self,
+        slots: &Slots,
+        range: SlotRange,
+        folio: Folio,
+        result: Result<usize, IoError>,
+        start: Instant,
+    ) -> Result<FolioRef, SwapError> {
+        lock(&self.latencies).read.push(start.elapsed());
+        let failure = IoFailure::check(result, folio.size());
+        {
+            let mut book = lock(&slots.book);
+            for slot in range.iter() {
+                if let Some(Entry::FolioReading { free }) = book.cache.get(slot.index()) {
+                    let free = *free;
+                    book.cache.remove(slot.index());
+                    if free {
+                        let _ = book.map.free(slot);
+                    }
+                }
+            }
+        }
+        self.reads_in_flight.fetch_sub(1, Ordering::AcqRel);
+        match failure {
+            None => {
+                add(&self.pswpin, u64::from(range.len()));
+                add(&self.folios_in, 1);
+                folio.set_flags(PageFlags::UPTODATE);
+                Ok(FolioRef::new(folio))
+            }
+            Some(failure) => {
+                add(&self.read_errors, 1);
+                add(&self.read_failed_pages, u64::from(range.len()));
+                self.log_error(format!(
+                    "Read-error on swap-device ({}, folio of {} pages): {failure}",
+                    range.byte_offset(),
+                    range.len()
+                ));
+                Err(SwapError::Read {
+                    slot: range.start(),
+                    failure,
+                })
+            }
+        }
+    }
+}
+
+impl SwapDevice {
+    /// Whether large folios get large swap entries (one segment over
+    /// `2^order` naturally aligned slots), as mainline allows on block
+    /// devices only. The default: yes for a target of a fixed size (a
+    /// block device, the RAM backend: [`DirectIo::capacity`]), no for a
+    /// regular file.
+    pub fn large_folios(&self) -> bool {
+        self.shared.large_folios.load(Ordering::Relaxed)
+    }
+
+    /// Overrides [`SwapDevice::large_folios`].
+    pub fn set_large_folios(&self, on: bool) {
+        self.shared.large_folios.store(on, Ordering::Relaxed);
+    }
+
+    /// Swaps out a large folio (order 1 or more; `swap_writepage` of a
+    /// large folio after `folio_alloc_swap`): where large swap entries are
+    /// allowed and a naturally aligned run of `2^order` free slots exists,
+    /// the device allocates it and writes the folio as one segment, one
+    /// kiocb (the swap cache holds the folio for each slot until the write
+    /// completes, as for pages); else the folio is split: each page is
+    /// copied into a page of its own and swapped out to a slot of its own
+    /// ([`FolioOut::Split`] says why). An all-zero folio is only marked.
+    /// The plug is for the split pages (the whole folio is its own
+    /// kiocb).
+    ///
+    /// # Errors
+    ///
+    /// [`SwapError::Busy`] for a folio already under writeback;
+    /// [`SwapError::NoSpace`] when a split finds too few free slots (none
+    /// is kept); [`SwapError::Backend`] (ENOMEM) for pages of a split;
+    /// [`SwapError::Unsupported`] for an order-0 folio (use
+    /// [`SwapDevice::swap_writepage`]). The folio is untouched.
+    pub fn swap_writefolio(
+        &self,
+        folio: FolioRef,
+        plug: Option<&mut SwapPlug>,
+    ) -> Result<FolioOut, SwapError> {
+        if folio.order() == 0 {
+            return Err(SwapError::Unsupported(
+                "swap_writefolio takes large folios; a page goes through swap_writepage",
+            ));
+        }
+        if folio.test(PageFlags::WRITEBACK) {
+            return Err(SwapError::Busy(Slot::new(0)));
+        }
+        let n = folio.nr_pages() as u32;
+        let sh = &self.shared;
+        let range = {
+            let mut book = self.book();
+            if !folio.test(PageFlags::DIRTY) {
+                return Ok(FolioOut::Clean);
+            }
+            let run = if self.large_folios() {
+                book.map.alloc_aligned(n).ok_or(FolioFallback::NoAlignedRun)
+            } else {
+                Err(FolioFallback::NotBlockDevice)
+            };
+            match run {
+                Ok(range) => {
+                    folio.clear_flags(PageFlags::DIRTY);
+                    if is_zero_filled(folio.as_bytes()) {
+                        for slot in range.iter() {
+                            book.cache.set_zero(slot.index(), true);
+                        }
+                        add(&sh.stats.zero_pages_out, u64::from(n));
+                        return Ok(FolioOut::Zero(range));
+                    }
+                    for slot in range.iter() {
+                        book.cache.set_zero(slot.index(), false);
+                        book.cache.insert(
+                            slot.index(),
+                            Entry::FolioWriteback {
+                                folio: Arc::downgrade(&folio),
+                                first: range.start().index(),
+                                free: false,
+                            },
+                        );
+                    }
+                    range
+                }
+                Err(why) => {
+                    drop(book);
+                    return self.split_folio(&folio, why, plug);
+                }
+            }
+        };
+        folio.set_flags(PageFlags::RECLAIM | PageFlags::WRITEBACK);
+        add(&sh.stats.pswpout, u64::from(n));
+        add(&sh.stats.folios_out, 1);
+        add(&sh.stats.write_batches, 1);
+        sh.stats.writes_in_flight.fetch_add(1, Ordering::AcqRel);
+        let stats = Arc::clone(&sh.stats);
+        let slots = Arc::clone(&sh.slots);
+        let start = Instant::now();
+        let pos = range.byte_offset();
+        let done = move |result, iter: OwnedIter<Source, FolioRef>| {
+            stats.folio_write_complete(&slots, range, &iter.into_inner(), result, start);
+        };
+        let iter = OwnedIter::<Source, _>::new(folio);
+        let kiocb = match sh.mode {
+            IoMode::Sync => Kiocb::new_sync_with(pos, iter),
+            IoMode::AsyncInline | IoMode::Uring => {
+                let done = done.clone();
+                Kiocb::with_callback(pos, iter, move |c| done(c.result, c.buf))
+            }
+        };
+        submit_batch(&sh.target, kiocb.with_flags(IocbFlags::DIRECT), done);
+        sh.stats.note_in_flight();
+        Ok(FolioOut::Whole(range))
+    }
+
+    /// The split fallback: every page a copy, swapped out to a slot of
+    /// its own.
+    fn split_folio(
+        &self,
+        folio: &FolioRef,
+        why: FolioFallback,
+        mut plug: Option<&mut SwapPlug>,
+    ) -> Result<FolioOut, SwapError> {
+        let n = folio.nr_pages();
+        let mut slots = Vec::with_capacity(n);
+        {
+            let mut book = self.book();
+            for _ in 0..n {
+                match book.map.alloc() {
+                    Some(s) => slots.push(s),
+                    None => {
+                        for s in slots {
+                            let _ = book.map.free(s);
+                        }
+                        return Err(SwapError::NoSpace {
+                            wanted: n as u64,
+                            free: u64::from(book.map.free_count()),
+                        });
+                    }
+                }
+            }
+        }
+        let mut copies = Vec::with_capacity(n);
+        for k in 0..n {
+            match self.get_page() {
+                Ok(mut page) => {
+                    page.as_mut_bytes()
+                        .copy_from_slice(&folio.as_bytes()[k * PAGE_SIZE..(k + 1) * PAGE_SIZE]);
+                    page.set_flags(PageFlags::UPTODATE | PageFlags::DIRTY);
+                    copies.push(PageRef::new(page));
+                }
+                Err(e) => {
+                    let mut book = self.book();
+                    for s in slots {
+                        let _ = book.map.free(s);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        // The folio's data now lives in the copies.
+        folio.clear_flags(PageFlags::DIRTY);
+        add(&self.shared.stats.folio_splits, 1);
+        let mut pages = Vec::with_capacity(n);
+        for (slot, page) in slots.into_iter().zip(copies) {
+            // A fresh slot and a fresh dirty page: neither busy nor clean.
+            self.swap_writepage(PageRef::clone(&page), slot, plug.as_deref_mut())?;
+            pages.push((slot, page));
+        }
+        Ok(FolioOut::Split { why, pages })
+    }
+
+    /// Swaps in a large folio of `order` from its run of slots starting at
+    /// `first` (an mTHP swap-in): where large entries are allowed, `first`
+    /// is aligned to the folio's size, every slot is allocated and in no
+    /// swap-cache entry, and the slots are all zero pages or none, one read
+    /// of one segment into a new folio (or a zeroed folio without I/O);
+    /// else [`FolioIn::Fallback`] says why and the caller swaps the pages
+    /// in one by one. The slots stay allocated (free them with
+    /// [`SwapDevice::swap_free`]).
+    ///
+    /// # Errors
+    ///
+    /// [`SwapError::Backend`] (ENOMEM) when no folio can be allocated.
+    pub fn swap_readfolio(&self, first: Slot, order: u32) -> Result<FolioIn, SwapError> {
+        let sh = &self.shared;
+        let n = 1u32 << order.min(31);
+        if order == 0 || !self.large_folios() {
+            return Ok(FolioIn::Fallback(FolioFallback::NotBlockDevice));
+        }
+        if first.index() % n != 0 || first.index().checked_add(n).is_none() {
+            return Ok(FolioIn::Fallback(FolioFallback::NotOneFolio));
+        }
+        let range = SlotRange::new(first, n);
+        let zero = {
+            let mut book = self.book();
+            let mut zeros = 0;
+            for slot in range.iter() {
+                if !book.map.is_allocated(slot) {
+                    return Ok(FolioIn::Fallback(FolioFallback::NotOneFolio));
+                }
+                if book.cache.get(slot.index()).is_some() {
+                    return Ok(FolioIn::Fallback(FolioFallback::Cached));
+                }
+                zeros += u32::from(book.cache.zero(slot.index()));
+            }
+            if zeros != 0 && zeros != n {
+                return Ok(FolioIn::Fallback(FolioFallback::MixedZero));
+            }
+            if zeros == 0 {
+                for slot in range.iter() {
+                    book.cache
+                        .insert(slot.index(), Entry::FolioReading { free: false });
+                }
+            }
+            zeros == n
+        };
+        let folio = match Folio::new(order) {
+            Ok(f) => f,
+            Err(e) => {
+                if !zero {
+                    let mut book = self.book();
+                    for slot in range.iter() {
+                        book.cache.remove(slot.index());
+                    }
+                }
+                return Err(SwapError::Backend(e));
+            }
+        };
+        if zero {
+            // A new folio is zeroed.
+            folio.set_flags(PageFlags::UPTODATE);
+            add(&sh.stats.zero_pages_in, u64::from(n));
+            return Ok(FolioIn::Zero(FolioRef::new(folio)));
+        }
+        add(&sh.stats.read_batches, 1);
+        sh.stats.reads_in_flight.fetch_add(1, Ordering::AcqRel);
+        let cell = Arc::new(Mutex::new(None));
+        let handle = SwapInFolio {
+            cell: Arc::clone(&cell),
+            dev: Arc::clone(sh),
+        };
+        let stats = Arc::clone(&sh.stats);
+        let slots = Arc::clone(&sh.slots);
+        let start = Instant::now();
+        let done = move |result, iter: OwnedIter<Dest, Folio>| {
+            let r = stats.folio_read_complete(&slots, range, iter.into_inner(), result, start);
+            *lock(&cell) = Some(r);
+        };
+        let iter = OwnedIter::<Dest, _>::new(folio);
+        let pos = range.byte_offset();
+        match sh.mode {
+            IoMode::Sync => submit_batch(
+                &sh.target,
+                Kiocb::new_sync_with(pos, iter).with_flags(IocbFlags::DIRECT),
+                done,
+            ),
+            IoMode::AsyncInline | IoMode::Uring => {
+                let kiocb = Kiocb::with_callback(pos, iter, move |c| done(c.result, c.buf));
+                submit_batch(&sh.target, kiocb.with_flags(IocbFlags::DIRECT), |_, _| {
+                    unreachable!("an async kiocb completes through its callback")
+                });
+            }
+        }
+        sh.stats.note_in_flight();
+        Ok(FolioIn::Reading(handle))
     }
 }
 

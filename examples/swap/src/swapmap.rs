@@ -17,6 +17,10 @@ use std::fmt;
 
 use crate::header::EINVAL;
 
+/// Slots per cluster (`SWAPFILE_CLUSTER`, `HPAGE_PMD_NR` on x86-64): the
+/// largest naturally aligned run [`SwapMap::alloc_aligned`] gives.
+pub const SWAPFILE_CLUSTER: u32 = 512;
+
 /// A slot: the index of a page-sized cell in the swap file (byte offset
 /// `index * 4096`). Slot 0 is the header and never allocated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -356,6 +360,28 @@ impl SwapMap {
         Some(SlotRange { start, len: n })
     }
 
+    /// Allocates `n` (a power of two, at most [`SWAPFILE_CLUSTER`])
+    /// consecutive slots starting at a multiple of `n`, so inside one
+    /// cluster: what a large folio's swap entries need (mainline allocates
+    /// them naturally aligned in a cluster of their order). `None` when no
+    /// such free run exists.
+    pub fn alloc_aligned(&mut self, n: u32) -> Option<SlotRange> {
+        if n == 0 || !n.is_power_of_two() || n > SWAPFILE_CLUSTER || n > self.free {
+            return None;
+        }
+        let mut start = 0u32;
+        while start.checked_add(n)? <= self.nr_slots {
+            let end = self.find_taken(start, start + n);
+            if end == start + n {
+                self.take(start, n);
+                return Some(SlotRange { start, len: n });
+            }
+            // The next aligned start past the taken slot.
+            start = (end / n + 1) * n;
+        }
+        None
+    }
+
     fn find_run(&self, mut from: u32, to: u32, n: u32) -> Option<u32> {
         while let Some(start) = self.find_free(from, to) {
             let end = self.find_taken(start, to);
@@ -440,6 +466,25 @@ impl SwapMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aligned_runs_start_at_a_multiple_of_their_length() {
+        let mut m = SwapMap::new(64, &[]).unwrap();
+        // Slot 0 is the header: the first aligned run of 8 is [8, 16).
+        assert_eq!(
+            m.alloc_aligned(8).map(|r| (r.start().index(), r.len())),
+            Some((8, 8))
+        );
+        let r = m.alloc_aligned(4).unwrap();
+        assert_eq!(r.start().index(), 4, "[4, 8): [0, 4) holds the header");
+        assert_eq!(m.alloc_aligned(16).map(|r| r.start().index()), Some(16));
+        assert_eq!(m.alloc_aligned(32).map(|r| r.start().index()), Some(32));
+        assert_eq!(m.alloc_aligned(2).map(|r| r.start().index()), Some(2));
+        assert_eq!(m.alloc_aligned(2), None, "slot 1 is left, not a pair");
+        assert_eq!(m.alloc_aligned(1).map(|r| r.start().index()), Some(1));
+        assert_eq!(m.alloc_aligned(3), None, "not a power of two");
+        assert_eq!(m.alloc_aligned(1024), None, "larger than a cluster");
+    }
     use std::collections::BTreeSet;
 
     #[test]
