@@ -1193,35 +1193,46 @@ impl Pager {
                 continue;
             }
             st.pages[i] = Slotted::Swapped { slot };
-            self.publish(i, PageState::Swapped);
             // The copy is on the device: its frame goes back to the pool.
             self.dev.put_page(page);
-            dropped.push(i);
-            st.stats.reclaimed += 1;
-            ticket.account(|o| o.swapped += 1);
+            dropped.push((i, ticket));
         }
         // The region's pages go in runs: one madvise / fallocate per run of
-        // consecutive pages.
-        dropped.sort_unstable();
+        // consecutive pages. Only then are they published as swapped and
+        // their reclaim requests answered (a caller woken by its answer
+        // finds them gone).
+        dropped.sort_unstable_by_key(|(i, _)| *i);
+        let mut failed = None;
         let mut k = 0;
         while k < dropped.len() {
-            let first = dropped[k];
+            let first = dropped[k].0;
             let mut n = 1;
-            while k + n < dropped.len() && dropped[k + n] == first + n {
+            while k + n < dropped.len() && dropped[k + n].0 == first + n {
                 n += 1;
             }
-            match &*self.mem {
+            let r = match &*self.mem {
                 Memory::Anon(r) => {
                     let start = self.base.as_ptr() as usize + first * PAGE_SIZE;
-                    r.drop_pages(Range::new(start, n * PAGE_SIZE)?)?
+                    Range::new(start, n * PAGE_SIZE).and_then(|range| r.drop_pages(range))
                 }
-                Memory::Memfd { region, .. } => {
-                    region.punch_hole(first * PAGE_SIZE, n * PAGE_SIZE)?
-                }
+                Memory::Memfd { region, .. } => region.punch_hole(first * PAGE_SIZE, n * PAGE_SIZE),
+            };
+            if let Err(e) = r {
+                // The pages stay mapped (their bytes are the slot's): the
+                // requests are still answered below, then the error.
+                failed.get_or_insert(e);
             }
             k += n;
         }
-        Ok(progress)
+        for (i, ticket) in dropped {
+            self.publish(i, PageState::Swapped);
+            st.stats.reclaimed += 1;
+            ticket.account(|o| o.swapped += 1);
+        }
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(progress),
+        }
     }
 }
 
