@@ -1,6 +1,6 @@
 //! The userfaultfd mode of the demo: a region of this process's memory,
 //! filled with checksummed pages, paged by the library's
-//! [`Pager`](iov_iter_swap::uffd::Pager) through the swap device.
+//! `iov_iter_swap::uffd::Pager` through the swap device.
 //!
 //! Threads: the fault thread (`Pager::serve`, hardened with
 //! `PR_SET_IO_FLUSHER` and `mlock` where allowed), two workers that read

@@ -8,7 +8,7 @@
 //! until the folio leaves it; the zeromap), the swap table of 6.18
 //! (`mm/swap_table.h`: one entry per slot).
 //!
-//! Per slot, at most one [`Entry`]:
+//! Per slot, at most one entry:
 //!
 //! | entry | when | a swap-in of the slot | `swap_free` of the slot |
 //! |---|---|---|---|
@@ -19,7 +19,7 @@
 //! | `FolioWriteback` | a large folio written as one segment over its run of slots, until the write completes | gets a copy of the folio's page, no I/O | deferred until the write completes |
 //! | `FolioReading` | a large folio read as one segment | `Busy` | deferred until the read completes |
 //!
-//! A slot with no entry is on the device (or holds zeros, [`SwapCache::zero`]).
+//! A slot with no entry is on the device (or holds zeros: the zero map).
 //! The cache holds a page under writeback weakly (its owner holds it, and
 //! the write batch while in flight), a redirtied page not at all (its owner
 //! holds it, and may change it in place: `Arc::get_mut` works on it), and

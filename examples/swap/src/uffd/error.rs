@@ -23,8 +23,8 @@ pub enum Error {
     /// `EEXIST` from `UFFDIO_COPY` / `ZEROPAGE` / `CONTINUE` / `POISON`: the
     /// first page of the range is already mapped (someone else served the
     /// fault). Nothing was done and nobody was woken: treat the fault as
-    /// served and [`Uffd::wake`] the range if you used
-    /// [`FillFlags::DONTWAKE`] anywhere, or just to be safe.
+    /// served and [`Uffd::wake`](super::Uffd::wake) the range if you used
+    /// [`FillFlags::DONTWAKE`](super::FillFlags::DONTWAKE) anywhere, or just to be safe.
     Exists,
     /// `EAGAIN`: the operation stopped early. Either the address space was
     /// changing (`mmap_changing`, `done == 0`: retry), or the kernel filled

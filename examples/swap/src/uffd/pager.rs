@@ -297,12 +297,12 @@ pub const HANDLER_STACK_LOCK: usize = 64 * 1024;
 
 /// Hardens the calling thread as a fault handler: `PR_SET_IO_FLUSHER`
 /// (memory allocations of a thread that does I/O on reclaim's behalf must
-/// not recurse into reclaim) and `mlock` of [`HANDLER_STACK_LOCK`] bytes of
+/// not recurse into reclaim) and `mlock` of `HANDLER_STACK_LOCK` (64 KiB) bytes of
 /// its stack below the caller's frame (a handler must not fault on its own
 /// memory). Neither is needed for correctness here (the region is the
 /// only memory the handler serves); both are reported, not required.
 ///
-/// Call it on a thread whose stack has [`HANDLER_STACK_LOCK`] bytes to
+/// Call it on a thread whose stack has `HANDLER_STACK_LOCK` (64 KiB) bytes to
 /// spare below the current frame (the default 2 MiB of a spawned thread).
 pub fn harden_handler_thread() -> HandlerSetup {
     let io_flusher = rustix::process::configure_io_flusher_behavior(true);
@@ -423,7 +423,7 @@ struct Serve {
 }
 
 /// A region of this process's memory paged through a [`SwapDevice`] by a
-/// userfaultfd. See the [module documentation](self).
+/// userfaultfd. See the [module documentation](super).
 pub struct Pager {
     cfg: PagerConfig,
     uffd: Uffd,
