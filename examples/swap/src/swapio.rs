@@ -1064,6 +1064,35 @@ fn submit_batch<I: DioBuf>(
     }
 }
 
+/// Builds the kiocb `dev`'s mode asks for over the owned iterator `iter`
+/// at `pos` (sync, or async with a completion callback), submits it
+/// ([`submit_batch`]) and notes what is in flight: `done` gets the outcome
+/// and the buffer back, at once for a sync kiocb, at completion for an
+/// async one. The one way every batch reaches the device.
+fn submit_owned<I>(
+    dev: &Shared,
+    pos: u64,
+    iter: I,
+    done: impl FnOnce(Result<usize, IoError>, I) + Send + 'static,
+) where
+    I: DioBuf + Send + 'static,
+{
+    match dev.mode {
+        IoMode::Sync => submit_batch(
+            &dev.target,
+            Kiocb::new_sync_with(pos, iter).with_flags(IocbFlags::DIRECT),
+            done,
+        ),
+        IoMode::AsyncInline | IoMode::Uring => {
+            let kiocb = Kiocb::with_callback(pos, iter, move |c| done(c.result, c.buf));
+            submit_batch(&dev.target, kiocb.with_flags(IocbFlags::DIRECT), |_, _| {
+                unreachable!("an async kiocb completes through its callback")
+            });
+        }
+    }
+    dev.stats.note_in_flight();
+}
+
 impl WriteSio {
     /// `swap_write_unplug`: one kiocb over a `Source` iterator of the
     /// batch's page references, which come back with the completion
@@ -1078,15 +1107,7 @@ impl WriteSio {
         let done = move |result, iter: OwnedIter<Source, WritePages>| {
             stats.write_complete(&slots, pos, &iter.into_inner(), result, start);
         };
-        let kiocb = match dev.mode {
-            IoMode::Sync => Kiocb::new_sync_with(pos, iter),
-            IoMode::AsyncInline | IoMode::Uring => {
-                let done = done.clone();
-                Kiocb::with_callback(pos, iter, move |c| done(c.result, c.buf))
-            }
-        };
-        submit_batch(&dev.target, kiocb.with_flags(IocbFlags::DIRECT), done);
-        dev.stats.note_in_flight();
+        submit_owned(&dev, pos, iter, done);
     }
 }
 
@@ -1112,20 +1133,7 @@ impl ReadSio {
         let done = move |result, iter: OwnedIter<Dest, ReadPages>| {
             stats.read_complete(&slots, pos, iter.into_inner(), &cells, result, start);
         };
-        match dev.mode {
-            IoMode::Sync => submit_batch(
-                &dev.target,
-                Kiocb::new_sync_with(pos, iter).with_flags(IocbFlags::DIRECT),
-                done,
-            ),
-            IoMode::AsyncInline | IoMode::Uring => {
-                let kiocb = Kiocb::with_callback(pos, iter, move |c| done(c.result, c.buf));
-                submit_batch(&dev.target, kiocb.with_flags(IocbFlags::DIRECT), |_, _| {
-                    unreachable!("an async kiocb completes through its callback")
-                });
-            }
-        }
-        dev.stats.note_in_flight();
+        submit_owned(&dev, pos, iter, done);
     }
 }
 
@@ -1151,20 +1159,7 @@ impl IntoSio {
         let done = move |result, iter: OwnedIter<Dest, IntoBufs>| {
             stats.read_into_complete(&slots, pos, iter.into_inner(), &cells, result, start);
         };
-        match dev.mode {
-            IoMode::Sync => submit_batch(
-                &dev.target,
-                Kiocb::new_sync_with(pos, iter).with_flags(IocbFlags::DIRECT),
-                done,
-            ),
-            IoMode::AsyncInline | IoMode::Uring => {
-                let kiocb = Kiocb::with_callback(pos, iter, move |c| done(c.result, c.buf));
-                submit_batch(&dev.target, kiocb.with_flags(IocbFlags::DIRECT), |_, _| {
-                    unreachable!("an async kiocb completes through its callback")
-                });
-            }
-        }
-        dev.stats.note_in_flight();
+        submit_owned(&dev, pos, iter, done);
     }
 }
 
@@ -2349,15 +2344,7 @@ impl SwapDevice {
             stats.folio_write_complete(&slots, range, &iter.into_inner(), result, start);
         };
         let iter = OwnedIter::<Source, _>::new(folio);
-        let kiocb = match sh.mode {
-            IoMode::Sync => Kiocb::new_sync_with(pos, iter),
-            IoMode::AsyncInline | IoMode::Uring => {
-                let done = done.clone();
-                Kiocb::with_callback(pos, iter, move |c| done(c.result, c.buf))
-            }
-        };
-        submit_batch(&sh.target, kiocb.with_flags(IocbFlags::DIRECT), done);
-        sh.stats.note_in_flight();
+        submit_owned(sh, pos, iter, done);
         Ok(FolioOut::Whole(range))
     }
 
@@ -2497,20 +2484,7 @@ impl SwapDevice {
         };
         let iter = OwnedIter::<Dest, _>::new(folio);
         let pos = range.byte_offset();
-        match sh.mode {
-            IoMode::Sync => submit_batch(
-                &sh.target,
-                Kiocb::new_sync_with(pos, iter).with_flags(IocbFlags::DIRECT),
-                done,
-            ),
-            IoMode::AsyncInline | IoMode::Uring => {
-                let kiocb = Kiocb::with_callback(pos, iter, move |c| done(c.result, c.buf));
-                submit_batch(&sh.target, kiocb.with_flags(IocbFlags::DIRECT), |_, _| {
-                    unreachable!("an async kiocb completes through its callback")
-                });
-            }
-        }
-        sh.stats.note_in_flight();
+        submit_owned(sh, pos, iter, done);
         Ok(FolioIn::Reading(handle))
     }
 }

@@ -112,3 +112,26 @@ pub fn kernel_swapon_pages(path: &Path) -> std::io::Result<u64> {
     let kib = kib.unwrap_or_else(|| panic!("{} not in /proc/swaps after swapon", path.display()));
     Ok(kib / 4)
 }
+
+/// A swap device of `slots` slots on a RAM device; with `deferred`, async
+/// kiocbs stay in flight until the device is driven (`IoMode::Uring` over
+/// completions the RAM device defers), else sync kiocbs.
+pub fn ram_swap_device(
+    slots: u64,
+    deferred: bool,
+) -> (
+    std::sync::Arc<iov_iter::backend::mem::MemDevice>,
+    crate::swapio::SwapDevice,
+) {
+    use iov_iter::backend::mem::{MemDevice, PendingOrder};
+    use std::sync::Arc;
+    let mem = Arc::new(MemDevice::new(slots as usize * iov_iter::PAGE_SIZE));
+    let mode = if deferred {
+        mem.defer_completions(Some(PendingOrder::Fifo));
+        crate::swapio::IoMode::Uring
+    } else {
+        crate::swapio::IoMode::Sync
+    };
+    let dev = crate::swapio::SwapDevice::new(mem.clone(), mode, slots).expect("a swap map");
+    (mem, dev)
+}

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, PendingOrder};
+use iov_iter::backend::mem::{Fault, FaultPlan};
 use iov_iter::{Folio, FolioRef, PAGE_SIZE, PageFlags};
 use iov_iter_swap::content::check_swapped_in;
 use iov_iter_swap::content::fill_page;
@@ -24,16 +24,7 @@ fn folio(order: u32, base: u64) -> FolioRef {
     FolioRef::new(f)
 }
 
-fn device(slots: u64, deferred: bool) -> (Arc<MemDevice>, SwapDevice) {
-    let mem = Arc::new(MemDevice::new(slots as usize * PAGE_SIZE));
-    let mode = if deferred {
-        mem.defer_completions(Some(PendingOrder::Fifo));
-        IoMode::Uring
-    } else {
-        IoMode::Sync
-    };
-    (mem.clone(), SwapDevice::new(mem, mode, slots).unwrap())
-}
+use iov_iter_swap::testutil::ram_swap_device as device;
 
 #[test]
 fn a_64k_folio_goes_out_and_comes_back_as_one_segment() {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, PendingOrder};
+use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice};
 use iov_iter::dio::DirectIo;
 use iov_iter::{PAGE_SIZE, Page, PageFlags, PageRef};
 use iov_iter_swap::content::{check_swapped_in, make_page};
@@ -22,18 +22,7 @@ fn on_device(mem: &MemDevice, slot: Slot) -> Vec<u8> {
     buf
 }
 
-/// A RAM device of `slots` slots; with `deferred`, async kiocbs stay in
-/// flight until the device is driven.
-fn device(slots: u64, deferred: bool) -> (Arc<MemDevice>, SwapDevice) {
-    let mem = Arc::new(MemDevice::new(slots as usize * PAGE_SIZE));
-    let mode = if deferred {
-        mem.defer_completions(Some(PendingOrder::Fifo));
-        IoMode::Uring
-    } else {
-        IoMode::Sync
-    };
-    (mem.clone(), SwapDevice::new(mem, mode, slots).unwrap())
-}
+use iov_iter_swap::testutil::ram_swap_device as device;
 
 /// How a test keeps a write on its way: in a plug, or in flight.
 trait OnItsWay {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use iov_iter::PAGE_SIZE;
-use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, PendingOrder};
+use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice};
 use iov_iter_swap::activate::{create_swap_file, open_swap_file};
 use iov_iter_swap::content::{check_page, fill_page};
 use iov_iter_swap::header::{Label, Uuid};
@@ -74,12 +74,7 @@ fn pager_or_skip(cfg: PagerConfig, dev: SwapDevice, what: &str) -> Option<Pager>
 /// A RAM device of `slots` slots whose async kiocbs stay in flight until
 /// driven (the io_uring mode's behaviour, deterministic).
 fn ram_device(slots: u64) -> (Arc<MemDevice>, SwapDevice) {
-    let mem = Arc::new(MemDevice::new(slots as usize * PAGE_SIZE));
-    mem.defer_completions(Some(PendingOrder::Fifo));
-    (
-        mem.clone(),
-        SwapDevice::new(mem, IoMode::Uring, slots).unwrap(),
-    )
+    iov_iter_swap::testutil::ram_swap_device(slots, true)
 }
 
 /// What a run of workers and a reclaimer over a pager saw.
