@@ -42,14 +42,26 @@ impl Errno {
     pub const EBUSY: Errno = Errno(16);
     /// Invalid argument.
     pub const EINVAL: Errno = Errno(22);
+    /// Broken pipe (a write to an NBD server that closed its socket).
+    pub const EPIPE: Errno = Errno(32);
+    /// Read-only file system (a write to a read-only NBD export).
+    pub const EROFS: Errno = Errno(30);
     /// File too large.
     pub const EFBIG: Errno = Errno(27);
     /// No space left on device.
     pub const ENOSPC: Errno = Errno(28);
     /// Function not implemented.
     pub const ENOSYS: Errno = Errno(38);
+    /// Protocol error (a malformed reply from an NBD server).
+    pub const EPROTO: Errno = Errno(71);
     /// Operation not supported.
     pub const EOPNOTSUPP: Errno = Errno(95);
+    /// Connection reset by peer (an NBD server gone mid-I/O).
+    pub const ECONNRESET: Errno = Errno(104);
+    /// Transport endpoint is not connected (an NBD connection that died).
+    pub const ENOTCONN: Errno = Errno(107);
+    /// Cannot send after transport endpoint shutdown.
+    pub const ESHUTDOWN: Errno = Errno(108);
     /// Operation canceled.
     pub const ECANCELED: Errno = Errno(125);
 
@@ -78,10 +90,16 @@ impl Errno {
             14 => "EFAULT",
             16 => "EBUSY",
             22 => "EINVAL",
+            30 => "EROFS",
+            32 => "EPIPE",
             27 => "EFBIG",
             28 => "ENOSPC",
             38 => "ENOSYS",
+            71 => "EPROTO",
             95 => "EOPNOTSUPP",
+            104 => "ECONNRESET",
+            107 => "ENOTCONN",
+            108 => "ESHUTDOWN",
             125 => "ECANCELED",
             _ => "E?",
         }

@@ -70,6 +70,7 @@
 //! | `FS_IOC_FIEMAP`, `struct fiemap`, `FIEMAP_FLAG_SYNC`, `FIEMAP_EXTENT_*` | `backend::fiemap::FiemapMap` (`std`, Linux) |
 //! | `bi_end_io` / `bio_chain` completion hooks, `bdev_nr_bytes` | `dio::AsyncIo::on_complete`, `dio::DirectIo::capacity` |
 //! | `O_DIRECT` + `preadv2`/`pwritev2`, io_uring `READV`/`WRITEV` (`READ`/`WRITE` for one segment) | `backend::file::DirectFile` (`std`), `backend::uring::UringQueue` (`uring`), `backend::mem::MemDevice` |
+//! | `drivers/block/nbd.c` (`NBD_CMD_READ` / `WRITE` / `FLUSH` / `TRIM`, `NBD_CMD_FLAG_FUA` for `REQ_FUA`) | `backend::nbd::NbdDevice` (`nbd`), `NbdDevice::flush`, `NbdDevice::trim` |
 //!
 //! # Relation with `std::io`
 //!
@@ -89,6 +90,7 @@
 //! | `std` | yes | `std::io::Read`/`Write` impls, `IoSlice` conversions, `From<Error> for io::Error`, the `O_DIRECT` file backend; implies `alloc` |
 //! | `alloc` | via `std` | heap [`Page`]s, [`PageRef`] and [`PagePool`], folios ([`Folio`], [`FolioRef`], [`FolioPool`]), owned buffers (`buf`), [`import_iovec`] (spills past 8 segments), async [`kiocb`] completions and their `Future`, the `dio` layer, the `iomap` layer (a filesystem's mapping, direct I/O and swap activation over it) and the RAM backend |
 //! | `uring` | no | the io_uring backend (`backend::uring`); implies `std` |
+//! | `nbd` | no | the network block device backend (`backend::nbd`) over libnbd, loaded at run time (`libnbd.so.0`; none needed to build); implies `std` |
 //! | `vm-memory` | no | `buf::GuestBuf::from_guest_memory`: guest buffers over rust-vmm's `vm-memory` (`GuestMemoryMmap`, any `GuestMemory`); implies `std` |
 //!
 //! Without features the crate is `#![no_std]` and makes no syscalls.

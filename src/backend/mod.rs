@@ -11,6 +11,7 @@
 //! | `file` | `std`, Linux | `DirectFile`: a real file opened with `O_DIRECT`, alignment from `statx(STATX_DIOALIGN)`, I/O through `preadv2` / `pwritev2` with the `RWF_*` flags | inline (the syscalls block) |
 //! | `fiemap` | `std`, Linux | `FiemapMap`: not a device but the extent map of a real file (`FS_IOC_FIEMAP`), an [`IoMap`](crate::iomap::IoMap) for swap activation and reads through `iomap::IomapDio` | - |
 //! | `uring` | `uring`, Linux | `UringQueue`: io_uring on `O_DIRECT` files (more than one per ring with `UringFile`), registered files and buffers (`READ_FIXED` / `WRITE_FIXED`) opt-in, fsync | queued: in flight when `submit` returns |
+//! | `nbd` | `nbd`, Linux | `NbdDevice`: a network block device export (`nbd://`, `nbd+unix://`) through libnbd, loaded at run time; FUA / flush from `RWF_DSYNC`, trim, block-size constraints, multi-conn | queued: many commands in flight per connection |
 //!
 //! Mocks are for fault injection only: the `file` and `uring` backends are
 //! what run real direct I/O.
@@ -25,3 +26,6 @@ pub mod file;
 
 #[cfg(all(feature = "uring", target_os = "linux"))]
 pub mod uring;
+
+#[cfg(all(feature = "nbd", target_os = "linux"))]
+pub mod nbd;

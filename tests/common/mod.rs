@@ -136,3 +136,171 @@ impl<T: DirectIo> DirectIo for Recorder<T> {
         self.inner.drive(min_complete)
     }
 }
+
+/// A `qemu-nbd` server of the test's own, over a file it filled with the
+/// [`block`] pattern (every 4 KiB block `b` holds `block(b, 4096)`):
+/// `qemu-nbd --cache=none --format=raw --persistent --shared=8` on a unix
+/// socket in a fresh directory (or a loopback TCP port), killed by its pid
+/// (SIGKILL) on drop. [`QemuNbd::start`] returns `None` after a loud skip
+/// where libnbd cannot be loaded or the server cannot start.
+#[cfg(all(target_os = "linux", feature = "nbd"))]
+pub struct QemuNbd {
+    child: Option<std::process::Child>,
+    /// The directory holding the image and the socket.
+    pub dir: PathBuf,
+    /// The image the export serves.
+    pub file: PathBuf,
+    /// The URI to connect to.
+    pub uri: String,
+    name: String,
+    extra: Vec<String>,
+    tcp: Option<u16>,
+}
+
+#[cfg(all(target_os = "linux", feature = "nbd"))]
+impl QemuNbd {
+    /// Pattern block size of the image.
+    pub const BLOCK: usize = 4096;
+
+    /// A server on a unix socket over a fresh image of `len` bytes (a
+    /// multiple of [`QemuNbd::BLOCK`]), with `extra` arguments (`-r`).
+    pub fn start(name: &str, len: usize, extra: &[&str]) -> Option<QemuNbd> {
+        Self::start_on(name, len, extra, false)
+    }
+
+    /// The same on a loopback TCP port (where SIGKILL with unread data in
+    /// the server's socket resets the connection).
+    pub fn start_tcp(name: &str, len: usize, extra: &[&str]) -> Option<QemuNbd> {
+        Self::start_on(name, len, extra, true)
+    }
+
+    fn start_on(name: &str, len: usize, extra: &[&str], tcp: bool) -> Option<QemuNbd> {
+        if let Err(why) = iov_iter::backend::nbd::available() {
+            skip(name, &format!("libnbd cannot be loaded: {why}"));
+            return None;
+        }
+        let ok = std::process::Command::new("qemu-nbd")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            skip(name, "qemu-nbd is not installed (Debian qemu-utils)");
+            return None;
+        }
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("nbd_{name}_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let file = dir.join("disk.img");
+        let mut img = Vec::with_capacity(len);
+        for b in 0..(len / Self::BLOCK) as u64 {
+            img.extend_from_slice(&block(b, Self::BLOCK));
+        }
+        std::fs::write(&file, &img).expect("write image");
+        let mut s = QemuNbd {
+            child: None,
+            uri: String::new(),
+            dir,
+            file,
+            name: name.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            tcp: None,
+        };
+        if tcp {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            s.tcp = Some(l.local_addr().unwrap().port());
+        }
+        s.spawn().then_some(s)
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir.join("sock")
+    }
+
+    /// The server's stderr.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("qemu-nbd.log")
+    }
+
+    /// Starts (again) the server; `false` after a loud skip.
+    fn spawn(&mut self) -> bool {
+        use std::process::{Command, Stdio};
+        let _ = std::fs::remove_file(self.sock());
+        let mut cmd = Command::new("qemu-nbd");
+        cmd.args(["--cache=none", "--format=raw", "--persistent", "--shared=8"]);
+        match self.tcp {
+            Some(port) => {
+                cmd.args(["--bind=127.0.0.1", &format!("--port={port}")]);
+                self.uri = format!("nbd://127.0.0.1:{port}/");
+            }
+            None => {
+                cmd.arg(format!("--socket={}", self.sock().display()));
+                self.uri = format!("nbd+unix:///?socket={}", self.sock().display());
+            }
+        }
+        cmd.args(&self.extra).arg(&self.file);
+        // The server's messages go to a log beside the image (a pipe
+        // nobody reads could fill and stall the server).
+        let log = std::fs::File::create(self.log()).expect("create qemu-nbd log");
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                skip(&self.name, &format!("qemu-nbd does not start: {e}"));
+                return false;
+            }
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let up = match self.tcp {
+                Some(port) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                None => self.sock().exists(),
+            };
+            if up {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let err = std::fs::read_to_string(self.log()).unwrap_or_default();
+                skip(&self.name, &format!("qemu-nbd exited ({status}): {err}"));
+                return false;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                skip(&self.name, "qemu-nbd did not listen within 10 s");
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.child = Some(child);
+        true
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// SIGKILL to the server's pid, and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same image and address.
+    pub fn restart(&mut self) -> bool {
+        self.kill();
+        self.spawn()
+    }
+}
+
+#[cfg(all(target_os = "linux", feature = "nbd"))]
+impl Drop for QemuNbd {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
