@@ -17,6 +17,9 @@ options:
   --file PATH     use the swap area at PATH (its label and UUID are printed);
                   if PATH does not exist, create a swap area there and keep it.
                   The demo overwrites the area's slots, never its header.
+  --nbd URI       use an NBD export instead (nbd://host[:port]/name or
+                  nbd+unix:///name?socket=PATH; libnbd is loaded at run time):
+                  a mkswap-format area on it is used, or one is written there.
   --size SIZE     size of a new swap file: bytes, or with a suffix
                   K/M/G/T (= KiB/MiB/GiB/TiB) or KB/MB/GB/TB (powers of 1000);
                   default 64M
@@ -79,6 +82,8 @@ impl ModeArg {
 pub struct DemoOptions {
     /// `--file`.
     pub file: Option<PathBuf>,
+    /// `--nbd`: an NBD export (URI) instead of a file.
+    pub nbd: Option<String>,
     /// `--size`, if given.
     pub size: Option<u64>,
     /// `--mode`.
@@ -93,6 +98,7 @@ impl Default for DemoOptions {
     fn default() -> DemoOptions {
         DemoOptions {
             file: None,
+            nbd: None,
             size: None,
             mode: ModeArg::All,
             pages: None,
@@ -215,6 +221,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                     return err("--file: empty path");
                 }
                 set(&mut o.file, "--file", PathBuf::from(v))?;
+            }
+            "--nbd" => {
+                let v = value(inline)?;
+                if v.is_empty() {
+                    return err("--nbd: empty URI");
+                }
+                set(&mut o.nbd, "--nbd", v)?;
             }
             "--size" => {
                 let v = parse_size(&value(inline)?)?;

@@ -16,6 +16,8 @@
 mod area;
 mod bench;
 mod cli;
+#[cfg(feature = "nbd")]
+mod nbd_area;
 mod pager_demo;
 mod workload;
 
@@ -70,7 +72,16 @@ fn async_mode() -> IoMode {
     }
 }
 
-fn describe(mode: IoMode) -> &'static str {
+/// Opens a swap device on the demo's area for a mode.
+type Opener = dyn Fn(IoMode) -> Result<SwapDevice, SwapError>;
+
+fn describe(mode: IoMode, on_nbd: bool) -> &'static str {
+    if on_nbd {
+        return match mode {
+            IoMode::Sync => "NBD export (libnbd), sync kiocbs",
+            _ => "NBD export (libnbd), async kiocbs in flight",
+        };
+    }
     match mode {
         IoMode::Sync => "DirectFile (O_DIRECT, preadv2/pwritev2), sync kiocbs",
         IoMode::AsyncInline => "DirectFile (O_DIRECT), async kiocbs completed inline",
@@ -99,24 +110,66 @@ fn demo(opts: &DemoOptions) -> Result<bool, String> {
             opts.file.as_ref().unwrap().display()
         );
     }
-    let size = opts.size.unwrap_or(cli::DEFAULT_SIZE);
-    let area = area::prepare(opts.file.as_deref(), size, &mut |n| println!("note: {n}"))?;
-    let sf = &area.swap;
-    let label = if sf.label().is_empty() {
-        "(none)".to_owned()
-    } else {
-        format!("\"{}\"", sf.label())
+    // Where the area is, and how a swap device on it is opened per mode.
+    let (opener, usable): (Box<Opener>, u64) = match &opts.nbd {
+        #[cfg(not(feature = "nbd"))]
+        Some(_) => return Err("--nbd: built without the `nbd` feature".into()),
+        #[cfg(feature = "nbd")]
+        Some(uri) => {
+            let a = nbd_area::open(uri)?;
+            let info = a.dev.info();
+            println!(
+                "swap area on {uri} ({}): {:.1} MiB export, {} connection(s), label \"{}\", {} slots \
+                 of 4 KiB ({} usable)",
+                if a.created {
+                    "header written"
+                } else {
+                    "existing header"
+                },
+                info.size as f64 / (1 << 20) as f64,
+                a.dev.connections(),
+                a.header.label,
+                a.max_pages(),
+                a.max_pages().saturating_sub(1),
+            );
+            let (dev, max) = (std::sync::Arc::clone(&a.dev), a.max_pages());
+            let open = move |mode: IoMode| {
+                // The export keeps async kiocbs in flight: the queued mode.
+                let mode = if mode == IoMode::Sync {
+                    IoMode::Sync
+                } else {
+                    IoMode::Uring
+                };
+                let target: std::sync::Arc<dyn iov_iter::dio::DirectIo> = dev.clone();
+                SwapDevice::new(target, mode, max)
+            };
+            (Box::new(open), max.saturating_sub(1))
+        }
+        None => {
+            let size = opts.size.unwrap_or(cli::DEFAULT_SIZE);
+            let area = area::prepare(opts.file.as_deref(), size, &mut |n| println!("note: {n}"))?;
+            let sf = &area.swap;
+            let label = if sf.label().is_empty() {
+                "(none)".to_owned()
+            } else {
+                format!("\"{}\"", sf.label())
+            };
+            println!(
+                "swap area {} ({}): {:.1} MiB, label {label}, UUID {}, {} slots of 4 KiB ({} usable)",
+                sf.path.display(),
+                if area.created { "created" } else { "existing" },
+                sf.activation.file_size as f64 / (1 << 20) as f64,
+                sf.uuid(),
+                sf.max_pages(),
+                sf.usable_pages(),
+            );
+            let usable = sf.usable_pages();
+            // The scratch area goes when the opener does.
+            (Box::new(move |mode| open_device(&area, mode)), usable)
+        }
     };
-    println!(
-        "swap area {} ({}): {:.1} MiB, label {label}, UUID {}, {} slots of 4 KiB ({} usable)",
-        sf.path.display(),
-        if area.created { "created" } else { "existing" },
-        sf.activation.file_size as f64 / (1 << 20) as f64,
-        sf.uuid(),
-        sf.max_pages(),
-        sf.usable_pages(),
-    );
-    let usable = usize::try_from(sf.usable_pages()).unwrap_or(usize::MAX);
+    let on_nbd = opts.nbd.is_some();
+    let usable = usize::try_from(usable).unwrap_or(usize::MAX);
     let pages = match opts.pages {
         Some(n) if n > usable => {
             return Err(format!(
@@ -156,12 +209,12 @@ fn demo(opts: &DemoOptions) -> Result<bool, String> {
     let mut all_ok = true;
     let mut verdicts = Vec::new();
     for mode in modes {
-        let dev = open_device(&area, mode).map_err(|e| e.to_string())?;
+        let dev = opener(mode).map_err(|e| e.to_string())?;
         let a = dev.dio_align();
         println!(
             "[{}] {} (DIO alignment: memory {}, offset {})",
             dev.mode(),
-            describe(dev.mode()),
+            describe(dev.mode(), on_nbd),
             a.mem,
             a.offset
         );
@@ -178,9 +231,9 @@ fn demo(opts: &DemoOptions) -> Result<bool, String> {
     }
     if opts.mode.uffd() {
         let pages = opts.pages.unwrap_or(pager_demo::DEFAULT_PAGES.min(usable));
-        all_ok &= uffd_modes(&area, pages, cfg.seed, &mut verdicts)?;
+        all_ok &= uffd_modes(&*opener, on_nbd, pages, cfg.seed, &mut verdicts)?;
     }
-    drop(area);
+    drop(opener);
     println!(
         "result: {} ({}) in {:.2} s",
         if all_ok {
@@ -255,14 +308,15 @@ fn folio_round_trip(dev: &SwapDevice) -> Result<bool, SwapError> {
 /// `Ok(false)` when a page did not come back intact; userfaultfd being
 /// unavailable is reported loudly and is not a failure.
 fn uffd_modes(
-    area: &area::Area,
+    opener: &Opener,
+    on_nbd: bool,
     pages: usize,
     seed: u64,
     verdicts: &mut Vec<String>,
 ) -> Result<bool, String> {
     let mut all_ok = true;
     for kind in [RegionKind::Anon, RegionKind::Memfd] {
-        let dev = open_device(area, async_mode()).map_err(|e| e.to_string())?;
+        let dev = opener(async_mode()).map_err(|e| e.to_string())?;
         let how = match kind {
             RegionKind::Anon => {
                 "anonymous memory: MADV_DONTNEED out, MISSING faults, swap-in into a pool page, \
@@ -279,7 +333,7 @@ fn uffd_modes(
              workers reading at random and in runs, a reclaim thread keeping 1/4 resident",
             (pages * 4096) as f64 / (1 << 20) as f64,
             dev.mode(),
-            describe(dev.mode()),
+            describe(dev.mode(), on_nbd),
         );
         let cfg = pager_demo::UffdConfig {
             kind,
@@ -345,6 +399,36 @@ mod tests {
         };
         let e = demo(&too_many).unwrap_err();
         assert!(e.contains("only 511 usable slots"), "{e}");
+    }
+
+    /// The demo over NBD: a real qemu-nbd on a written image; the demo
+    /// writes the swap header, then every mode verifies every page.
+    #[cfg(feature = "nbd")]
+    #[test]
+    fn demo_runs_over_nbd_against_qemu_nbd() {
+        let dir = TestDir::new("demo-nbd");
+        let image = dir.join("export.img");
+        std::fs::write(&image, vec![0x5a_u8; 4 << 20]).unwrap();
+        let Some(server) = iov_iter_swap::testutil::NbdServer::start(&image) else {
+            return;
+        };
+        let opts = DemoOptions {
+            nbd: Some(server.uri.clone()),
+            pages: Some(300),
+            ..DemoOptions::default()
+        };
+        assert_eq!(demo(&opts), Ok(true));
+        // The header the demo wrote is mkswap format, on the server's file.
+        let img = std::fs::read(&image).unwrap();
+        assert_eq!(&img[4096 - 10..4096], b"SWAPSPACE2");
+        // Again, on the existing header.
+        assert_eq!(
+            demo(&DemoOptions {
+                seed: Some(7),
+                ..opts
+            }),
+            Ok(true)
+        );
     }
 
     #[test]

@@ -135,3 +135,65 @@ pub fn ram_swap_device(
     let dev = crate::swapio::SwapDevice::new(mem.clone(), mode, slots).expect("a swap map");
     (mem, dev)
 }
+
+/// A `qemu-nbd` serving `image` (raw, `--cache=none`, up to 4 clients) on
+/// a unix socket next to it, killed by its pid on drop; `None` after a loud
+/// SKIP where qemu-nbd or libnbd is missing. (The crate's own NBD tests
+/// have a fuller one in `tests/common`.)
+#[cfg(feature = "nbd")]
+pub struct NbdServer {
+    child: std::process::Child,
+    /// `nbd+unix:///?socket=...`.
+    pub uri: String,
+}
+
+#[cfg(feature = "nbd")]
+impl NbdServer {
+    /// Starts the server and waits for its socket.
+    pub fn start(image: &Path) -> Option<NbdServer> {
+        if let Err(why) = iov_iter::backend::nbd::available() {
+            eprintln!("\n***** SKIPPED: libnbd cannot be loaded: {why} *****\n");
+            return None;
+        }
+        let sock = image.with_extension("sock");
+        let _ = std::fs::remove_file(&sock);
+        let child = match std::process::Command::new("qemu-nbd")
+            .args(["--cache=none", "--format=raw", "--persistent", "--shared=4"])
+            .arg(format!("--socket={}", sock.display()))
+            .arg(image)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!(
+                    "\n***** SKIPPED: qemu-nbd cannot start ({e}): install qemu-utils *****\n"
+                );
+                return None;
+            }
+        };
+        let server = NbdServer {
+            child,
+            uri: format!("nbd+unix:///?socket={}", sock.display()),
+        };
+        for _ in 0..500 {
+            if sock.exists() {
+                return Some(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        eprintln!(
+            "\n***** SKIPPED: qemu-nbd did not open {} *****\n",
+            sock.display()
+        );
+        None
+    }
+}
+
+#[cfg(feature = "nbd")]
+impl Drop for NbdServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
