@@ -369,7 +369,7 @@ impl AsyncIo {
     /// # Ok::<(), iov_iter::Error>(())
     /// ```
     #[doc(alias = "bi_end_io")]
-    pub fn on_complete<F>(mut self, hook: F) -> AsyncIo
+    pub fn on_complete<F>(self, hook: F) -> AsyncIo
     where
         F: FnOnce(Result<usize>) -> Result<usize> + Send + 'static,
     {
@@ -382,21 +382,10 @@ impl AsyncIo {
             self.nr,
             self.len,
         );
-        // The parent's iovecs live in its owner's heap allocation (or a
+        // The request's iovecs live in its owner's heap allocation (or a
         // split's), not in the `AsyncIo` moved into the hook: `iov` stays
         // valid.
-        let owner = core::mem::replace(&mut self.owner, Owner::Done);
-        let parent = AsyncIo {
-            rw,
-            pos,
-            flags,
-            ioprio,
-            iov,
-            nr,
-            len,
-            owner,
-        };
-        let hooked: Box<dyn Hook> = Box::new(Hooked { parent, hook });
+        let hooked: Box<dyn Hook> = Box::new(Hooked { parent: self, hook });
         AsyncIo {
             rw,
             pos,
