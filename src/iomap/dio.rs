@@ -155,13 +155,24 @@ impl<M: IoMap + 'static, D: DirectIo> IomapDio<M, D> {
         &self.dev
     }
 
+    /// What a request's walk reads once, not per extent.
+    fn walk(&self, rw: RwType, flags: RwfFlags) -> Walk {
+        Walk {
+            rw,
+            op: op_for(rw, flags),
+            align: u64::from(self.dev.dio_align().offset_for(rw).max(1)),
+            dev_size: self.dev.capacity(),
+            size: self.map.size(),
+        }
+    }
+
     /// How far a request of `total` bytes at `pos` walks the mapping, and
     /// the count it may report at most (reads crossing the size).
-    fn limits(&self, rw: RwType, pos: u64, total: usize) -> (usize, Option<usize>) {
-        if rw == RwType::Write {
+    fn limits(&self, w: &Walk, pos: u64, total: usize) -> (usize, Option<usize>) {
+        if w.rw == RwType::Write {
             return (total, None);
         }
-        let size = self.map.size();
+        let size = w.size;
         if pos >= size {
             return (0, None);
         }
@@ -170,23 +181,16 @@ impl<M: IoMap + 'static, D: DirectIo> IomapDio<M, D> {
             return (total, None);
         }
         // The I/O covers the last aligned block; the count stops at the size.
-        let align = u64::from(self.dev.dio_align().offset_for(rw).max(1));
-        let walk = avail.div_ceil(align).saturating_mul(align);
+        let walk = avail.div_ceil(w.align).saturating_mul(w.align);
         (walk.min(total as u64) as usize, Some(avail as usize))
     }
 
     /// Maps the part of a request at file position `at` (`want` bytes
     /// left): the extent, how much of the request it covers, what to do.
-    fn plan(
-        &self,
-        rw: RwType,
-        at: u64,
-        want: usize,
-        op: IomapOp,
-        prev_end: Option<u64>,
-    ) -> Result<Plan> {
-        let ext = self.map.begin(at, want as u64, op)?;
-        ext.check(at, prev_end, self.dev.capacity())?;
+    fn plan(&self, w: &Walk, at: u64, want: usize, prev_end: Option<u64>) -> Result<Plan> {
+        let rw = w.rw;
+        let ext = self.map.begin(at, want as u64, w.op)?;
+        ext.check(at, prev_end, w.dev_size)?;
         let n = (ext.end() - at).min(want as u64) as usize;
         let bad = |why| Error::BadExtent {
             pos: at,
@@ -207,12 +211,11 @@ impl<M: IoMap + 'static, D: DirectIo> IomapDio<M, D> {
             }
             _ => {
                 let addr = ext.addr_at(at).ok_or(bad(BadExtent::NoAddress))?;
-                let align = u64::from(self.dev.dio_align().offset_for(rw).max(1));
-                if addr % align != 0 || (n < want && n as u64 % align != 0) {
+                if addr % w.align != 0 || (n < want && n as u64 % w.align != 0) {
                     return Err(bad(BadExtent::Misaligned));
                 }
                 let zero = if rw == RwType::Write {
-                    self.zero_around(&ext, at, n as u64)?
+                    self.zero_around(w, &ext, at, n as u64)?
                 } else {
                     [None, None]
                 };
@@ -240,7 +243,13 @@ impl<M: IoMap + 'static, D: DirectIo> IomapDio<M, D> {
     /// The device ranges to zero around a write of `[at, at + n)` into
     /// `ext` (`iomap_dio_zero`): the head and tail of partly covered
     /// blocks that are new, unwritten, or (the tail) at or past the size.
-    fn zero_around(&self, ext: &Extent, at: u64, n: u64) -> Result<[Option<(u64, u64)>; 2]> {
+    fn zero_around(
+        &self,
+        w: &Walk,
+        ext: &Extent,
+        at: u64,
+        n: u64,
+    ) -> Result<[Option<(u64, u64)>; 2]> {
         let bs = u64::from(self.map.block_size());
         if bs < 512 || !bs.is_power_of_two() {
             return Err(Error::InvalidArgument(
@@ -255,7 +264,7 @@ impl<M: IoMap + 'static, D: DirectIo> IomapDio<M, D> {
         }
         let end = at + n;
         let tail = end & (bs - 1);
-        if (fresh || end >= self.map.size()) && tail != 0 && end + (bs - tail) <= ext.end() {
+        if (fresh || end >= w.size) && tail != 0 && end + (bs - tail) <= ext.end() {
             out[1] = ext.addr_at(end).map(|a| (a, bs - tail));
         }
         Ok(out)
@@ -307,6 +316,16 @@ impl<M: IoMap + 'static, D: DirectIo> IomapDio<M, D> {
         }
         Ok(())
     }
+}
+
+/// What a request's walk reads once: its direction and mapping operation,
+/// the device's offset alignment and size, the file size.
+struct Walk {
+    rw: RwType,
+    op: IomapOp,
+    align: u64,
+    dev_size: Option<u64>,
+    size: u64,
 }
 
 /// What to do with one extent's part of a request.
@@ -389,12 +408,13 @@ impl<M: IoMap + 'static, D: DirectIo> DirectIo for IomapDio<M, D> {
         flags: RwfFlags,
     ) -> Result<usize> {
         let total: usize = iov.iter().map(|v| v.len).sum();
-        let (limit, cap) = self.limits(rw, pos, total);
-        let op = op_for(rw, flags);
+        let w = self.walk(rw, flags);
+        let (limit, cap) = self.limits(&w, pos, total);
+        let op = w.op;
         let (mut done, mut prev_end, mut err) = (0usize, None, None);
         let mut end_flags = EndIoFlags::empty();
         while done < limit {
-            let plan = match self.plan(rw, pos + done as u64, limit - done, op, prev_end) {
+            let plan = match self.plan(&w, pos + done as u64, limit - done, prev_end) {
                 Ok(plan) => plan,
                 Err(e) => {
                     err = Some(e);
@@ -446,16 +466,17 @@ impl<M: IoMap + 'static, D: DirectIo> DirectIo for IomapDio<M, D> {
     /// The async path: every extent's part of the request started at once.
     fn start(&self, io: AsyncIo) {
         let (rw, pos, flags) = (io.rw(), io.pos(), io.flags());
-        let (limit, cap) = self.limits(rw, pos, io.len());
+        let w = self.walk(rw, flags);
+        let (limit, cap) = self.limits(&w, pos, io.len());
         if limit == 0 {
             io.complete(Ok(0));
             return;
         }
-        let op = op_for(rw, flags);
+        let op = w.op;
         let mut plans: SmallVec<[Plan; 4]> = SmallVec::new();
         let (mut planned, mut prev_end, mut err) = (0usize, None, None);
         while planned < limit {
-            match self.plan(rw, pos + planned as u64, limit - planned, op, prev_end) {
+            match self.plan(&w, pos + planned as u64, limit - planned, prev_end) {
                 Ok(plan) => {
                     prev_end = Some(plan.ext.end());
                     planned += plan.n;
