@@ -104,15 +104,17 @@ pub fn proc_swaps_size_kib(path: &Path) -> Option<u64> {
     })
 }
 
+/// A counter of `/proc/vmstat` (`pswpin`, `nr_writeback`, ...).
+pub fn vmstat(key: &str) -> Option<u64> {
+    let vm = std::fs::read_to_string("/proc/vmstat").ok()?;
+    vm.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// `pswpin` and `pswpout` of `/proc/vmstat`: pages the kernel read from and
 /// wrote to swap since boot.
 pub fn vmstat_swap() -> Option<(u64, u64)> {
-    let vm = std::fs::read_to_string("/proc/vmstat").ok()?;
-    let get = |key: &str| {
-        vm.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
-    };
-    Some((get("pswpin")?, get("pswpout")?))
+    Some((vmstat("pswpin")?, vmstat("pswpout")?))
 }
 
 /// `vm.page-cluster` (the kernel's swap readahead order).

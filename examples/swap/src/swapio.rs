@@ -892,6 +892,15 @@ impl fmt::Debug for SwapInto {
 }
 
 /// Copies `src`, or zeros, into a one-page destination buffer.
+/// The page of swap slot `slot` in a large folio whose first slot is
+/// `first` (a swap-in of a slot under folio writeback gets a copy of it).
+fn folio_page(folio: &Folio, first: u32, slot: u32) -> &[u8; PAGE_SIZE] {
+    let at = (slot - first) as usize * PAGE_SIZE;
+    folio.as_bytes()[at..at + PAGE_SIZE]
+        .try_into()
+        .expect("a page of the folio")
+}
+
 fn fill_buf(dst: &mut GuestBuf<Dest>, src: Option<&[u8; PAGE_SIZE]>) {
     let mut at = 0usize;
     dst.for_each_seg_mut(&mut |ptr, len| {
@@ -1553,11 +1562,11 @@ impl SwapDevice {
                 Some(Entry::FolioWriteback { folio, first, .. }) => {
                     // A page of a large folio being written: a copy of it.
                     let folio = folio.upgrade().ok_or(SwapError::Busy(slot))?;
-                    let at = (s - *first) as usize * PAGE_SIZE;
+                    let first = *first;
                     drop(book);
                     let mut page = sh.slots.pool.get().map_err(SwapError::Backend)?;
                     page.as_mut_bytes()
-                        .copy_from_slice(&folio.as_bytes()[at..at + PAGE_SIZE]);
+                        .copy_from_slice(folio_page(&folio, first, s));
                     page.set_flags(PageFlags::UPTODATE);
                     add(&sh.stats.cache_hits, 1);
                     return Ok(SwapIn::ready(slot, PageRef::new(page), sh));
@@ -1755,12 +1764,9 @@ impl SwapDevice {
                 Some(Entry::FolioReading { .. }) => return Err(SwapError::Busy(slot)),
                 Some(Entry::FolioWriteback { folio, first, .. }) => {
                     let folio = folio.upgrade().ok_or(SwapError::Busy(slot))?;
-                    let at = (s - *first) as usize * PAGE_SIZE;
+                    let first = *first;
                     drop(book);
-                    let bytes: &[u8; PAGE_SIZE] = folio.as_bytes()[at..at + PAGE_SIZE]
-                        .try_into()
-                        .expect("a page of the folio");
-                    fill_buf(&mut dst, Some(bytes));
+                    fill_buf(&mut dst, Some(folio_page(&folio, first, s)));
                     add(&sh.stats.cache_hits, 1);
                     return Ok(SwapInto::ready(slot, IntoFill::Cached, sh));
                 }

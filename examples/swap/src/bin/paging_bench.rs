@@ -44,7 +44,7 @@ use iov_iter::PAGE_SIZE;
 use iov_iter_swap::activate::{create_swap_file, open_swap_file};
 use iov_iter_swap::content::{check_page, fill_page, shuffle};
 use iov_iter_swap::header::{Label, Uuid};
-use iov_iter_swap::kernel::{SwapOn, page_cluster, vmstat_swap};
+use iov_iter_swap::kernel::{SwapOn, page_cluster, vmstat, vmstat_swap};
 use iov_iter_swap::swapio::{IoMode, SwapDevice};
 use iov_iter_swap::swapmap::SlotRng;
 use iov_iter_swap::uffd::{Pager, PagerConfig, RegionKind};
@@ -112,17 +112,6 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
     Ok(Some(o))
 }
 
-/// A global counter of `/proc/vmstat`.
-fn vmstat(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/vmstat")
-        .ok()
-        .and_then(|vm| {
-            vm.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// This process's major faults (`/proc/self/stat`, field 12).
 fn major_faults() -> u64 {
     std::fs::read_to_string("/proc/self/stat")
@@ -145,7 +134,7 @@ fn resident() -> u64 {
 /// Waits until writeback is back to `base` pages (or 10 s pass).
 fn wait_writeback(base: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while vmstat("nr_writeback") > base && Instant::now() < deadline {
+    while vmstat("nr_writeback").unwrap_or(0) > base && Instant::now() < deadline {
         std::thread::sleep(Duration::from_micros(200));
     }
 }
@@ -296,7 +285,7 @@ fn kernel(pattern: &'static str, o: &Options, rng: &mut SlotRng) -> Result<Measu
     let base = resident();
     let mut r = Region::new(o.pages)?;
     r.fill(o.seed);
-    let wb = vmstat("nr_writeback");
+    let wb = vmstat("nr_writeback").unwrap_or(0);
     let (_, out0) = vmstat_swap().ok_or("no /proc/vmstat")?;
     let t = Instant::now();
     r.pageout()?;
