@@ -122,16 +122,23 @@ pub struct PagerConfig {
     pub fault_around: usize,
     /// Reads of a page tried before it is poisoned (at least 1).
     pub read_attempts: u32,
+    /// Pages under writeback at once (at least 1). A larger reclaim
+    /// request is written in windows of this many pages, and the frames
+    /// the copies go through are reused from one window to the next (a
+    /// fresh frame costs an allocation and a page fault per page).
+    pub writeback_max: usize,
 }
 
 impl PagerConfig {
-    /// `pages` pages of `kind`, fault-around 8, 3 read attempts.
+    /// `pages` pages of `kind`, fault-around 8, 3 read attempts, 1024
+    /// pages under writeback at once (32 kiocbs of `SWAP_CLUSTER_MAX`).
     pub fn new(kind: RegionKind, pages: usize) -> PagerConfig {
         PagerConfig {
             kind,
             pages,
             fault_around: 8,
             read_attempts: 3,
+            writeback_max: 32 * crate::swapio::SWAP_CLUSTER_MAX,
         }
     }
 }
@@ -404,7 +411,18 @@ impl Ticket {
 
 struct Request {
     pages: Vec<usize>,
+    /// The first page of `pages` not taken yet.
+    next: usize,
     ticket: Arc<Ticket>,
+}
+
+impl Request {
+    /// Answers the pages not taken yet as skipped.
+    fn skip_rest(self) {
+        for _ in self.next..self.pages.len() {
+            self.ticket.account(|o| o.skipped += 1);
+        }
+    }
 }
 
 /// The fault thread's state.
@@ -418,6 +436,12 @@ struct Serve {
     /// Pages under writeback, in submission order (completions mostly
     /// come in that order, so the front is checked, not the whole list).
     writebacks: std::collections::VecDeque<usize>,
+    /// Reclaim requests taken, in order, the first one maybe partly
+    /// started (at most `writeback_max` pages are under writeback).
+    reclaim: std::collections::VecDeque<Request>,
+    /// Frames of ended writebacks, reused for the next copies (at most
+    /// `writeback_max`).
+    frames: Vec<Page>,
     stats: PagerStats,
     latencies: Vec<Duration>,
 }
@@ -489,9 +513,10 @@ impl Pager {
                 page_size()
             )));
         }
-        if cfg.pages == 0 || cfg.read_attempts == 0 {
+        if cfg.pages == 0 || cfg.read_attempts == 0 || cfg.writeback_max == 0 {
             return Err(PagerError::Unsupported(
-                "a pager needs at least one page and one read attempt".into(),
+                "a pager needs at least one page, one read attempt and one page of writeback"
+                    .into(),
             ));
         }
         if (dev.usable_slots() as usize) < cfg.pages {
@@ -577,6 +602,8 @@ impl Pager {
                 reads: Vec::new(),
                 restart: Vec::new(),
                 writebacks: std::collections::VecDeque::new(),
+                reclaim: std::collections::VecDeque::new(),
+                frames: Vec::new(),
                 stats: PagerStats::default(),
                 latencies: Vec::new(),
             }),
@@ -699,6 +726,7 @@ impl Pager {
             }
             q.push(Request {
                 pages: pages.to_vec(),
+                next: 0,
                 ticket: Arc::clone(&ticket),
             });
         }
@@ -738,16 +766,16 @@ impl Pager {
     pub fn serve(&self, stop: &AtomicBool) -> Result<(), PagerError> {
         self.closed.store(false, Ordering::Release);
         let r = self.serve_loop(stop);
-        // No one takes requests any more: answer those queued.
+        // No one takes requests any more: answer those queued, and the
+        // rest of those taken (only after an error are any left).
         let left = {
             let mut q = lock(&self.queue);
             self.closed.store(true, Ordering::Release);
             std::mem::take(&mut *q)
         };
-        for req in left {
-            for _ in &req.pages {
-                req.ticket.account(|o| o.skipped += 1);
-            }
+        let taken = std::mem::take(&mut lock(&self.serve).reclaim);
+        for req in taken.into_iter().chain(left) {
+            req.skip_rest();
         }
         r
     }
@@ -764,7 +792,10 @@ impl Pager {
             }
             let busy = {
                 let st = lock(&self.serve);
-                !st.reads.is_empty() || !st.writebacks.is_empty() || !st.restart.is_empty()
+                !st.reads.is_empty()
+                    || !st.writebacks.is_empty()
+                    || !st.restart.is_empty()
+                    || !st.reclaim.is_empty()
             };
             if busy {
                 if self.dev.in_flight() > 0 {
@@ -813,11 +844,8 @@ impl Pager {
                 progress = true;
             }
         }
-        let requests = std::mem::take(&mut *lock(&self.queue));
-        for req in requests {
-            self.start_reclaim(st, req, &mut plug);
-            progress = true;
-        }
+        st.reclaim.extend(std::mem::take(&mut *lock(&self.queue)));
+        progress |= self.start_reclaim(st, &mut plug);
         for i in std::mem::take(&mut st.restart) {
             self.start_swapin(st, i, &mut plug)?;
         }
@@ -1067,44 +1095,64 @@ impl Pager {
         Ok(())
     }
 
-    /// Starts the swap-out of a request's resident pages.
-    fn start_reclaim(&self, st: &mut Serve, req: Request, plug: &mut SwapPlug) {
-        let Request { pages, ticket } = req;
-        let mut k = 0;
-        while k < pages.len() {
-            // A run of consecutive resident pages gets a run of slots.
-            let mut run = 1;
-            while k + run < pages.len()
-                && run < crate::swapio::SWAP_CLUSTER_MAX
-                && pages[k + run] == pages[k] + run
-                && pages[k + run] < self.cfg.pages
-                && matches!(st.pages[pages[k + run]], Slotted::Resident)
-            {
-                run += 1;
-            }
-            let first = pages[k];
-            let resident = first < self.cfg.pages && matches!(st.pages[first], Slotted::Resident);
-            if !resident {
-                st.stats.reclaim_skipped += 1;
-                ticket.account(|o| o.skipped += 1);
-                k += 1;
-                continue;
-            }
-            let slots: Vec<Slot> = match self.dev.alloc_contiguous(run as u32) {
-                Some(r) => r.iter().collect(),
-                None => (0..run).map_while(|_| self.dev.alloc_slot()).collect(),
-            };
-            for (n, &i) in pages[k..k + run].iter().enumerate() {
-                match slots.get(n) {
-                    Some(&slot) => self.swap_out(st, i, slot, &ticket, plug),
-                    None => {
-                        st.stats.reclaim_skipped += 1;
-                        ticket.account(|o| o.skipped += 1);
+    /// Starts the swap-out of the taken requests' resident pages, in
+    /// order, while fewer than `writeback_max` pages are under writeback.
+    /// Returns whether any page was taken.
+    fn start_reclaim(&self, st: &mut Serve, plug: &mut SwapPlug) -> bool {
+        let max = self.cfg.writeback_max.max(1);
+        let mut progress = false;
+        while let Some(mut req) = st.reclaim.pop_front() {
+            let pages = std::mem::take(&mut req.pages);
+            let mut k = req.next;
+            while k < pages.len() {
+                let room = max.saturating_sub(st.writebacks.len());
+                if room == 0 {
+                    break;
+                }
+                progress = true;
+                // A run of consecutive resident pages gets a run of slots.
+                let mut run = 1;
+                while k + run < pages.len()
+                    && run < crate::swapio::SWAP_CLUSTER_MAX.min(room)
+                    && pages[k + run] == pages[k] + run
+                    && pages[k + run] < self.cfg.pages
+                    && matches!(st.pages[pages[k + run]], Slotted::Resident)
+                {
+                    run += 1;
+                }
+                let first = pages[k];
+                let resident =
+                    first < self.cfg.pages && matches!(st.pages[first], Slotted::Resident);
+                if !resident {
+                    st.stats.reclaim_skipped += 1;
+                    req.ticket.account(|o| o.skipped += 1);
+                    k += 1;
+                    continue;
+                }
+                let slots: Vec<Slot> = match self.dev.alloc_contiguous(run as u32) {
+                    Some(r) => r.iter().collect(),
+                    None => (0..run).map_while(|_| self.dev.alloc_slot()).collect(),
+                };
+                for (n, &i) in pages[k..k + run].iter().enumerate() {
+                    match slots.get(n) {
+                        Some(&slot) => self.swap_out(st, i, slot, &req.ticket, plug),
+                        None => {
+                            st.stats.reclaim_skipped += 1;
+                            req.ticket.account(|o| o.skipped += 1);
+                        }
                     }
                 }
+                k += run;
             }
-            k += run;
+            if k < pages.len() {
+                // The window is full: go on from here once writebacks end.
+                req.pages = pages;
+                req.next = k;
+                st.reclaim.push_front(req);
+                break;
+            }
         }
+        progress
     }
 
     /// Copies resident page `i` and starts its write to `slot`.
@@ -1116,11 +1164,14 @@ impl Pager {
         ticket: &Arc<Ticket>,
         plug: &mut SwapPlug,
     ) {
-        // A recycled frame (fully overwritten below), back in the pool
+        // A recycled frame (fully overwritten below), back in `frames`
         // when the writeback has ended.
-        let mut page = match self.dev.get_page() {
-            Ok(page) => page,
-            Err(_) => Page::new(),
+        let mut page = match st.frames.pop() {
+            Some(page) => page,
+            None => match self.dev.get_page() {
+                Ok(page) => page,
+                Err(_) => Page::new(),
+            },
         };
         let src = match &*self.mem {
             // Resident: mapped, so this user-mode read does not fault.
@@ -1193,8 +1244,16 @@ impl Pager {
                 continue;
             }
             st.pages[i] = Slotted::Swapped { slot };
-            // The copy is on the device: its frame goes back to the pool.
-            self.dev.put_page(page);
+            // The copy is on the device: its frame is reused by the next
+            // copy, or goes back to the device's pool.
+            match PageRef::try_unwrap(page) {
+                Ok(frame) if st.frames.len() < self.cfg.writeback_max => {
+                    frame.clear_flags(PageFlags::all());
+                    st.frames.push(frame);
+                }
+                Ok(frame) => self.dev.put_page(PageRef::new(frame)),
+                Err(page) => drop(page),
+            }
             dropped.push((i, ticket));
         }
         // The region's pages go in runs: one madvise / fallocate per run of
