@@ -52,12 +52,14 @@ use rustix::mm::{Advice, MapFlags, ProtFlags};
 
 const USAGE: &str = "\
 usage: paging_bench [--file PATH] [--pages N] [--threads T] [--seed N] [--json]
+                    [--pattern random|runs|seq]... [--side kernel|anon|memfd]...
 
 The kernel's own swap (as root) and the crate's userfaultfd pager on the same
 swap file: swap-out, then swap-in by touching every page in random order, in
 runs of 16 and sequentially, with T threads (default 4). Without --file:
 target/paging-bench/area.swap (created, kept). --pages: the region, in 4 KiB
-pages (default 32768).
+pages (default 32768). --pattern and --side (each may be given more than
+once) pick what runs; all by default.
 ";
 
 /// Pages per run in the `runs` pattern.
@@ -68,12 +70,18 @@ const DEPTH: u32 = 64;
 
 const PATTERNS: [&str; 3] = ["random", "runs", "seq"];
 
+const SIDES: [&str; 3] = ["kernel", "anon", "memfd"];
+
 struct Options {
     file: PathBuf,
     pages: usize,
     threads: usize,
     seed: u64,
     json: bool,
+    /// Patterns to run (all by default).
+    patterns: Vec<&'static str>,
+    /// Sides to run: `kernel`, `anon`, `memfd` (all by default).
+    sides: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<Option<Options>, String> {
@@ -84,6 +92,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         threads: 4,
         seed: 0x5eed_c0de,
         json: false,
+        patterns: Vec::new(),
+        sides: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -106,8 +116,29 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--threads" => o.threads = count("--threads")?,
             "--seed" => o.seed = val("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--json" => o.json = true,
+            "--pattern" => {
+                let v = val("--pattern")?;
+                let p = PATTERNS
+                    .iter()
+                    .find(|p| **p == v)
+                    .ok_or_else(|| format!("--pattern: one of {PATTERNS:?}, not {v:?}"))?;
+                o.patterns.push(p);
+            }
+            "--side" => {
+                let v = val("--side")?;
+                if !SIDES.contains(&v.as_str()) {
+                    return Err(format!("--side: one of {SIDES:?}, not {v:?}"));
+                }
+                o.sides.push(v);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if o.patterns.is_empty() {
+        o.patterns = PATTERNS.to_vec();
+    }
+    if o.sides.is_empty() {
+        o.sides = SIDES.iter().map(|s| s.to_string()).collect();
     }
     Ok(Some(o))
 }
@@ -404,8 +435,10 @@ fn main() -> ExitCode {
     let mut failed = false;
     let mut rng = SlotRng::new(o.seed);
     // The kernel first, on the same file; swapped off before the pager.
-    match SwapOn::new(&o.file) {
-        Ok(area) => {
+    let kernel_side = o.sides.iter().any(|s| s == "kernel");
+    match kernel_side.then(|| SwapOn::new(&o.file)).transpose() {
+        Ok(None) => {}
+        Ok(Some(area)) => {
             let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
             if swaps.lines().count() > 2 {
                 eprintln!(
@@ -419,7 +452,7 @@ fn main() -> ExitCode {
                 o.threads,
                 page_cluster().map_or("?".to_owned(), |n| n.to_string())
             );
-            for pattern in PATTERNS {
+            for &pattern in &o.patterns {
                 match kernel(pattern, &o, &mut rng) {
                     Ok(m) => results.push(m),
                     Err(e) => {
@@ -440,7 +473,10 @@ fn main() -> ExitCode {
     }
     let mut rng = SlotRng::new(o.seed);
     for kind in [RegionKind::Anon, RegionKind::Memfd] {
-        for pattern in PATTERNS {
+        if !o.sides.iter().any(|s| *s == kind.name()) {
+            continue;
+        }
+        for &pattern in &o.patterns {
             match pager(kind, pattern, &o, &mut rng) {
                 Ok(m) => results.push(m),
                 Err(e) => {

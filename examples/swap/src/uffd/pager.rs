@@ -10,9 +10,13 @@
 //!   reaps everything. Per round it reads the pending fault events, starts
 //!   a swap-in for each faulting page plus `fault_around` following swapped
 //!   pages (all in one [`SwapPlug`], so consecutive slots merge into one
-//!   kiocb), takes the queued reclaim requests, unplugs, and maps every
-//!   swap-in that completed. Many faults (two workers faulting at once,
-//!   and the pages read around them) are in flight together.
+//!   kiocb; a fault just past an earlier window is a sequential stream and
+//!   doubles its window, up to `fault_around_max`), takes the queued
+//!   reclaim requests (at most `writeback_max` pages under writeback),
+//!   unplugs, and maps every swap-in that completed (on the memfd one
+//!   `UFFDIO_CONTINUE` per run of consecutive pages). Many faults (two
+//!   workers faulting at once, and the pages read around them) are in
+//!   flight together.
 //! * [`Pager::reclaim`] (any thread) asks the fault thread to swap pages
 //!   out and waits: each resident page is copied into a fresh [`Page`] and
 //!   swapped out (runs of pages get runs of slots, one kiocb per run),
@@ -120,6 +124,12 @@ pub struct PagerConfig {
     /// Swapped pages after a faulting one that are swapped in with it
     /// (fault-around; 0: none).
     pub fault_around: usize,
+    /// Most pages a sequential stream's fault-around grows to. A fault on
+    /// the first page past the window an earlier fault read around is the
+    /// stream going on: its window doubles, up to this (the kernel's
+    /// readahead ramp-up); any other fault starts at `fault_around`. At most
+    /// `fault_around` (no growth) is fine.
+    pub fault_around_max: usize,
     /// Reads of a page tried before it is poisoned (at least 1).
     pub read_attempts: u32,
     /// Pages under writeback at once (at least 1). A larger reclaim
@@ -130,13 +140,15 @@ pub struct PagerConfig {
 }
 
 impl PagerConfig {
-    /// `pages` pages of `kind`, fault-around 8, 3 read attempts, 1024
+    /// `pages` pages of `kind`, fault-around 8 growing to 32 for
+    /// sequential streams, 3 read attempts, 1024
     /// pages under writeback at once (32 kiocbs of `SWAP_CLUSTER_MAX`).
     pub fn new(kind: RegionKind, pages: usize) -> PagerConfig {
         PagerConfig {
             kind,
             pages,
             fault_around: 8,
+            fault_around_max: crate::swapio::SWAP_CLUSTER_MAX,
             read_attempts: 3,
             writeback_max: 32 * crate::swapio::SWAP_CLUSTER_MAX,
         }
@@ -242,7 +254,8 @@ pub struct PagerStats {
     pub joined: u64,
     /// Successful `UFFDIO_COPY`s (anonymous memory only).
     pub copies: u64,
-    /// Successful `UFFDIO_CONTINUE`s (memfd only).
+    /// Successful `UFFDIO_CONTINUE`s (memfd only; one maps a run of
+    /// consecutive pages whose reads completed together).
     pub continues: u64,
     /// Faults served by a wake only (the page was mapped already).
     pub wakes: u64,
@@ -263,6 +276,9 @@ pub struct PagerStats {
     pub fault_around: u64,
     /// Faults that found their page being read ahead.
     pub fault_around_hits: u64,
+    /// Faults that continued a sequential stream (on the first page past
+    /// an earlier fault-around window), whose window grew.
+    pub streams: u64,
     /// memfd swap-ins read by the device straight into the page cache.
     pub into_read: u64,
     /// memfd swap-ins copied from the swap cache (no I/O).
@@ -442,6 +458,9 @@ struct Serve {
     /// Frames of ended writebacks, reused for the next copies (at most
     /// `writeback_max`).
     frames: Vec<Page>,
+    /// Sequential streams: the first page past a fault-around window, and
+    /// that window's size.
+    streams: std::collections::HashMap<usize, usize>,
     stats: PagerStats,
     latencies: Vec<Duration>,
 }
@@ -604,6 +623,7 @@ impl Pager {
                 writebacks: std::collections::VecDeque::new(),
                 reclaim: std::collections::VecDeque::new(),
                 frames: Vec::new(),
+                streams: std::collections::HashMap::new(),
                 stats: PagerStats::default(),
                 latencies: Vec::new(),
             }),
@@ -917,14 +937,34 @@ impl Pager {
         Ok(())
     }
 
-    /// Swaps in the swapped pages after `i`, up to `fault_around` of them.
+    /// Swaps in the swapped pages after `i`: `fault_around` of them, or
+    /// twice the last window (up to `fault_around_max`) when `i` is the
+    /// first page past an earlier window (a sequential stream).
     fn fault_around(
         &self,
         st: &mut Serve,
         i: usize,
         plug: &mut SwapPlug,
     ) -> Result<(), PagerError> {
-        let end = (i + 1 + self.cfg.fault_around).min(self.cfg.pages);
+        let base = self.cfg.fault_around;
+        let window = match st.streams.remove(&i) {
+            Some(w) => {
+                st.stats.streams += 1;
+                w.saturating_mul(2).min(self.cfg.fault_around_max.max(base))
+            }
+            None => base,
+        };
+        if window == 0 {
+            return Ok(());
+        }
+        let end = (i + 1).saturating_add(window).min(self.cfg.pages);
+        if end < self.cfg.pages {
+            // Bounded: streams nobody continued are forgotten in bulk.
+            if st.streams.len() >= 4096 {
+                st.streams.clear();
+            }
+            st.streams.insert(end, window);
+        }
         for j in i + 1..end {
             let Slotted::Swapped { slot } = st.pages[j] else {
                 continue;
@@ -983,6 +1023,9 @@ impl Pager {
     /// Maps every completed swap-in. Returns whether any was.
     fn complete_reads(&self, st: &mut Serve) -> Result<bool, PagerError> {
         let mut progress = false;
+        // memfd pages read into the page cache, mapped below by one
+        // `UFFDIO_CONTINUE` per run of consecutive pages.
+        let mut read = Vec::new();
         let mut k = 0;
         while k < st.reads.len() {
             if !st.reads[k].1.is_done() {
@@ -1009,14 +1052,46 @@ impl Pager {
                             IntoFill::Cached => st.stats.into_cached += 1,
                             IntoFill::Zero => st.stats.into_zero += 1,
                         }
-                        self.fill(st, i, |u, r| u.continue_(r, FillFlags::empty()))?;
-                        self.mapped(st, i)?;
+                        read.push(i);
                     }
                     Err(e) => self.read_failed(st, i, &e)?,
                 },
             }
         }
+        read.sort_unstable();
+        let mut k = 0;
+        while k < read.len() {
+            let first = read[k];
+            let mut n = 1;
+            while k + n < read.len() && read[k + n] == first + n {
+                n += 1;
+            }
+            self.continue_run(st, first, n)?;
+            for &i in &read[k..k + n] {
+                self.mapped(st, i)?;
+            }
+            k += n;
+        }
         Ok(progress)
+    }
+
+    /// Maps the `n` page-cache pages from page `first` on with one
+    /// `UFFDIO_CONTINUE`; page by page (see [`Pager::fill`]) when that one
+    /// is not simply done (a page of the run mapped meanwhile, `EAGAIN`:
+    /// what the ioctl mapped before it stopped is `EEXIST` the second time).
+    fn continue_run(&self, st: &mut Serve, first: usize, n: usize) -> Result<(), PagerError> {
+        if n > 1 {
+            let start = self.base.as_ptr() as usize + first * PAGE_SIZE;
+            let range = Range::new(start, n * PAGE_SIZE)?;
+            if self.uffd.continue_(range, FillFlags::empty()).is_ok() {
+                st.stats.continues += 1;
+                return Ok(());
+            }
+        }
+        for i in first..first + n {
+            self.fill(st, i, |u, r| u.continue_(r, FillFlags::empty()))?;
+        }
+        Ok(())
     }
 
     /// Runs a fill ioctl on page `i` until it is done: `EAGAIN` retried,
@@ -1114,7 +1189,7 @@ impl Pager {
                 let mut run = 1;
                 while k + run < pages.len()
                     && run < crate::swapio::SWAP_CLUSTER_MAX.min(room)
-                    && pages[k + run] == pages[k] + run
+                    && pages[k].checked_add(run) == Some(pages[k + run])
                     && pages[k + run] < self.cfg.pages
                     && matches!(st.pages[pages[k + run]], Slotted::Resident)
                 {
