@@ -197,6 +197,21 @@ plugged_fio() {
     }
 }
 if [ "$FIO_FIRST" = 1 ]; then plugged_fio; ours swapout-plugged-async-qd8; else ours swapout-plugged-async-qd8; plugged_fio; fi
+# Readahead swap-in (page-cluster 3: aligned clusters of 8 slots, one
+# kiocb each, the rest of the cluster taken from the swap cache), 8
+# clusters in flight, against fio reading 32 KiB blocks (8 pages) at QD8 on
+# io_uring, compared in pages per second (fio's IOPS × 8).
+echo "swapin-readahead-async-qd8:"
+readahead_fio() {
+    echo "  fio:  --rw=randread --bs=32k --ioengine=io_uring --iodepth=8 --runtime=$TIME"
+    fio --name=readahead32k --rw=randread --ioengine=io_uring --iodepth=8 "${FIO_COMMON[@]}" --bs=32k \
+        >"$OUT/fio-readahead32k.json" 2>"$OUT/fio-readahead32k.log" || {
+        cat "$OUT/fio-readahead32k.log" >&2
+        echo "fio_compare.sh: fio readahead32k failed" >&2
+        exit 1
+    }
+}
+if [ "$FIO_FIRST" = 1 ]; then readahead_fio; ours swapin-readahead-async-qd8; else ours swapin-readahead-async-qd8; readahead_fio; fi
 
 # Raw DirectIo::submit on io_uring (examples/dio_bench.rs): registered
 # buffers and files against fio's --fixedbufs --registerfiles, plain 4 KiB

@@ -295,6 +295,10 @@ usable slots (like fio's randread/randwrite with norandommap). Cases:
   swapout-plugged-async-qd8
                         32 contiguous pages per kiocb (SwapPlug), io_uring,
                         8 batches in flight
+  swapin-readahead-async-qd8
+                        readahead (page-cluster 3): each kiocb reads an
+                        aligned cluster of 8 slots, 7 into the swap cache,
+                        then taken from there; io_uring, 8 clusters in flight
 
 One line per case: IOPS (kiocbs/s), pages/s, MiB/s, p50/p99 latency per
 kiocb, CPU seconds of the benchmarking thread per 100k pages.
