@@ -33,8 +33,25 @@ mod sealed {
 
 /// The direction of an iterator: where the data goes. Sealed; the only
 /// implementations are [`Source`] and [`Dest`].
+///
+/// Code generic over the direction reads it from the type, at compile time.
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::{Dest, Direction, IovIter, Kind, Source, Ubuf};
+/// // The kernel's `iov_iter_rw()`.
+/// fn rw<D: Direction, K: Kind>(_: &IovIter<'_, D, K>) -> &'static str {
+///     if D::IS_SOURCE { "WRITE" } else { "READ" }
+/// }
+/// let (data, mut buf) = ([1u8; 8], [0u8; 8]);
+/// assert_eq!(rw(&IovIter::<Source, Ubuf>::new(&data)), "WRITE");
+/// assert_eq!(rw(&IovIter::<Dest, Ubuf>::new(&mut buf)), "READ");
+/// assert_eq!((Source::NAME, Dest::NAME), ("ITER_SOURCE", "ITER_DEST"));
+/// ```
 pub trait Direction: sealed::Sealed + Copy + Send + Sync + Unpin + 'static {
     /// `true` for [`Source`] (the kernel's `data_source`, `WRITE`).
+    #[doc(alias = "data_source")]
     const IS_SOURCE: bool;
     /// The kernel's name: `"ITER_SOURCE"` or `"ITER_DEST"`.
     const NAME: &'static str;
@@ -54,6 +71,18 @@ pub trait Direction: sealed::Sealed + Copy + Send + Sync + Unpin + 'static {
 
 /// Data is read *out of* the iterator's buffers: the iterator is the source
 /// of a write (`ITER_SOURCE`, `WRITE`; `iov_iter_rw() == WRITE`).
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::{IovIter, Source, Ubuf};
+/// let data = *b"to disk";
+/// let mut it = IovIter::<Source, Ubuf>::new(&data);
+/// let mut out = [0u8; 7];
+/// assert_eq!(it.copy_from_iter(&mut out), 7); // what a write hands the device
+/// assert_eq!(&out, b"to disk");
+/// assert!(it.is_source() && it.is_empty());
+/// ```
 #[doc(alias = "ITER_SOURCE")]
 #[doc(alias = "WRITE")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,6 +90,18 @@ pub enum Source {}
 
 /// Data lands *in* the iterator's buffers: the iterator is the destination
 /// of a read (`ITER_DEST`, `READ`; `iov_iter_rw() == READ`).
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::{Dest, IovIter, Ubuf};
+/// let mut buf = [0u8; 5];
+/// let mut it = IovIter::<Dest, Ubuf>::new(&mut buf);
+/// assert_eq!(it.copy_to_iter(b"hello, world"), 5); // only what fits
+/// assert!(!it.is_source());
+/// drop(it);
+/// assert_eq!(&buf, b"hello");
+/// ```
 #[doc(alias = "ITER_DEST")]
 #[doc(alias = "READ")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

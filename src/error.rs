@@ -66,19 +66,50 @@ impl Errno {
     pub const ECANCELED: Errno = Errno(125);
 
     /// Wraps a raw positive errno value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::Errno;
+    /// // An errno from the OS, for instance out of a `std::io::Error`.
+    /// let io = std::io::Error::from_raw_os_error(28);
+    /// assert_eq!(Errno::from_raw(io.raw_os_error().unwrap()), Errno::ENOSPC);
+    /// // Values this crate does not name are kept as they are.
+    /// assert_eq!(Errno::from_raw(61).raw(), 61);
+    /// ```
     #[inline]
     pub const fn from_raw(raw: i32) -> Errno {
         Errno(raw)
     }
 
     /// The raw positive errno value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::Errno;
+    /// assert_eq!(Errno::ENOTCONN.raw(), 107);
+    /// // What `std::io::Error` (and libc) expect.
+    /// let io = std::io::Error::from_raw_os_error(Errno::EAGAIN.raw());
+    /// assert_eq!(io.kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
     #[inline]
     pub const fn raw(self) -> i32 {
         self.0
     }
 
     /// The symbolic name (`"EINVAL"`), or `"E?"` for a value this crate does
-    /// not name.
+    /// not name. `Debug` and `Display` show it with the number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::Errno;
+    /// assert_eq!(Errno::ECANCELED.name(), "ECANCELED");
+    /// assert_eq!(Errno::from_raw(61).name(), "E?");
+    /// assert_eq!(format!("{:?}", Errno::EIO), "EIO(5)");
+    /// assert_eq!(Errno::EIO.to_string(), "EIO (errno 5)");
+    /// ```
     pub const fn name(self) -> &'static str {
         match self.0 {
             1 => "EPERM",
@@ -121,6 +152,30 @@ impl fmt::Display for Errno {
 /// Which part of a direct I/O request broke the alignment rules.
 ///
 /// Carried by [`Error::Misaligned`]; see `DioAlign` in the direct-I/O layer.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "alloc")] {
+/// use iov_iter::dio::DioAlign;
+/// use iov_iter::{Error, IoSeg, IovIter, Kvec, Misalignment, Source};
+///
+/// let align = DioAlign::new(1, 512)?; // any address; offsets and lengths in 512s
+/// let (a, b) = ([0u8; 512], [0u8; 512]);
+/// let segs = [IoSeg::new(&a), IoSeg::new(&b[..100]), IoSeg::new(&b[100..])];
+/// let it = IovIter::<Source, Kvec>::new(&segs); // 1024 bytes in all
+/// let what = |r: iov_iter::Result<()>| match r {
+///     Err(Error::Misaligned { what, .. }) => what,
+///     other => panic!("not misaligned: {other:?}"),
+/// };
+/// assert_eq!(what(align.check(100, &it)), Misalignment::FileOffset);
+/// assert_eq!(what(align.check(0, &it)), Misalignment::SegmentLength { index: 1 });
+/// let short = IovIter::<Source, Kvec>::new(&segs[..2]); // 612 bytes
+/// assert_eq!(what(align.check(0, &short)), Misalignment::TotalLength);
+/// assert_eq!(Misalignment::SegmentLength { index: 1 }.to_string(), "length of segment 1");
+/// # }
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Misalignment {
@@ -328,6 +383,22 @@ pub enum Error {
 
 impl Error {
     /// The kernel errno for this error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::{Errno, Error};
+    /// assert_eq!(Error::WouldBlock.errno(), Errno::EAGAIN);
+    /// assert_eq!(Error::NoPages.errno(), Errno::EFAULT);
+    /// assert_eq!(Error::NotSupported("no TRIM").errno(), Errno::EOPNOTSUPP);
+    /// assert_eq!(Error::Os(Errno::ENOSPC).errno(), Errno::ENOSPC);
+    /// // An errno converts back into the matching variant.
+    /// assert_eq!(Error::from(Errno::EAGAIN), Error::WouldBlock);
+    /// # #[cfg(feature = "std")] {
+    /// let io = std::io::Error::from(Error::InvalidArgument("bad length"));
+    /// assert_eq!(io.raw_os_error(), Some(Errno::EINVAL.raw()));
+    /// # }
+    /// ```
     pub const fn errno(&self) -> Errno {
         match self {
             Error::RevertPastStart { .. }

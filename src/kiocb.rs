@@ -94,125 +94,135 @@ use crate::error::{Errno, Error, Result};
 #[cfg(feature = "alloc")]
 pub use self::async_completion::{Completion, CompletionFuture};
 
-bitflags::bitflags! {
-    /// The kernel's `ki_flags` (`IOCB_*`), with the kernel's bit values.
-    ///
-    /// The low bits mirror [`RwfFlags`] one for one (the IOCB value equals
-    /// the RWF value); bits 16 and up are kernel-internal.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use iov_iter::kiocb::{IocbFlags, RwfFlags};
-    /// assert_eq!(IocbFlags::NOWAIT.bits(), RwfFlags::NOWAIT.bits());
-    /// assert_eq!(IocbFlags::DIRECT.bits(), 1 << 17);
-    /// ```
-    #[doc(alias = "ki_flags")]
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    pub struct IocbFlags: u32 {
-        /// Poll for completion (`IOCB_HIPRI`).
-        #[doc(alias = "IOCB_HIPRI")]
-        const HIPRI = 0x1;
-        /// `O_DSYNC` semantics for this I/O (`IOCB_DSYNC`).
-        #[doc(alias = "IOCB_DSYNC")]
-        const DSYNC = 0x2;
-        /// `O_SYNC` semantics for this I/O (`IOCB_SYNC`).
-        #[doc(alias = "IOCB_SYNC")]
-        const SYNC = 0x4;
-        /// Return `EAGAIN` rather than block (`IOCB_NOWAIT`).
-        #[doc(alias = "IOCB_NOWAIT")]
-        const NOWAIT = 0x8;
-        /// Write at the end of the file (`IOCB_APPEND`).
-        #[doc(alias = "IOCB_APPEND")]
-        const APPEND = 0x10;
-        /// Untorn (atomic) write (`IOCB_ATOMIC`, Linux 6.11).
-        #[doc(alias = "IOCB_ATOMIC")]
-        const ATOMIC = 0x40;
-        /// Uncached buffered I/O (`IOCB_DONTCACHE`, Linux 6.14).
-        #[doc(alias = "IOCB_DONTCACHE")]
-        const DONTCACHE = 0x80;
-        /// No `SIGPIPE` on pipe or socket writes (`IOCB_NOSIGNAL`).
-        #[doc(alias = "IOCB_NOSIGNAL")]
-        const NOSIGNAL = 0x100;
-        /// Signal an eventfd on completion (`IOCB_EVENTFD`).
-        #[doc(alias = "IOCB_EVENTFD")]
-        const EVENTFD = 1 << 16;
-        /// `O_DIRECT` I/O (`IOCB_DIRECT`).
-        #[doc(alias = "IOCB_DIRECT")]
-        const DIRECT = 1 << 17;
-        /// The I/O is a write (`IOCB_WRITE`).
-        #[doc(alias = "IOCB_WRITE")]
-        const WRITE = 1 << 18;
-        /// `ki_waitq` is valid: async buffered read (`IOCB_WAITQ`).
-        #[doc(alias = "IOCB_WAITQ")]
-        const WAITQ = 1 << 19;
-        /// Do not start any I/O (`IOCB_NOIO`); set together with `NOWAIT`.
-        #[doc(alias = "IOCB_NOIO")]
-        const NOIO = 1 << 20;
-        /// May use the bio allocation cache (`IOCB_ALLOC_CACHE`).
-        #[doc(alias = "IOCB_ALLOC_CACHE")]
-        const ALLOC_CACHE = 1 << 21;
-        /// The issuer runs the direct-I/O completion (`IOCB_DIO_CALLER_COMP`).
-        #[doc(alias = "IOCB_DIO_CALLER_COMP")]
-        const DIO_CALLER_COMP = 1 << 22;
-        /// Submitted through `fs/aio.c` (`IOCB_AIO_RW`).
-        #[doc(alias = "IOCB_AIO_RW")]
-        const AIO_RW = 1 << 23;
-        /// The request carries integrity metadata (`IOCB_HAS_METADATA`).
-        #[doc(alias = "IOCB_HAS_METADATA")]
-        const HAS_METADATA = 1 << 24;
+// The flag types live in a private module and are re-exported: the methods
+// `bitflags!` generates (`empty`, `contains`, `iter`, ...) carry bitflags'
+// own documentation, which cannot take an example, so they are not counted
+// as this crate's items (as for `PageFlags` and the `iomap` flags). The
+// documentation a user reads is the same.
+mod flags {
+    bitflags::bitflags! {
+        /// The kernel's `ki_flags` (`IOCB_*`), with the kernel's bit values.
+        ///
+        /// The low bits mirror [`RwfFlags`] one for one (the IOCB value equals
+        /// the RWF value); bits 16 and up are kernel-internal.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use iov_iter::kiocb::{IocbFlags, RwfFlags};
+        /// assert_eq!(IocbFlags::NOWAIT.bits(), RwfFlags::NOWAIT.bits());
+        /// assert_eq!(IocbFlags::DIRECT.bits(), 1 << 17);
+        /// ```
+        #[doc(alias = "ki_flags")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct IocbFlags: u32 {
+            /// Poll for completion (`IOCB_HIPRI`).
+            #[doc(alias = "IOCB_HIPRI")]
+            const HIPRI = 0x1;
+            /// `O_DSYNC` semantics for this I/O (`IOCB_DSYNC`).
+            #[doc(alias = "IOCB_DSYNC")]
+            const DSYNC = 0x2;
+            /// `O_SYNC` semantics for this I/O (`IOCB_SYNC`).
+            #[doc(alias = "IOCB_SYNC")]
+            const SYNC = 0x4;
+            /// Return `EAGAIN` rather than block (`IOCB_NOWAIT`).
+            #[doc(alias = "IOCB_NOWAIT")]
+            const NOWAIT = 0x8;
+            /// Write at the end of the file (`IOCB_APPEND`).
+            #[doc(alias = "IOCB_APPEND")]
+            const APPEND = 0x10;
+            /// Untorn (atomic) write (`IOCB_ATOMIC`, Linux 6.11).
+            #[doc(alias = "IOCB_ATOMIC")]
+            const ATOMIC = 0x40;
+            /// Uncached buffered I/O (`IOCB_DONTCACHE`, Linux 6.14).
+            #[doc(alias = "IOCB_DONTCACHE")]
+            const DONTCACHE = 0x80;
+            /// No `SIGPIPE` on pipe or socket writes (`IOCB_NOSIGNAL`).
+            #[doc(alias = "IOCB_NOSIGNAL")]
+            const NOSIGNAL = 0x100;
+            /// Signal an eventfd on completion (`IOCB_EVENTFD`).
+            #[doc(alias = "IOCB_EVENTFD")]
+            const EVENTFD = 1 << 16;
+            /// `O_DIRECT` I/O (`IOCB_DIRECT`).
+            #[doc(alias = "IOCB_DIRECT")]
+            const DIRECT = 1 << 17;
+            /// The I/O is a write (`IOCB_WRITE`).
+            #[doc(alias = "IOCB_WRITE")]
+            const WRITE = 1 << 18;
+            /// `ki_waitq` is valid: async buffered read (`IOCB_WAITQ`).
+            #[doc(alias = "IOCB_WAITQ")]
+            const WAITQ = 1 << 19;
+            /// Do not start any I/O (`IOCB_NOIO`); set together with `NOWAIT`.
+            #[doc(alias = "IOCB_NOIO")]
+            const NOIO = 1 << 20;
+            /// May use the bio allocation cache (`IOCB_ALLOC_CACHE`).
+            #[doc(alias = "IOCB_ALLOC_CACHE")]
+            const ALLOC_CACHE = 1 << 21;
+            /// The issuer runs the direct-I/O completion (`IOCB_DIO_CALLER_COMP`).
+            #[doc(alias = "IOCB_DIO_CALLER_COMP")]
+            const DIO_CALLER_COMP = 1 << 22;
+            /// Submitted through `fs/aio.c` (`IOCB_AIO_RW`).
+            #[doc(alias = "IOCB_AIO_RW")]
+            const AIO_RW = 1 << 23;
+            /// The request carries integrity metadata (`IOCB_HAS_METADATA`).
+            #[doc(alias = "IOCB_HAS_METADATA")]
+            const HAS_METADATA = 1 << 24;
+        }
+    }
+
+    bitflags::bitflags! {
+        /// Per-call read/write flags (`rwf_t`, `RWF_*`) of `preadv2`,
+        /// `pwritev2`, aio and io_uring, with the kernel's bit values.
+        ///
+        /// Build from a raw user value with [`RwfFlags::from_raw_bits`], which
+        /// keeps unknown bits so that
+        /// [`Kiocb::set_rw_flags`](super::Kiocb::set_rw_flags) can reject them
+        /// with `EOPNOTSUPP`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use iov_iter::kiocb::RwfFlags;
+        /// let raw = RwfFlags::from_raw_bits(0x8 | 0x8000);
+        /// assert!(raw.contains(RwfFlags::NOWAIT));
+        /// assert!(!RwfFlags::SUPPORTED.contains(raw)); // 0x8000 is unknown
+        /// ```
+        #[doc(alias = "rwf_t")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct RwfFlags: u32 {
+            /// High-priority (polled) request (`RWF_HIPRI`).
+            #[doc(alias = "RWF_HIPRI")]
+            const HIPRI = 0x1;
+            /// Per-I/O `O_DSYNC` (`RWF_DSYNC`).
+            #[doc(alias = "RWF_DSYNC")]
+            const DSYNC = 0x2;
+            /// Per-I/O `O_SYNC` (`RWF_SYNC`); implies `DSYNC` on the kiocb.
+            #[doc(alias = "RWF_SYNC")]
+            const SYNC = 0x4;
+            /// Per-I/O non-blocking mode (`RWF_NOWAIT`).
+            #[doc(alias = "RWF_NOWAIT")]
+            const NOWAIT = 0x8;
+            /// Per-I/O `O_APPEND` (`RWF_APPEND`).
+            #[doc(alias = "RWF_APPEND")]
+            const APPEND = 0x10;
+            /// Per-I/O negation of `O_APPEND` (`RWF_NOAPPEND`): honour the
+            /// offset. Has no `IOCB_*` twin.
+            #[doc(alias = "RWF_NOAPPEND")]
+            const NOAPPEND = 0x20;
+            /// Untorn (atomic) write (`RWF_ATOMIC`).
+            #[doc(alias = "RWF_ATOMIC")]
+            const ATOMIC = 0x40;
+            /// Uncached buffered I/O (`RWF_DONTCACHE`).
+            #[doc(alias = "RWF_DONTCACHE")]
+            const DONTCACHE = 0x80;
+            /// No `SIGPIPE` (`RWF_NOSIGNAL`).
+            #[doc(alias = "RWF_NOSIGNAL")]
+            const NOSIGNAL = 0x100;
+        }
     }
 }
 
-bitflags::bitflags! {
-    /// Per-call read/write flags (`rwf_t`, `RWF_*`) of `preadv2`,
-    /// `pwritev2`, aio and io_uring, with the kernel's bit values.
-    ///
-    /// Build from a raw user value with [`RwfFlags::from_raw_bits`], which
-    /// keeps unknown bits so that [`Kiocb::set_rw_flags`] can reject them
-    /// with `EOPNOTSUPP`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use iov_iter::kiocb::RwfFlags;
-    /// let raw = RwfFlags::from_raw_bits(0x8 | 0x8000);
-    /// assert!(raw.contains(RwfFlags::NOWAIT));
-    /// assert!(!RwfFlags::SUPPORTED.contains(raw)); // 0x8000 is unknown
-    /// ```
-    #[doc(alias = "rwf_t")]
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    pub struct RwfFlags: u32 {
-        /// High-priority (polled) request (`RWF_HIPRI`).
-        #[doc(alias = "RWF_HIPRI")]
-        const HIPRI = 0x1;
-        /// Per-I/O `O_DSYNC` (`RWF_DSYNC`).
-        #[doc(alias = "RWF_DSYNC")]
-        const DSYNC = 0x2;
-        /// Per-I/O `O_SYNC` (`RWF_SYNC`); implies `DSYNC` on the kiocb.
-        #[doc(alias = "RWF_SYNC")]
-        const SYNC = 0x4;
-        /// Per-I/O non-blocking mode (`RWF_NOWAIT`).
-        #[doc(alias = "RWF_NOWAIT")]
-        const NOWAIT = 0x8;
-        /// Per-I/O `O_APPEND` (`RWF_APPEND`).
-        #[doc(alias = "RWF_APPEND")]
-        const APPEND = 0x10;
-        /// Per-I/O negation of `O_APPEND` (`RWF_NOAPPEND`): honour the
-        /// offset. Has no `IOCB_*` twin.
-        #[doc(alias = "RWF_NOAPPEND")]
-        const NOAPPEND = 0x20;
-        /// Untorn (atomic) write (`RWF_ATOMIC`).
-        #[doc(alias = "RWF_ATOMIC")]
-        const ATOMIC = 0x40;
-        /// Uncached buffered I/O (`RWF_DONTCACHE`).
-        #[doc(alias = "RWF_DONTCACHE")]
-        const DONTCACHE = 0x80;
-        /// No `SIGPIPE` (`RWF_NOSIGNAL`).
-        #[doc(alias = "RWF_NOSIGNAL")]
-        const NOSIGNAL = 0x100;
-    }
-}
+pub use flags::{IocbFlags, RwfFlags};
 
 impl RwfFlags {
     /// Every flag this crate (and mainline Linux) knows (`RWF_SUPPORTED`).
@@ -221,6 +231,18 @@ impl RwfFlags {
 
     /// Wraps a raw `rwf_t` value, **keeping** unknown bits (bitflags'
     /// `from_bits_retain`), so that validation can reject them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::RwfFlags;
+    /// // The flags argument of a preadv2 call, with an unknown bit 0x8000.
+    /// let raw = RwfFlags::from_raw_bits(0x8000 | 0x2);
+    /// assert_eq!(raw.bits(), 0x8002); // kept, for validation to refuse
+    /// assert!(raw.contains(RwfFlags::DSYNC));
+    /// // bitflags' `from_bits_truncate` would have dropped it silently.
+    /// assert_eq!(RwfFlags::from_bits_truncate(0x8002), RwfFlags::DSYNC);
+    /// ```
     #[inline]
     pub const fn from_raw_bits(bits: u32) -> RwfFlags {
         RwfFlags::from_bits_retain(bits)
@@ -242,6 +264,22 @@ static_assertions::const_assert_eq!(RwfFlags::SUPPORTED.bits() & 0xffff_0000, 0)
 
 /// Direction of the request, the `rw_type` argument of `kiocb_set_rw_flags`
 /// (the kernel's `READ` / `WRITE`).
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::kiocb::{FileCaps, IocbFlags, Kiocb, RwType, RwfFlags};
+/// use iov_iter::Errno;
+///
+/// let caps = FileCaps { atomic_write: true, ..FileCaps::new() };
+/// let mut kiocb = Kiocb::new_sync(0);
+/// // Untorn writes exist; untorn reads do not.
+/// let err = kiocb.set_rw_flags(RwfFlags::ATOMIC, RwType::Read, &caps).unwrap_err();
+/// assert_eq!(err.errno(), Errno::EOPNOTSUPP);
+/// kiocb.set_rw_flags(RwfFlags::ATOMIC, RwType::Write, &caps)?;
+/// assert_eq!(kiocb.flags, IocbFlags::ATOMIC);
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
 #[doc(alias = "rw_type")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RwType {
@@ -288,7 +326,22 @@ pub struct FileCaps {
 }
 
 impl FileCaps {
-    /// A file that supports nothing optional (same as `Default`).
+    /// A file that supports nothing optional (same as `Default`), usable in
+    /// a `const`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::{FileCaps, Kiocb, RwType, RwfFlags};
+    /// use iov_iter::Errno;
+    ///
+    /// const PLAIN: FileCaps = FileCaps::new();
+    /// assert_eq!(PLAIN, FileCaps::default());
+    /// // Without FMODE_NOWAIT, RWF_NOWAIT is refused.
+    /// let mut kiocb = Kiocb::new_sync(0);
+    /// let err = kiocb.set_rw_flags(RwfFlags::NOWAIT, RwType::Read, &PLAIN).unwrap_err();
+    /// assert_eq!(err.errno(), Errno::EOPNOTSUPP);
+    /// ```
     pub const fn new() -> FileCaps {
         FileCaps {
             nowait: false,
@@ -302,6 +355,28 @@ impl FileCaps {
 
 /// What a submit path (for example direct I/O) returns when it did not fail
 /// up front. See the [module documentation](self) for the contract.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "alloc")] {
+/// use iov_iter::backend::mem::MemDevice;
+/// use iov_iter::dio::DirectIo;
+/// use iov_iter::kiocb::{Kiocb, Submitted};
+/// use iov_iter::{IovIter, Page, Source, Ubuf};
+///
+/// let (dev, page) = (MemDevice::new(8192), Page::new());
+/// // A sync kiocb: the bytes moved are the answer.
+/// let mut src = IovIter::<Source, Ubuf>::new(page.as_bytes());
+/// assert_eq!(dev.direct_io(&mut Kiocb::new_sync(0), &mut src)?, Submitted::Done(4096));
+/// // An async kiocb: the answer comes through its completion.
+/// let (mut kiocb, fut) = Kiocb::new_async(4096);
+/// let mut src = IovIter::<Source, Ubuf>::new(page.as_bytes());
+/// assert_eq!(dev.direct_io(&mut kiocb, &mut src)?, Submitted::Queued);
+/// assert_eq!(fut.try_get().map(|done| done.result), Some(Ok(4096)));
+/// # }
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
 #[must_use = "a Queued request completes through the kiocb's completion"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Submitted {
@@ -316,7 +391,16 @@ pub enum Submitted {
 }
 
 impl Submitted {
-    /// `true` for [`Submitted::Queued`].
+    /// `true` for [`Submitted::Queued`]: the caller must wait for the
+    /// completion rather than use a byte count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::Submitted;
+    /// assert!(Submitted::Queued.is_queued());
+    /// assert!(!Submitted::Done(0).is_queued()); // done, even with 0 bytes
+    /// ```
     #[inline]
     pub const fn is_queued(self) -> bool {
         matches!(self, Submitted::Queued)
@@ -353,6 +437,19 @@ pub struct Completed<B = ()> {
 impl Completed {
     /// Builds the outcome of an I/O without a buffer that started at
     /// `start_pos`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::Completed;
+    /// use iov_iter::{Errno, Error};
+    ///
+    /// let ok = Completed::new(4096, Ok(512));
+    /// assert_eq!((ok.result, ok.pos), (Ok(512), 4608));
+    /// // A failed I/O leaves the position where it started.
+    /// assert_eq!(Completed::new(4096, Err(Error::Os(Errno::EIO))).pos, 4096);
+    /// assert_eq!(Completed::new(u64::MAX - 1, Ok(8)).pos, u64::MAX); // saturates
+    /// ```
     pub fn new(start_pos: u64, result: Result<usize>) -> Completed {
         Completed::with_buf(start_pos, result, ())
     }
@@ -481,13 +578,37 @@ impl<B> Kiocb<B> {
     }
 
     /// Replaces the flags (for instance with the file's `f_iocb_flags`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::{IocbFlags, Kiocb};
+    /// // A file opened with O_DIRECT | O_APPEND.
+    /// let kiocb = Kiocb::new_sync(0).with_flags(IocbFlags::DIRECT | IocbFlags::APPEND);
+    /// assert_eq!(kiocb.flags, IocbFlags::DIRECT | IocbFlags::APPEND);
+    /// // It replaces, it does not add.
+    /// assert_eq!(kiocb.with_flags(IocbFlags::DSYNC).flags, IocbFlags::DSYNC);
+    /// ```
+    #[doc(alias = "f_iocb_flags")]
     #[must_use]
     pub fn with_flags(mut self, flags: IocbFlags) -> Kiocb<B> {
         self.flags = flags;
         self
     }
 
-    /// Replaces the I/O priority.
+    /// Replaces the I/O priority, in the kernel's `IOPRIO_PRIO_VALUE(class,
+    /// level)` encoding: the class in bits 13 to 15, the level below.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::Kiocb;
+    /// assert_eq!(Kiocb::new_sync(0).ioprio, 0); // IOPRIO_CLASS_NONE
+    /// // IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 4)
+    /// let kiocb = Kiocb::new_sync(0).with_ioprio(2 << 13 | 4);
+    /// assert_eq!((kiocb.ioprio >> 13, kiocb.ioprio & 0x1fff), (2, 4));
+    /// ```
+    #[doc(alias = "IOPRIO_PRIO_VALUE")]
     #[must_use]
     pub fn with_ioprio(mut self, ioprio: u16) -> Kiocb<B> {
         self.ioprio = ioprio;
@@ -497,6 +618,21 @@ impl<B> Kiocb<B> {
     /// The kiocb's buffer: a sync kiocb's, or an async kiocb's until it is
     /// queued (then it travels with the I/O and comes back in
     /// [`Completed::buf`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::Kiocb;
+    /// let kiocb = Kiocb::new_sync_with(0, *b"data");
+    /// assert_eq!(kiocb.buf(), Some(b"data"));
+    /// # #[cfg(feature = "alloc")] {
+    /// let (mut kiocb, _fut) = Kiocb::new_async_with(0, vec![0u8; 512]);
+    /// assert_eq!(kiocb.buf().map(Vec::len), Some(512));
+    /// let completion = kiocb.take_completion().unwrap();
+    /// assert_eq!(kiocb.buf(), None); // it travels with the I/O now
+    /// # drop(completion);
+    /// # }
+    /// ```
     pub fn buf(&self) -> Option<&B> {
         #[cfg(feature = "alloc")]
         if let Some(c) = &self.completion {
@@ -506,6 +642,16 @@ impl<B> Kiocb<B> {
     }
 
     /// The kiocb's buffer, mutably (see [`Kiocb::buf`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::Kiocb;
+    /// let mut kiocb = Kiocb::new_sync_with(0, [0u8; 4]);
+    /// kiocb.buf_mut().unwrap().copy_from_slice(b"read");
+    /// assert_eq!(kiocb.take_buf(), Some(*b"read"));
+    /// assert_eq!(kiocb.buf_mut(), None); // taken
+    /// ```
     pub fn buf_mut(&mut self) -> Option<&mut B> {
         #[cfg(feature = "alloc")]
         if let Some(c) = &mut self.completion {
@@ -516,12 +662,41 @@ impl<B> Kiocb<B> {
 
     /// Takes a sync kiocb's buffer out (`None` for an async kiocb, whose
     /// buffer comes back through its completion).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::Kiocb;
+    /// let mut kiocb = Kiocb::new_sync_with(0, *b"abcd");
+    /// assert_eq!(kiocb.take_buf(), Some(*b"abcd"));
+    /// assert_eq!(kiocb.take_buf(), None); // once
+    /// # #[cfg(feature = "alloc")] {
+    /// let (mut kiocb, mut fut) = Kiocb::new_async_with(0, *b"abcd");
+    /// assert_eq!(kiocb.take_buf(), None);
+    /// drop(kiocb); // cancelled: the buffer comes back through the completion
+    /// assert_eq!(fut.try_take().unwrap().buf, *b"abcd");
+    /// # }
+    /// ```
     pub fn take_buf(&mut self) -> Option<B> {
         self.buf.take()
     }
 
     /// `true` when the kiocb has no completion (`is_sync_kiocb`). A kiocb
     /// built async stays async after its completion is taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::Kiocb;
+    /// assert!(Kiocb::new_sync(0).is_sync());
+    /// # #[cfg(feature = "alloc")] {
+    /// let (mut kiocb, _fut) = Kiocb::new_async(0);
+    /// assert!(!kiocb.is_sync());
+    /// let completion = kiocb.take_completion().unwrap();
+    /// assert!(!kiocb.is_sync()); // still async while the I/O is queued
+    /// completion.complete(0, Ok(0));
+    /// # }
+    /// ```
     #[doc(alias = "is_sync_kiocb")]
     #[inline]
     pub const fn is_sync(&self) -> bool {
@@ -536,7 +711,19 @@ impl<B> Kiocb<B> {
     }
 
     /// Advances [`Kiocb::pos`] by `bytes` (saturating): what a sync submit
-    /// path does after transferring `bytes`.
+    /// path does after transferring `bytes` (the kernel's `ki_pos += ret`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::Kiocb;
+    /// let mut kiocb = Kiocb::new_sync(4096);
+    /// kiocb.advance_pos(512);
+    /// assert_eq!(kiocb.pos, 4608);
+    /// kiocb.pos = u64::MAX - 1;
+    /// kiocb.advance_pos(4096);
+    /// assert_eq!(kiocb.pos, u64::MAX); // saturates
+    /// ```
     #[inline]
     pub fn advance_pos(&mut self, bytes: usize) {
         self.pos = add_pos(self.pos, bytes);
@@ -808,6 +995,18 @@ impl<B> Kiocb<B> {
     /// taken (an async kiocb can be queued only once). The returned
     /// completion remembers [`Kiocb::pos`] as its start position, used if it
     /// is dropped uncompleted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::Kiocb;
+    /// assert!(Kiocb::new_sync(0).take_completion().is_none()); // nothing to take
+    /// let (mut kiocb, fut) = Kiocb::new_async(512);
+    /// let completion = kiocb.take_completion().unwrap();
+    /// assert!(kiocb.take_completion().is_none()); // queued once only
+    /// completion.complete(512, Ok(512));
+    /// assert_eq!(fut.try_get().unwrap().pos, 1024);
+    /// ```
     pub fn take_completion(&mut self) -> Option<Completion<B>> {
         let mut c = self.completion.take()?;
         c.start_pos = self.pos;
@@ -816,6 +1015,19 @@ impl<B> Kiocb<B> {
 
     /// `true` while an async kiocb still holds its completion (not yet
     /// queued, not yet completed). Requires the `alloc` feature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::kiocb::Kiocb;
+    /// assert!(!Kiocb::new_sync(0).has_completion());
+    /// let (mut kiocb, fut) = Kiocb::new_async(0);
+    /// assert!(kiocb.has_completion());
+    /// let completion = kiocb.take_completion().unwrap();
+    /// // Queued: the kiocb no longer holds it, though the I/O is not done.
+    /// assert!(!kiocb.has_completion() && !fut.is_complete());
+    /// # drop(completion);
+    /// ```
     pub fn has_completion(&self) -> bool {
         self.completion.is_some()
     }
@@ -954,12 +1166,35 @@ mod async_completion {
     impl<B> Completion<B> {
         /// The kiocb's position when the completion was taken (where a
         /// cancellation reports the position to be).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use iov_iter::kiocb::Kiocb;
+        /// let (mut kiocb, _fut) = Kiocb::new_async(0);
+        /// kiocb.advance_pos(4096); // moved after the kiocb was built
+        /// let completion = kiocb.take_completion().unwrap();
+        /// assert_eq!(completion.start_pos(), 4096);
+        /// # drop(completion);
+        /// ```
         pub fn start_pos(&self) -> u64 {
             self.start_pos
         }
 
         /// The buffer the completion hands back (the kiocb's): the submit
         /// path reads or writes it, and the completion returns it.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use iov_iter::kiocb::Kiocb;
+        /// let (mut kiocb, _fut) = Kiocb::new_async_with(0, vec![0xaau8; 512]);
+        /// let completion = kiocb.take_completion().unwrap();
+        /// // A write's submit path finds the data in the buffer it carries.
+        /// assert_eq!(completion.buf().len(), 512);
+        /// assert!(completion.buf().iter().all(|&b| b == 0xaa));
+        /// completion.complete(0, Ok(512));
+        /// ```
         pub fn buf(&self) -> &B {
             self.buf
                 .as_ref()
@@ -967,6 +1202,17 @@ mod async_completion {
         }
 
         /// The buffer, mutably (see [`Completion::buf`]).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use iov_iter::kiocb::Kiocb;
+        /// let (mut kiocb, mut fut) = Kiocb::new_async_with(0, [0u8; 4]);
+        /// let mut completion = kiocb.take_completion().unwrap();
+        /// completion.buf_mut().copy_from_slice(b"read"); // the device fills it
+        /// completion.complete(0, Ok(4));
+        /// assert_eq!(fut.try_take().unwrap().buf, *b"read");
+        /// ```
         pub fn buf_mut(&mut self) -> &mut B {
             self.buf
                 .as_mut()
@@ -980,6 +1226,19 @@ mod async_completion {
         /// The completion receives [`Completed::with_buf(start_pos,
         /// result, buf)`](Completed::with_buf): on success the position has
         /// advanced by the bytes, on failure it is `start_pos`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use iov_iter::kiocb::Kiocb;
+        /// use iov_iter::{Errno, Error};
+        ///
+        /// let (mut kiocb, fut) = Kiocb::new_async(1024);
+        /// let completion = kiocb.take_completion().unwrap();
+        /// completion.complete(1024, Err(Error::Os(Errno::EIO)));
+        /// let done = fut.try_get().unwrap();
+        /// assert_eq!((done.result, done.pos), (Err(Error::Os(Errno::EIO)), 1024));
+        /// ```
         pub fn complete(mut self, start_pos: u64, result: Result<usize>) {
             if let (Some(sink), Some(buf)) = (self.sink.take(), self.buf.take()) {
                 sink.deliver(Completed::with_buf(start_pos, result, buf));
@@ -1026,12 +1285,41 @@ mod async_completion {
     ///
     /// Polling it again after it returned `Ready` panics (the buffer was
     /// handed out).
+    ///
+    /// # Examples
+    ///
+    /// Polled by hand, as any executor would:
+    ///
+    /// ```
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::{Context, Poll, Waker};
+    /// use iov_iter::kiocb::Kiocb;
+    ///
+    /// let (mut kiocb, fut) = Kiocb::new_async(0);
+    /// let mut fut = pin!(fut);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(fut.as_mut().poll(&mut cx).is_pending());
+    /// kiocb.take_completion().unwrap().complete(0, Ok(8));
+    /// let Poll::Ready(done) = fut.as_mut().poll(&mut cx) else { panic!("not ready") };
+    /// assert_eq!(done.result, Ok(8));
+    /// ```
     pub struct CompletionFuture<B = ()> {
         shared: Arc<Shared<B>>,
     }
 
     impl<B> CompletionFuture<B> {
         /// `true` once the completion has run.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use iov_iter::kiocb::Kiocb;
+        /// let (mut kiocb, fut) = Kiocb::new_async(0);
+        /// assert!(!fut.is_complete());
+        /// assert!(kiocb.complete(Ok(0)));
+        /// assert!(fut.is_complete());
+        /// ```
         pub fn is_complete(&self) -> bool {
             let slot = self.shared.slot.lock();
             slot.done.is_some() || slot.taken
@@ -1039,6 +1327,18 @@ mod async_completion {
 
         /// Takes the outcome if the completion has run, without
         /// registering a waker.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use iov_iter::kiocb::Kiocb;
+        /// let (mut kiocb, mut fut) = Kiocb::new_async_with(0, vec![0u8; 16]);
+        /// assert!(fut.try_take().is_none()); // not yet
+        /// kiocb.complete(Ok(16));
+        /// let done = fut.try_take().unwrap();
+        /// assert_eq!((done.result, done.buf.len()), (Ok(16), 16));
+        /// assert!(fut.try_take().is_none()); // taken once
+        /// ```
         pub fn try_take(&mut self) -> Option<Completed<B>> {
             let mut slot = self.shared.slot.lock();
             let done = slot.done.take();
@@ -1052,6 +1352,17 @@ mod async_completion {
         /// the `std` feature. Something must drive the I/O meanwhile (an
         /// inline backend already has; for a queue, see
         /// [`DirectIo::block_on`](crate::dio::DirectIo::block_on)).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use iov_iter::kiocb::Kiocb;
+        /// let (mut kiocb, fut) = Kiocb::new_async(0);
+        /// let completion = kiocb.take_completion().unwrap();
+        /// let io = std::thread::spawn(move || completion.complete(0, Ok(4096)));
+        /// assert_eq!(fut.wait().result, Ok(4096)); // parks until the thread completes
+        /// io.join().unwrap();
+        /// ```
         #[cfg(feature = "std")]
         pub fn wait(self) -> Completed<B> {
             crate::sync::park_on(self)
@@ -1061,6 +1372,18 @@ mod async_completion {
     impl<B: Clone> CompletionFuture<B> {
         /// A copy of the outcome, if the completion has run, without taking
         /// it or registering a waker.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use iov_iter::kiocb::Kiocb;
+        /// let (mut kiocb, fut) = Kiocb::new_async(0);
+        /// assert_eq!(fut.try_get(), None);
+        /// kiocb.complete(Ok(1));
+        /// // A copy: the outcome stays for the next look (or the await).
+        /// assert_eq!(fut.try_get().map(|done| done.result), Some(Ok(1)));
+        /// assert!(fut.try_get().is_some());
+        /// ```
         pub fn try_get(&self) -> Option<Completed<B>> {
             self.shared.slot.lock().done.clone()
         }

@@ -24,20 +24,20 @@
 //!
 //! # Kernel name → crate item
 //!
+//! Where to find, here, what the kernel (and the Rust ecosystem it is
+//! compared with) calls by another name. Items of the optional `uring`,
+//! `nbd` and `vm-memory` features, and the Linux-only file backends, are
+//! named rather than linked; every item also carries its kernel names as
+//! search aliases.
+//!
+//! ## Iterators
+//!
 //! | kernel | here |
 //! |---|---|
 //! | `struct iov_iter` | [`IovIter`] (40 bytes, like the kernel's) |
 //! | `ITER_SOURCE` / `WRITE`, `ITER_DEST` / `READ` | [`Source`], [`Dest`] (type parameters) |
 //! | `ITER_IOVEC`, `ITER_KVEC`, `ITER_BVEC`, `ITER_UBUF`, `ITER_DISCARD` | [`Iovec`], [`Kvec`], [`Bvec`], [`Ubuf`], [`Discard`] |
 //! | `struct iovec`, `struct kvec` | [`IoSeg`], [`IoSegMut`] |
-//! | `struct bio_vec`, `struct page` | [`BvecSeg`], [`BvecSegMut`], [`Page`], [`PageRef`] |
-//! | `mempool_t` of pages, `mempool_alloc` / `mempool_free` | [`PagePool`], [`PagePool::get`], [`PagePool::put`] |
-//! | `struct folio`, `folio_alloc`, `folio_get` / `folio_put`, `MAX_PAGE_ORDER` | [`Folio`], [`Folio::new`], [`FolioRef`], [`MAX_PAGE_ORDER`] (feature `alloc`) |
-//! | `folio_order`, `folio_nr_pages`, `folio_size`, `folio_shift`, `folio_address` | [`Folio::order`], [`Folio::nr_pages`], [`Folio::size`], [`Folio::shift`], [`Folio::addr`] |
-//! | `folio_test_*` / `folio_set_*` / `folio_clear_*`, `folio_trylock`, `folio_unlock` | [`Folio::test`], [`Folio::set_flags`], [`Folio::clear_flags`], [`Folio::trylock`], [`Folio::unlock`] |
-//! | `bvec_set_folio` (multi-page `bio_vec`) | [`BvecSeg::from_folio`], [`BvecSegMut::from_folio`], [`Folio::bvec`], [`Folio::bvec_mut`] |
-//! | `copy_folio_to_iter`, `copy_folio_from_iter` | [`IovIter::copy_folio_to_iter`], [`IovIter::copy_folio_from_iter`] |
-//! | `mempool_t` of folios of one order | [`FolioPool`], [`FolioPool::get`], [`FolioPool::put`] |
 //! | `user_backed_iter` | [`Kind::USER_BACKED`], [`IovIter::is_user_backed`] |
 //! | `iov_iter_init`, `iov_iter_kvec`, `iov_iter_bvec`, `iov_iter_ubuf`, `iov_iter_discard` | `IovIter::<D, K>::new` |
 //! | `iov_iter_count`, `nr_segs`, `iov_offset` | [`IovIter::count`], [`IovIter::nr_segs`], [`IovIter::iov_offset`] |
@@ -54,23 +54,76 @@
 //! | `iov_iter_get_pages2`, `iov_iter_extract_pages` | [`IovIter::get_pages`], [`IovIter::extract_pages`] |
 //! | `dup_iter` | [`IovIter::dup`] (sources only) |
 //! | `import_iovec`, `UIO_FASTIOV`, `UIO_MAXIOV`, `MAX_RW_COUNT` | [`import_iovec`], [`UIO_FASTIOV`], [`UIO_MAXIOV`], [`MAX_RW_COUNT`] |
-//! | `struct kiocb`, `IOCB_*`, `RWF_*`, `kiocb_set_rw_flags`, `-EIOCBQUEUED` | [`kiocb::Kiocb`], [`kiocb::IocbFlags`], [`kiocb::RwfFlags`], [`kiocb::Kiocb::set_rw_flags`], [`kiocb::Submitted::Queued`] |
-//! | `->direct_IO`, `iomap_dio_rw`, `should_dirty` | `dio::DirectIo` (`direct_io` over borrowed iterators, `submit` over owned ones), `dio::should_dirty` (feature `alloc`) |
-//! | `-EIOCBQUEUED` then `ki_complete(iocb, res)` with the pages handed back | `dio::DirectIo::submit` returning `Submitted::Queued`; the kiocb's callback or `CompletionFuture` receiving `Completed { result, pos, buf }` |
-//! | `struct bio` (a request a device completes later), `bio_split`, `bio_chain`, `bi_sector` | `dio::AsyncIo`, `AsyncIo::split_at`, the merged completion of split parts, `AsyncIo::set_pos` |
-//! | a `bio_vec` holding page references / pinned user pages (`bio_iov_iter_get_pages`) | owned buffers: `buf::IoBuf`, `buf::IoBufMut`, `buf::OwnedIter`, `buf::AlignedBuf` (feature `alloc`) |
-//! | `kvm_read_guest`, `kvm_write_guest`, `kvm_clear_guest` (guest memory) | `buf::SharedRegion`, `buf::SharedRegion::read_at`, `write_at`, `fill` (feature `alloc`) |
-//! | a `struct vring_desc` chain as an I/O buffer, `mark_page_dirty` | `buf::GuestBuf`, `buf::GuestBuf::with_dirty_log` |
-//! | `STATX_DIO_READ_ALIGN`, `stx_dio_read_offset_align` | `dio::DioAlign::read_offset`, `dio::DioAlign::offset_for` |
-//! | `IORING_REGISTER_FILES` / `IOSQE_FIXED_FILE`, `IORING_REGISTER_BUFFERS` + `IORING_OP_READ_FIXED` / `WRITE_FIXED`, `IORING_OP_FSYNC` | `backend::uring::UringBuilder::register_files`, `UringQueue::register_buffers` (`FixedBufPool`, `FixedBuf`), `UringQueue::fsync`; more files on one ring: `UringQueue::add_file` (`UringFile`) |
-//! | `statx` `STATX_DIOALIGN`, `bio_set_pages_dirty` | `dio::DioAlign`, `dio::DirtyTracker`, `dio::DirtyBitmap` |
-//! | `struct iomap_ops` (`iomap_begin` / `iomap_end`), `struct iomap`, `IOMAP_HOLE` / `MAPPED` / `UNWRITTEN` / `DELALLOC` / `INLINE`, `IOMAP_F_*`, `iomap_dio_ops->end_io` | `iomap::IoMap`, `iomap::Extent`, `iomap::ExtentKind`, `iomap::ExtentFlags`, `iomap::IoMap::end_io` (feature `alloc`) |
-//! | `iomap_dio_rw`, `iomap_dio_zero`, `iomap_iter_done`'s checks | `iomap::IomapDio` (a `DirectIo` target over a mapping and a device), `iomap::Extent::check`, [`Error::BadExtent`] |
-//! | `iomap_swapfile_activate`, `struct swap_extent`, `add_swap_extent` | `iomap::swapfile_activate`, `iomap::SwapExtent`, `iomap::SwapExtents` |
-//! | `FS_IOC_FIEMAP`, `struct fiemap`, `FIEMAP_FLAG_SYNC`, `FIEMAP_EXTENT_*` | `backend::fiemap::FiemapMap` (`std`, Linux) |
-//! | `bi_end_io` / `bio_chain` completion hooks, `bdev_nr_bytes` | `dio::AsyncIo::on_complete`, `dio::DirectIo::capacity` |
-//! | `O_DIRECT` + `preadv2`/`pwritev2`, io_uring `READV`/`WRITEV` (`READ`/`WRITE` for one segment) | `backend::file::DirectFile` (`std`), `backend::uring::UringQueue` (`uring`), `backend::mem::MemDevice` |
-//! | `drivers/block/nbd.c` (`NBD_CMD_READ` / `WRITE` / `FLUSH` / `TRIM`, `NBD_CMD_FLAG_FUA` for `REQ_FUA`) | `backend::nbd::NbdDevice` (`nbd`), `NbdDevice::flush`, `NbdDevice::trim` |
+//!
+//! ## Pages and folios
+//!
+//! | kernel | here |
+//! |---|---|
+//! | `struct bio_vec`, `struct page` | [`BvecSeg`], [`BvecSegMut`], [`Page`], [`PageRef`] |
+//! | `mempool_t` of pages, `mempool_alloc` / `mempool_free` | [`PagePool`], [`PagePool::get`], [`PagePool::put`] |
+//! | `struct folio`, `folio_alloc`, `folio_get` / `folio_put`, `MAX_PAGE_ORDER` | [`Folio`], [`Folio::new`], [`FolioRef`], [`MAX_PAGE_ORDER`] (feature `alloc`) |
+//! | `folio_order`, `folio_nr_pages`, `folio_size`, `folio_shift`, `folio_address` | [`Folio::order`], [`Folio::nr_pages`], [`Folio::size`], [`Folio::shift`], [`Folio::addr`] |
+//! | `folio_test_*` / `folio_set_*` / `folio_clear_*`, `folio_trylock`, `folio_unlock` | [`Folio::test`], [`Folio::set_flags`], [`Folio::clear_flags`], [`Folio::trylock`], [`Folio::unlock`] |
+//! | `bvec_set_folio`: one `bio_vec` over a multi-page folio | [`BvecSeg::from_folio`], [`BvecSegMut::from_folio`], [`Folio::bvec`], [`Folio::bvec_mut`]; as an owned I/O buffer a [`Folio`] or [`FolioRef`] is one [`buf::IoBuf`] segment, however many pages |
+//! | `copy_folio_to_iter`, `copy_folio_from_iter` | [`IovIter::copy_folio_to_iter`], [`IovIter::copy_folio_from_iter`] |
+//! | `mempool_t` of folios of one order | [`FolioPool`], [`FolioPool::get`], [`FolioPool::put`] |
+//!
+//! ## The kiocb and the asynchronous contract
+//!
+//! | kernel | here |
+//! |---|---|
+//! | `struct kiocb` (`ki_pos`, `ki_flags`, `ki_ioprio`), `init_sync_kiocb`, `is_sync_kiocb` | [`kiocb::Kiocb`], [`kiocb::Kiocb::new_sync`], [`kiocb::Kiocb::is_sync`] |
+//! | `IOCB_*`, `RWF_*`, `kiocb_set_rw_flags`, `FMODE_NOWAIT` and the other capabilities | [`kiocb::IocbFlags`], [`kiocb::RwfFlags`], [`kiocb::Kiocb::set_rw_flags`], [`kiocb::FileCaps`] |
+//! | `-EIOCBQUEUED`: the I/O is in flight, the result comes later | [`kiocb::Submitted::Queued`] (against [`kiocb::Submitted::Done`]) |
+//! | `ki_complete(iocb, res)`, run once, the pages handed back | [`kiocb::Completion::complete`]: the kiocb's callback ([`kiocb::Kiocb::with_callback`]) or future ([`kiocb::Kiocb::new_async_with`], [`kiocb::CompletionFuture`]) receives [`kiocb::Completed`] `{ result, pos, buf }` (feature `alloc`) |
+//!
+//! ## Direct I/O
+//!
+//! | kernel | here |
+//! |---|---|
+//! | `->direct_IO`, the contract of `iomap_dio_rw` | [`dio::DirectIo`]: [`dio::DirectIo::direct_io`] over borrowed iterators, [`dio::DirectIo::submit`] over owned ones (feature `alloc`) |
+//! | `preadv2` / `pwritev2` under it; `submit_bio` | [`dio::DirectIo::transfer`]; [`dio::DirectIo::start`], [`dio::DirectIo::drive`] |
+//! | `struct bio` (a request a device completes later), `bio_split`, `bi_end_io` / `bio_chain`, `bi_iter.bi_sector`, `bio_endio`, `zero_fill_bio` | [`dio::AsyncIo`], [`dio::AsyncIo::split_at`], [`dio::AsyncIo::on_complete`] (split parts complete merged), [`dio::AsyncIo::set_pos`], [`dio::AsyncIo::complete`], [`dio::AsyncIo::zero_fill`] |
+//! | `should_dirty`, `IOMAP_DIO_DIRTY`, `bio_set_pages_dirty` | [`dio::should_dirty`], [`dio::DirtyTracker`], [`dio::DirtyBitmap`], [`dio::DirectIo::direct_io_tracked`] |
+//! | `statx` `STATX_DIOALIGN`, `STATX_DIO_READ_ALIGN`, `stx_dio_read_offset_align` | [`dio::DioAlign`], [`dio::DioAlign::read_offset`], [`dio::DioAlign::offset_for`] |
+//! | `bdev_nr_bytes` | [`dio::DirectIo::capacity`] |
+//!
+//! ## Owned buffers
+//!
+//! | kernel (and Rust) | here |
+//! |---|---|
+//! | a `bio_vec` holding a page reference for as long as the I/O runs (`get_page` / `put_page`; user pages pinned by `bio_iov_iter_get_pages`); in Rust, tokio-uring's `IoBuf` / `IoBufMut` (`bytes_init`, `bytes_total`, `set_init`) | [`buf::IoBuf`], [`buf::IoBufMut`] ([`buf::IoBuf::bytes_init`], [`buf::IoBufMut::bytes_total`], [`buf::IoBufMut::set_init`]), [`buf::OwnedIter`] (an iterator position over one), [`buf::AlignedBuf`]; shared references: [`PageRef`], [`FolioRef`] (feature `alloc`) |
+//! | `kvm_read_guest`, `kvm_write_guest`, `kvm_clear_guest` (guest memory) | [`buf::SharedRegion`], [`buf::SharedRegion::read_at`], `write_at`, `fill` |
+//! | a `struct vring_desc` chain as an I/O buffer, `mark_page_dirty` | [`buf::GuestBuf`], [`buf::GuestBuf::with_dirty_log`]; over rust-vmm's `vm-memory`: `GuestBuf::from_guest_memory` (feature `vm-memory`) |
+//!
+//! ## The iomap layer
+//!
+//! | kernel | here |
+//! |---|---|
+//! | `struct iomap_ops`: `iomap_begin`, `iomap_end` | [`iomap::IoMap`], [`iomap::IoMap::begin`], [`iomap::IoMap::end`] (feature `alloc`) |
+//! | `i_size_read`, `i_blocksize` | [`iomap::IoMap::size`], [`iomap::IoMap::block_size`] |
+//! | `struct iomap` (`offset`, `length`, `addr`, `type`, `flags`), `IOMAP_NULL_ADDR` | [`iomap::Extent`] (`addr: None`) |
+//! | `IOMAP_HOLE`, `IOMAP_DELALLOC`, `IOMAP_MAPPED`, `IOMAP_UNWRITTEN`, `IOMAP_INLINE` | [`iomap::ExtentKind`]: [`Hole`](iomap::ExtentKind::Hole), [`Delalloc`](iomap::ExtentKind::Delalloc), [`Mapped`](iomap::ExtentKind::Mapped), [`Unwritten`](iomap::ExtentKind::Unwritten), [`Inline`](iomap::ExtentKind::Inline) |
+//! | `IOMAP_F_NEW`, `IOMAP_F_DIRTY`, `IOMAP_F_SHARED`, `IOMAP_F_MERGED`; `FIEMAP_EXTENT_ENCODED` | [`iomap::ExtentFlags`]: [`NEW`](iomap::ExtentFlags::NEW), [`DIRTY`](iomap::ExtentFlags::DIRTY), [`SHARED`](iomap::ExtentFlags::SHARED), [`MERGED`](iomap::ExtentFlags::MERGED); [`ENCODED`](iomap::ExtentFlags::ENCODED) |
+//! | `IOMAP_WRITE`, `IOMAP_ZERO`, `IOMAP_REPORT`, `IOMAP_DIRECT`, `IOMAP_NOWAIT` | [`iomap::IomapOp`]: [`WRITE`](iomap::IomapOp::WRITE), [`ZERO`](iomap::IomapOp::ZERO), [`REPORT`](iomap::IomapOp::REPORT), [`DIRECT`](iomap::IomapOp::DIRECT), [`NOWAIT`](iomap::IomapOp::NOWAIT) |
+//! | `iomap_dio_rw`, `iomap_dio_zero` | [`iomap::IomapDio`]: a [`dio::DirectIo`] target over a mapping and a device |
+//! | `iomap_dio_ops->end_io`, `IOMAP_DIO_UNWRITTEN` | [`iomap::IoMap::end_io`], [`iomap::EndIoFlags`] ([`UNWRITTEN`](iomap::EndIoFlags::UNWRITTEN)) |
+//! | `iomap_iter_done`'s checks | [`iomap::Extent::check`], [`Error::BadExtent`] ([`BadExtent`]) |
+//! | `iomap_swapfile_activate`, `struct swap_extent`, `add_swap_extent`, the `swapon:` refusals | [`iomap::swapfile_activate`], [`iomap::SwapExtent`], [`iomap::SwapExtents`], [`iomap::SwapRefusal`], [`iomap::SwapActivateError`] |
+//! | `FS_IOC_FIEMAP`, `struct fiemap`, `FIEMAP_FLAG_SYNC`, `FIEMAP_EXTENT_*` | `backend::fiemap::FiemapMap`, an [`iomap::IoMap`] over a real file (`std`, Linux) |
+//!
+//! ## Backends
+//!
+//! | kernel (and libraries) | here |
+//! |---|---|
+//! | `O_DIRECT` + `preadv2` / `pwritev2` | `backend::file::DirectFile` (`std`, Linux) |
+//! | io_uring `IORING_OP_READV` / `WRITEV` (`READ` / `WRITE` for one segment), `IORING_OP_FSYNC` | `backend::uring::UringQueue`, `UringQueue::fsync` (feature `uring`) |
+//! | registered buffers: `io_uring_register(2)` `IORING_REGISTER_BUFFERS`, then `IORING_OP_READ_FIXED` / `IORING_OP_WRITE_FIXED` | `UringQueue::register_buffers`, giving a `FixedBufPool` of `FixedBuf`s (owned buffers) |
+//! | registered files: `IORING_REGISTER_FILES`, `IOSQE_FIXED_FILE` | `UringBuilder::register_files`; more files on one ring: `UringQueue::add_file` (`UringFile`) |
+//! | a RAM disk (`drivers/block/brd.c`) with a block device's end-of-device rules (`blkdev_read_iter` / `blkdev_write_iter`) | [`backend::mem::MemDevice`] (feature `alloc`; no syscalls) |
+//! | fault injection (`fail_make_request`, `should_fail`); completions that come later, in any order | [`backend::mem::FaultPlan`] ([`backend::mem::Fault`], [`backend::mem::Trigger`]), [`backend::mem::MemDevice::inject`], [`backend::mem::MemStats`]; [`backend::mem::MemDevice::defer_completions`] ([`backend::mem::PendingOrder`]) |
+//! | the NBD protocol: `NBD_CMD_READ` / `WRITE` / `FLUSH` / `TRIM`, `NBD_CMD_FLAG_FUA` (for `REQ_FUA`, `RWF_DSYNC`), `NBD_FLAG_CAN_MULTI_CONN`, `NBD_INFO_BLOCK_SIZE`, structured replies; the kernel's client, `drivers/block/nbd.c` | `backend::nbd::NbdDevice` (a `DirectIo` target), `NbdDevice::flush`, `NbdDevice::trim`, `NbdBuilder::connections`, `NbdInfo` (feature `nbd`) |
+//! | libnbd: `nbd_connect_uri`, `nbd_aio_pread` / `nbd_aio_pwrite`, `nbd_aio_command_completed`, `nbd_get_size`, `nbd_get_block_size`, `nbd_get_error` | `NbdBuilder::connect`, `NbdDevice`'s `DirectIo::start` / `drive`, `NbdInfo::size`, `NbdInfo::block_min`, `nbd::last_error_message`; libnbd is loaded at run time: `nbd::available` |
 //!
 //! # Relation with `std::io`
 //!

@@ -39,17 +39,30 @@
 //!
 //! # Examples
 //!
-//! ```no_run
+//! ```
 //! use iov_iter::backend::file::DirectFile;
 //! use iov_iter::dio::DirectIo;
 //! use iov_iter::kiocb::{Kiocb, Submitted};
-//! use iov_iter::{IovIter, Page, Source, Ubuf};
+//! use iov_iter::{Errno, IovIter, Page, Source, Ubuf};
+//! # struct Rm(std::path::PathBuf);
+//! # impl Drop for Rm {
+//! #     fn drop(&mut self) {
+//! #         let _ = std::fs::remove_file(&self.0);
+//! #     }
+//! # }
+//! # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-module", std::process::id())));
+//! # let path = &tmp.0;
 //!
-//! let file = DirectFile::options().create(true).open("/var/tmp/data.bin")?;
+//! let file = match DirectFile::options().create(true).open(path) {
+//!     Ok(file) => file,
+//!     Err(e) if e.errno() == Errno::EINVAL => return Ok(()), // no O_DIRECT here
+//!     Err(e) => return Err(e),
+//! };
 //! let page = Page::new(); // 4096-aligned
 //! let mut kiocb = Kiocb::new_sync(0);
 //! let mut src = IovIter::<Source, Ubuf>::new(page.as_bytes());
 //! assert_eq!(file.direct_io(&mut kiocb, &mut src)?, Submitted::Done(4096));
+//! assert_eq!(kiocb.pos, 4096);
 //! file.sync()?;
 //! # Ok::<(), iov_iter::Error>(())
 //! ```
@@ -91,12 +104,47 @@ fn os_err(e: rustix::io::Errno) -> Error {
 
 /// Where a [`DirectFile`]'s alignment came from (see the
 /// [module documentation](self)).
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::backend::file::AlignSource;
+/// use iov_iter::dio::{DioAlign, DirectIo};
+/// # struct Rm(std::path::PathBuf);
+/// # impl Drop for Rm {
+/// #     fn drop(&mut self) {
+/// #         let _ = std::fs::remove_file(&self.0);
+/// #     }
+/// # }
+/// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-align-source", std::process::id())));
+/// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+/// #     Ok(file) => file,
+/// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+/// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+/// #         return Ok(());
+/// #     }
+/// #     Err(e) => return Err(e.into()),
+/// # };
+/// let align = file.dio_align();
+/// match file.align_source() {
+///     // Linux 6.1 and later on ext4, XFS, btrfs...: the kernel's own answer.
+///     AlignSource::Statx => {}
+///     // Older kernels: the filesystem block size, at most a page for memory.
+///     AlignSource::FsBlockSize => assert!(align.mem <= align.offset),
+///     AlignSource::Default => assert_eq!((align.mem, align.offset), (4096, 4096)),
+///     AlignSource::Caller => unreachable!("only with_align sets it"),
+/// }
+/// let file = file.with_align(DioAlign::new(4096, 4096)?);
+/// assert_eq!(file.align_source(), AlignSource::Caller);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlignSource {
     /// `statx(STATX_DIOALIGN)`.
     #[doc(alias = "STATX_DIOALIGN")]
     Statx,
     /// The filesystem block size (`f_bsize`).
+    #[doc(alias = "f_bsize")]
     FsBlockSize,
     /// The 4096 / 4096 default.
     Default,
@@ -104,19 +152,78 @@ pub enum AlignSource {
     Caller,
 }
 
-/// Untorn-write limits from `statx(STATX_WRITE_ATOMIC)`.
+/// Untorn-write limits from `statx(STATX_WRITE_ATOMIC)`, from
+/// [`DirectFile::atomic_write_units`].
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::dio::DirectIo;
+/// # struct Rm(std::path::PathBuf);
+/// # impl Drop for Rm {
+/// #     fn drop(&mut self) {
+/// #         let _ = std::fs::remove_file(&self.0);
+/// #     }
+/// # }
+/// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-atomic-units", std::process::id())));
+/// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+/// #     Ok(file) => file,
+/// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+/// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+/// #         return Ok(());
+/// #     }
+/// #     Err(e) => return Err(e.into()),
+/// # };
+/// match file.atomic_write_units() {
+///     Some(units) => {
+///         assert!(file.caps().atomic_write); // RWF_ATOMIC is accepted
+///         assert!(units.min <= units.max);
+///     }
+///     None => assert!(!file.caps().atomic_write),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AtomicWriteUnits {
     /// `stx_atomic_write_unit_min`, in bytes.
+    #[doc(alias = "stx_atomic_write_unit_min")]
     pub min: u32,
     /// `stx_atomic_write_unit_max`, in bytes.
+    #[doc(alias = "stx_atomic_write_unit_max")]
     pub max: u32,
     /// `stx_atomic_write_segments_max`.
+    #[doc(alias = "stx_atomic_write_segments_max")]
     pub segments_max: u32,
 }
 
 /// Options for opening a [`DirectFile`] (like [`std::fs::OpenOptions`]);
 /// from [`DirectFile::options`]. `O_DIRECT | O_CLOEXEC` are always set.
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::backend::file::{DirectFile, DirectFileOptions};
+/// use iov_iter::Errno;
+///
+/// // Plain values: build them once, in a `const` if you like.
+/// const SCRATCH: DirectFileOptions = DirectFileOptions::new().create(true).truncate(true);
+/// assert_eq!(DirectFile::options(), DirectFileOptions::default());
+/// # struct Rm(std::path::PathBuf);
+/// # impl Drop for Rm {
+/// #     fn drop(&mut self) {
+/// #         let _ = std::fs::remove_file(&self.0);
+/// #     }
+/// # }
+/// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-options", std::process::id())));
+/// let file = match SCRATCH.open(&tmp.0) {
+///     Ok(file) => file,
+///     // Filesystems without direct I/O (tmpfs before Linux 6.6) refuse it.
+///     Err(e) if e.errno() == Errno::EINVAL => return Ok(()),
+///     Err(e) => return Err(e.into()),
+/// };
+/// assert!(file.is_empty()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirectFileOptions {
     read: bool,
@@ -135,6 +242,16 @@ impl Default for DirectFileOptions {
 
 impl DirectFileOptions {
     /// Read and write, no creation, mode 0o644 for a created file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::file::DirectFileOptions;
+    /// let missing = std::env::temp_dir().join(format!("iov-iter-doc-{}-new", std::process::id()));
+    /// let err = DirectFileOptions::new().open(&missing).unwrap_err();
+    /// assert_eq!(err.errno().raw(), 2); // ENOENT: nothing is created unless asked
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn new() -> DirectFileOptions {
         DirectFileOptions {
             read: true,
@@ -147,6 +264,17 @@ impl DirectFileOptions {
     }
 
     /// Open for reading (default `true`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::file::DirectFile;
+    /// use iov_iter::Error;
+    /// // Neither reading nor writing is refused before any system call.
+    /// let err = DirectFile::options().read(false).write(false).open("/nonexistent").unwrap_err();
+    /// assert!(matches!(err, Error::InvalidArgument(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub const fn read(mut self, read: bool) -> DirectFileOptions {
         self.read = read;
@@ -154,6 +282,39 @@ impl DirectFileOptions {
     }
 
     /// Open for writing (default `true`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::file::DirectFile;
+    /// use iov_iter::buf::AlignedBuf;
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::Kiocb;
+    /// use iov_iter::{Errno, IovIter, Source, Ubuf};
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-write", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// let read_only = DirectFile::options().write(false).open(&tmp.0)?;
+    /// let a = read_only.dio_align();
+    /// let buf = AlignedBuf::zeroed(a.mem as usize, a.offset as usize)?;
+    /// let mut src = IovIter::<Source, Ubuf>::new(&buf);
+    /// let err = read_only.direct_io(&mut Kiocb::new_sync(0), &mut src).unwrap_err();
+    /// assert_eq!(err.errno(), Errno::EBADF); // pwritev2 on a read-only descriptor
+    /// # drop(file);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub const fn write(mut self, write: bool) -> DirectFileOptions {
         self.write = write;
@@ -161,6 +322,30 @@ impl DirectFileOptions {
     }
 
     /// Create the file if it does not exist (`O_CREAT`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::file::DirectFile;
+    /// use iov_iter::Errno;
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-create", std::process::id())));
+    /// assert!(!tmp.0.exists());
+    /// let file = match DirectFile::options().create(true).open(&tmp.0) {
+    ///     Ok(file) => file,
+    ///     Err(e) if e.errno() == Errno::EINVAL => return Ok(()), // no O_DIRECT here
+    ///     Err(e) => return Err(e.into()),
+    /// };
+    /// assert!(tmp.0.exists());
+    /// assert_eq!(file.len()?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "O_CREAT")]
     #[must_use]
     pub const fn create(mut self, create: bool) -> DirectFileOptions {
         self.create = create;
@@ -169,6 +354,33 @@ impl DirectFileOptions {
 
     /// Create the file, failing with `EEXIST` if it exists
     /// (`O_CREAT | O_EXCL`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::file::DirectFile;
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-create-new", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// // The file exists now: create_new refuses it.
+    /// let err = DirectFile::options().create_new(true).open(&tmp.0).unwrap_err();
+    /// assert_eq!(err.errno().raw(), 17); // EEXIST
+    /// # drop(file);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "O_EXCL")]
     #[must_use]
     pub const fn create_new(mut self, create_new: bool) -> DirectFileOptions {
         self.create_new = create_new;
@@ -176,6 +388,32 @@ impl DirectFileOptions {
     }
 
     /// Truncate the file to 0 (`O_TRUNC`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::file::DirectFile;
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-truncate", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// file.set_len(8192)?;
+    /// let again = DirectFile::options().truncate(true).open(&tmp.0)?;
+    /// assert_eq!((again.len()?, file.len()?), (0, 0)); // the same file, emptied
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "O_TRUNC")]
     #[must_use]
     pub const fn truncate(mut self, truncate: bool) -> DirectFileOptions {
         self.truncate = truncate;
@@ -183,6 +421,30 @@ impl DirectFileOptions {
     }
 
     /// Permission bits of a created file (default 0o644).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::fs::PermissionsExt;
+    /// use iov_iter::backend::file::DirectFile;
+    /// use iov_iter::Errno;
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-mode", std::process::id())));
+    /// let file = match DirectFile::options().create(true).mode(0o600).open(&tmp.0) {
+    ///     Ok(file) => file,
+    ///     Err(e) if e.errno() == Errno::EINVAL => return Ok(()), // no O_DIRECT here
+    ///     Err(e) => return Err(e.into()),
+    /// };
+    /// let mode = std::fs::metadata(&tmp.0)?.permissions().mode();
+    /// assert_eq!(mode & 0o777, 0o600); // the usual umasks (022, 077) keep all of it
+    /// # drop(file);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub const fn mode(mut self, mode: u32) -> DirectFileOptions {
         self.mode = mode;
@@ -215,6 +477,31 @@ impl DirectFileOptions {
     /// The `open` errno (`EINVAL` where the filesystem refuses `O_DIRECT`),
     /// [`Error::NotSupported`] when `statx` says the file has no direct I/O,
     /// [`Error::InvalidArgument`] when neither read nor write is asked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::file::DirectFile;
+    /// use iov_iter::Errno;
+    ///
+    /// // A character device takes no O_DIRECT: EINVAL, as a filesystem without it.
+    /// let err = DirectFile::options().open("/dev/null").unwrap_err();
+    /// assert_eq!(err.errno(), Errno::EINVAL);
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-opts-open", std::process::id())));
+    /// let file = match DirectFile::options().create(true).open(&tmp.0) {
+    ///     Ok(file) => file,
+    ///     Err(e) if e.errno() == Errno::EINVAL => return Ok(()), // no O_DIRECT here
+    ///     Err(e) => return Err(e.into()),
+    /// };
+    /// assert!(file.is_empty()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[doc(alias = "O_DIRECT")]
     pub fn open<P: AsRef<Path>>(&self, path: P) -> Result<DirectFile> {
         let fd = rustix::fs::open(
@@ -229,6 +516,42 @@ impl DirectFileOptions {
 
 /// A file opened with `O_DIRECT`: a [`DirectIo`] target whose async
 /// requests complete inline. See the [module documentation](self).
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::backend::file::DirectFile;
+/// use iov_iter::buf::AlignedBuf;
+/// use iov_iter::dio::DirectIo;
+/// use iov_iter::kiocb::{Kiocb, Submitted};
+/// use iov_iter::{Dest, Errno, IovIter, Source, Ubuf};
+/// # struct Rm(std::path::PathBuf);
+/// # impl Drop for Rm {
+/// #     fn drop(&mut self) {
+/// #         let _ = std::fs::remove_file(&self.0);
+/// #     }
+/// # }
+/// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-direct-file", std::process::id())));
+/// let file = match DirectFile::options().create(true).open(&tmp.0) {
+///     Ok(file) => file,
+///     // Some filesystems refuse O_DIRECT (EINVAL): nothing to show there.
+///     Err(e) if e.errno() == Errno::EINVAL => return Ok(()),
+///     Err(e) => return Err(e.into()),
+/// };
+/// // One block, at the file's memory alignment.
+/// let a = file.dio_align();
+/// let (mem, block) = (a.mem as usize, a.offset as usize);
+/// let data = AlignedBuf::from_slice(mem, &vec![0x5a; block])?;
+/// let mut src = IovIter::<Source, Ubuf>::new(&data);
+/// assert_eq!(file.direct_io(&mut Kiocb::new_sync(0), &mut src)?, Submitted::Done(block));
+///
+/// let mut back = AlignedBuf::zeroed(mem, block)?;
+/// let mut dst = IovIter::<Dest, Ubuf>::new(&mut back);
+/// assert_eq!(file.direct_io(&mut Kiocb::new_sync(0), &mut dst)?, Submitted::Done(block));
+/// drop(dst);
+/// assert_eq!(back.as_slice(), data.as_slice());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[doc(alias = "O_DIRECT")]
 #[derive(Debug)]
 pub struct DirectFile {
@@ -241,6 +564,27 @@ pub struct DirectFile {
 
 impl DirectFile {
     /// Options for [`DirectFileOptions::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::file::DirectFile;
+    /// use iov_iter::Errno;
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-options-fn", std::process::id())));
+    /// let file = match DirectFile::options().create(true).read(false).open(&tmp.0) {
+    ///     Ok(file) => file,
+    ///     Err(e) if e.errno() == Errno::EINVAL => return Ok(()), // no O_DIRECT here
+    ///     Err(e) => return Err(e.into()),
+    /// };
+    /// assert_eq!(file.len()?, 0); // write-only, created
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn options() -> DirectFileOptions {
         DirectFileOptions::new()
     }
@@ -250,6 +594,27 @@ impl DirectFile {
     /// # Errors
     ///
     /// As [`DirectFileOptions::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::file::DirectFile;
+    /// use iov_iter::Errno;
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-open", std::process::id())));
+    /// assert_eq!(DirectFile::open(&tmp.0).unwrap_err().errno().raw(), 2); // ENOENT
+    /// std::fs::write(&tmp.0, vec![7u8; 8192])?;
+    /// match DirectFile::open(&tmp.0) {
+    ///     Ok(file) => assert_eq!(file.len()?, 8192),
+    ///     Err(e) => assert_eq!(e.errno(), Errno::EINVAL), // no O_DIRECT here
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[doc(alias = "O_DIRECT")]
     pub fn open<P: AsRef<Path>>(path: P) -> Result<DirectFile> {
         DirectFileOptions::new().open(path)
@@ -262,6 +627,31 @@ impl DirectFile {
     ///
     /// The `fcntl` errno (`EINVAL` where the filesystem refuses
     /// `O_DIRECT`), or as [`DirectFileOptions::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::OwnedFd;
+    /// use iov_iter::backend::file::DirectFile;
+    /// use iov_iter::Errno;
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-from-fd", std::process::id())));
+    /// let std_file = std::fs::File::options().read(true).write(true).create(true).open(&tmp.0)?;
+    /// std_file.set_len(4096)?;
+    /// // Opened without O_DIRECT; from_fd adds it.
+    /// let file = match DirectFile::from_fd(OwnedFd::from(std_file)) {
+    ///     Ok(file) => file,
+    ///     Err(e) if e.errno() == Errno::EINVAL => return Ok(()), // no O_DIRECT here
+    ///     Err(e) => return Err(e.into()),
+    /// };
+    /// assert_eq!(file.len()?, 4096);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_fd(fd: OwnedFd) -> Result<DirectFile> {
         let flags = rustix::fs::fcntl_getfl(&fd).map_err(os_err)?;
         if !flags.contains(OFlags::DIRECT) {
@@ -275,6 +665,17 @@ impl DirectFile {
     /// # Errors
     ///
     /// As [`DirectFile::from_fd`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::file::DirectFile;
+    /// use iov_iter::Errno;
+    /// // /dev/null refuses O_DIRECT: fcntl(F_SETFL) fails with EINVAL.
+    /// let null = std::fs::File::open("/dev/null")?;
+    /// assert_eq!(DirectFile::from_file(null).unwrap_err().errno(), Errno::EINVAL);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_file(file: File) -> Result<DirectFile> {
         DirectFile::from_fd(OwnedFd::from(file))
     }
@@ -347,6 +748,39 @@ impl DirectFile {
 
     /// Replaces the alignment (for instance with a stricter one). The
     /// kernel still enforces its own, with `EINVAL`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::buf::AlignedBuf;
+    /// use iov_iter::dio::{DioAlign, DirectIo};
+    /// use iov_iter::kiocb::Kiocb;
+    /// use iov_iter::{Error, IovIter, Misalignment, Source, Ubuf};
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-with-align", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// let a = file.dio_align();
+    /// // Stricter: whole 64 KiB units only.
+    /// let file = file.with_align(DioAlign::new(a.mem, a.offset.max(65536))?);
+    /// let buf = AlignedBuf::zeroed(a.mem as usize, 4096)?;
+    /// let mut src = IovIter::<Source, Ubuf>::new(&buf);
+    /// let err = file.direct_io(&mut Kiocb::new_sync(0), &mut src).unwrap_err();
+    /// assert!(matches!(err, Error::Misaligned { what: Misalignment::TotalLength, .. }));
+    /// assert_eq!(file.len()?, 0); // nothing was written
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn with_align(mut self, align: DioAlign) -> DirectFile {
         self.align = align;
@@ -355,12 +789,73 @@ impl DirectFile {
     }
 
     /// Where [`DirectIo::dio_align`] came from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::file::AlignSource;
+    /// use iov_iter::dio::DirectIo;
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-align-source-fn", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// assert_ne!(file.align_source(), AlignSource::Caller); // probed at open
+    /// let align = file.dio_align();
+    /// let file = file.with_align(align);
+    /// assert_eq!(file.align_source(), AlignSource::Caller);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn align_source(&self) -> AlignSource {
         self.align_source
     }
 
     /// Untorn-write limits, when `statx` reports atomic-write support
     /// (then [`FileCaps::atomic_write`] is set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::buf::AlignedBuf;
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::{IocbFlags, Kiocb};
+    /// use iov_iter::{Errno, IovIter, Source, Ubuf};
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-atomic-units-fn", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// if file.atomic_write_units().is_none() {
+    ///     // No untorn writes on this file: an IOCB_ATOMIC write is refused up front.
+    ///     let a = file.dio_align();
+    ///     let buf = AlignedBuf::zeroed(a.mem as usize, a.offset as usize)?;
+    ///     let mut kiocb = Kiocb::new_sync(0).with_flags(IocbFlags::ATOMIC);
+    ///     let mut src = IovIter::<Source, Ubuf>::new(&buf);
+    ///     let err = file.direct_io(&mut kiocb, &mut src).unwrap_err();
+    ///     assert_eq!(err.errno(), Errno::EOPNOTSUPP);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[doc(alias = "STATX_WRITE_ATOMIC")]
     pub fn atomic_write_units(&self) -> Option<AtomicWriteUnits> {
         self.atomic
@@ -371,6 +866,30 @@ impl DirectFile {
     /// # Errors
     ///
     /// The `fstat` errno.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-len", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// assert_eq!(file.len()?, 0);
+    /// file.set_len(12288)?;
+    /// assert_eq!(file.len()?, 12288);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> Result<u64> {
         let st = rustix::fs::fstat(&self.fd).map_err(os_err)?;
         Ok(u64::try_from(st.st_size).unwrap_or(0))
@@ -381,6 +900,30 @@ impl DirectFile {
     /// # Errors
     ///
     /// As [`DirectFile::len`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-is-empty", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// assert!(file.is_empty()?);
+    /// file.set_len(1)?; // any size, aligned or not
+    /// assert!(!file.is_empty()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
@@ -390,6 +933,39 @@ impl DirectFile {
     /// # Errors
     ///
     /// The `ftruncate` errno.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::buf::AlignedBuf;
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::{Kiocb, Submitted};
+    /// use iov_iter::{Dest, IovIter, Ubuf};
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-set-len", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// let a = file.dio_align();
+    /// let mut buf = AlignedBuf::zeroed(a.mem as usize, a.offset as usize)?;
+    /// file.set_len(u64::from(a.offset))?; // one block of zeros
+    /// let mut dst = IovIter::<Dest, Ubuf>::new(&mut buf);
+    /// assert_eq!(file.direct_io(&mut Kiocb::new_sync(0), &mut dst)?, Submitted::Done(a.offset as usize));
+    /// file.set_len(0)?; // a read now finds the end of the file
+    /// let mut dst = IovIter::<Dest, Ubuf>::new(&mut buf);
+    /// assert_eq!(file.direct_io(&mut Kiocb::new_sync(0), &mut dst)?, Submitted::Done(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[doc(alias = "ftruncate")]
     pub fn set_len(&self, len: u64) -> Result<()> {
         rustix::fs::ftruncate(&self.fd, len).map_err(os_err)
@@ -401,6 +977,33 @@ impl DirectFile {
     /// # Errors
     ///
     /// The `fallocate` errno (`EOPNOTSUPP` where the filesystem cannot).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::Errno;
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-allocate", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// match file.allocate(1 << 20) {
+    ///     Ok(()) => assert_eq!(file.len()?, 1 << 20),
+    ///     Err(e) => assert_eq!(e.errno(), Errno::EOPNOTSUPP), // no fallocate here
+    /// }
+    /// file.allocate(0)?; // nothing to do
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[doc(alias = "fallocate")]
     pub fn allocate(&self, len: u64) -> Result<()> {
         if len == 0 {
@@ -414,6 +1017,30 @@ impl DirectFile {
     /// # Errors
     ///
     /// The `fsync` errno.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-sync", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// file.set_len(8192)?; // metadata only
+    /// file.sync()?;
+    /// assert_eq!(std::fs::metadata(&tmp.0)?.len(), 8192);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[doc(alias = "fsync")]
     pub fn sync(&self) -> Result<()> {
         rustix::fs::fsync(&self.fd).map_err(os_err)
@@ -425,12 +1052,68 @@ impl DirectFile {
     /// # Errors
     ///
     /// The `fdatasync` errno.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::buf::AlignedBuf;
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::{Kiocb, Submitted};
+    /// use iov_iter::{IovIter, Source, Ubuf};
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-sync-data", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// let a = file.dio_align();
+    /// let data = AlignedBuf::from_slice(a.mem as usize, &vec![b'x'; a.offset as usize])?;
+    /// let mut src = IovIter::<Source, Ubuf>::new(&data);
+    /// assert_eq!(file.direct_io(&mut Kiocb::new_sync(0), &mut src)?, Submitted::Done(data.len()));
+    /// file.sync_data()?;
+    /// assert_eq!(std::fs::read(&tmp.0)?, data.as_slice());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[doc(alias = "fdatasync")]
     pub fn sync_data(&self) -> Result<()> {
         rustix::fs::fdatasync(&self.fd).map_err(os_err)
     }
 
     /// The file descriptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # struct Rm(std::path::PathBuf);
+    /// # impl Drop for Rm {
+    /// #     fn drop(&mut self) {
+    /// #         let _ = std::fs::remove_file(&self.0);
+    /// #     }
+    /// # }
+    /// # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-into-fd", std::process::id())));
+    /// # let file = match iov_iter::backend::file::DirectFile::options().create(true).open(&tmp.0) {
+    /// #     Ok(file) => file,
+    /// #     // No O_DIRECT on this filesystem (EINVAL): nothing to show.
+    /// #     Err(e) if matches!(e.errno(), iov_iter::Errno::EINVAL | iov_iter::Errno::EOPNOTSUPP) => {
+    /// #         return Ok(());
+    /// #     }
+    /// #     Err(e) => return Err(e.into()),
+    /// # };
+    /// file.set_len(4096)?;
+    /// // Back to std, still O_DIRECT.
+    /// let std_file = std::fs::File::from(file.into_fd());
+    /// assert_eq!(std_file.metadata()?.len(), 4096);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_fd(self) -> OwnedFd {
         self.fd
     }

@@ -65,6 +65,33 @@ use crate::seg::UserIovec;
 use crate::sync::SpinLock;
 
 /// What an injected fault does to the transfer it hits.
+///
+/// # Examples
+///
+/// ```
+/// # #![allow(dead_code, unused_imports)]
+/// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+/// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+/// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+/// # /// Sync page-sized transfers.
+/// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+/// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+/// # }
+/// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+/// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+/// # }
+/// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+/// let dev = MemDevice::new(8192);
+/// dev.inject(FaultPlan::next(1, Fault::Error(Error::Os(Errno::ENOSPC))));
+/// assert_eq!(write(&dev, 0), Err(Error::Os(Errno::ENOSPC)));
+/// dev.inject(FaultPlan::next(1, Fault::Short(512)));
+/// assert_eq!(read(&dev, at(0)), Ok(Submitted::Done(512)));
+/// // WouldBlock hits only RWF_NOWAIT transfers; the others leave it armed.
+/// dev.inject(FaultPlan::next(1, Fault::WouldBlock));
+/// assert_eq!(read(&dev, at(0)), Ok(Submitted::Done(4096)));
+/// let nowait = at(0).with_flags(IocbFlags::NOWAIT);
+/// assert_eq!(read(&dev, nowait).unwrap_err().errno(), Errno::EAGAIN);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -81,11 +108,54 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// An I/O error (`EIO`).
+    /// An I/O error (`EIO`), the usual fault.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// assert_eq!(Fault::EIO, Fault::Error(Error::Os(Errno::EIO)));
+    /// let dev = MemDevice::new(4096);
+    /// dev.inject(FaultPlan::next(1, Fault::EIO));
+    /// assert_eq!(read(&dev, at(0)).unwrap_err().errno(), Errno::EIO);
+    /// ```
     pub const EIO: Fault = Fault::Error(Error::Os(Errno::EIO));
 }
 
 /// Which transfers a [`FaultPlan`] hits.
+///
+/// # Examples
+///
+/// ```
+/// # #![allow(dead_code, unused_imports)]
+/// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+/// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+/// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+/// # /// Sync page-sized transfers.
+/// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+/// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+/// # }
+/// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+/// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+/// # }
+/// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+/// let dev = MemDevice::new(16384);
+/// dev.inject(FaultPlan::new(Trigger::Range(8192..8193), Fault::EIO));
+/// assert!(read(&dev, at(4096)).is_ok()); // bytes 4096..8192 do not reach it
+/// assert!(read(&dev, at(8192)).is_err());
+/// assert!(read(&dev, at(8192)).is_err()); // a range plan stays armed
+/// dev.inject(FaultPlan::new(Trigger::Seq(dev.stats().ios() + 1), Fault::EIO));
+/// assert!(read(&dev, at(0)).is_ok() && read(&dev, at(0)).is_err()); // the one after next
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
     /// The transfer with this sequence number (see [`MemStats::ios`]), once.
@@ -103,12 +173,32 @@ pub enum Trigger {
 /// # Examples
 ///
 /// ```
-/// use iov_iter::backend::mem::{Fault, FaultPlan};
-/// // The second and third writes that touch bytes 4096..8192 are cut to 512 bytes.
-/// let plan = FaultPlan::in_range(4096..8192, Fault::Short(512)).writes_only().times(2);
-/// # let _ = plan;
+/// # #![allow(dead_code, unused_imports)]
+/// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+/// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+/// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+/// # /// Sync page-sized transfers.
+/// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+/// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+/// # }
+/// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+/// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+/// # }
+/// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+/// // Writes touching bytes 4096..8192 are cut to 512 bytes, twice.
+/// let dev = MemDevice::new(16384);
+/// dev.inject(FaultPlan::in_range(4096..8192, Fault::Short(512)).writes_only().times(2));
+/// assert_eq!(read(&dev, at(4096))?, Submitted::Done(4096)); // not a write
+/// assert_eq!(write(&dev, 4096)?, Submitted::Done(512));
+/// assert_eq!(write(&dev, 0)?, Submitted::Done(4096)); // not in the range
+/// assert_eq!(write(&dev, 4096)?, Submitted::Done(512));
+/// assert_eq!(write(&dev, 4096)?, Submitted::Done(4096)); // used up
+/// assert_eq!(dev.armed_faults(), 0);
+/// # Ok::<(), iov_iter::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(alias = "fail_make_request")]
+#[doc(alias = "should_fail")]
 pub struct FaultPlan {
     fault: Fault,
     trigger: Trigger,
@@ -118,6 +208,26 @@ pub struct FaultPlan {
 
 impl FaultPlan {
     /// A plan hitting every transfer `trigger` selects, reads and writes.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// assert_eq!(FaultPlan::new(Trigger::Next(2), Fault::EIO), FaultPlan::next(2, Fault::EIO));
+    /// let dev = MemDevice::new(8192);
+    /// dev.inject(FaultPlan::new(Trigger::Next(2), Fault::EIO));
+    /// assert!(read(&dev, at(0)).is_err() && write(&dev, 0).is_err()); // both directions
+    /// assert!(read(&dev, at(0)).is_ok());
+    /// ```
     pub const fn new(trigger: Trigger, fault: Fault) -> FaultPlan {
         FaultPlan {
             fault,
@@ -128,21 +238,102 @@ impl FaultPlan {
     }
 
     /// The next `n` transfers ([`Trigger::Next`]).
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(8192);
+    /// dev.inject(FaultPlan::next(2, Fault::Short(0)));
+    /// assert_eq!(read(&dev, at(0))?, Submitted::Done(0)); // end of file, as far as it knows
+    /// assert_eq!(read(&dev, at(4096))?, Submitted::Done(0));
+    /// assert_eq!(read(&dev, at(0))?, Submitted::Done(4096));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub const fn next(n: u32, fault: Fault) -> FaultPlan {
         FaultPlan::new(Trigger::Next(n), fault)
     }
 
-    /// The transfer with sequence number `seq` ([`Trigger::Seq`]).
+    /// The transfer with sequence number `seq` ([`Trigger::Seq`]): the
+    /// transfers so far are numbered from 0 ([`MemStats::ios`]).
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(8192);
+    /// dev.inject(FaultPlan::at_seq(1, Fault::EIO));
+    /// assert!(write(&dev, 0).is_ok()); // transfer 0
+    /// assert_eq!(read(&dev, at(0)).unwrap_err().errno(), Errno::EIO); // transfer 1
+    /// assert!(read(&dev, at(0)).is_ok());
+    /// ```
     pub const fn at_seq(seq: u64, fault: Fault) -> FaultPlan {
         FaultPlan::new(Trigger::Seq(seq), fault)
     }
 
-    /// Every transfer overlapping `range` ([`Trigger::Range`]).
+    /// Every transfer overlapping `range` ([`Trigger::Range`]): a bad
+    /// sector.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(8192);
+    /// dev.inject(FaultPlan::in_range(5000..5001, Fault::EIO)); // inside the second page
+    /// assert!(read(&dev, at(0)).is_ok());
+    /// assert!(read(&dev, at(4096)).is_err() && write(&dev, 4096).is_err());
+    /// ```
     pub const fn in_range(range: Range<u64>, fault: Fault) -> FaultPlan {
         FaultPlan::new(Trigger::Range(range), fault)
     }
 
     /// Only reads match.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(4096);
+    /// dev.inject(FaultPlan::next(1, Fault::EIO).reads_only());
+    /// assert!(write(&dev, 0).is_ok()); // passes, and leaves the plan armed
+    /// assert!(read(&dev, at(0)).is_err());
+    /// ```
     #[must_use]
     pub const fn reads_only(mut self) -> FaultPlan {
         self.op = Some(RwType::Read);
@@ -150,6 +341,25 @@ impl FaultPlan {
     }
 
     /// Only writes match.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(4096);
+    /// dev.inject(FaultPlan::next(1, Fault::Error(Error::Os(Errno::ENOSPC))).writes_only());
+    /// assert!(read(&dev, at(0)).is_ok());
+    /// assert_eq!(write(&dev, 0).unwrap_err().errno(), Errno::ENOSPC);
+    /// ```
     #[must_use]
     pub const fn writes_only(mut self) -> FaultPlan {
         self.op = Some(RwType::Write);
@@ -157,6 +367,27 @@ impl FaultPlan {
     }
 
     /// Hits at most `n` transfers, then disarms itself.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(4096);
+    /// // A range plan is unlimited, but for `times`.
+    /// dev.inject(FaultPlan::in_range(0..4096, Fault::EIO).times(1));
+    /// assert!(read(&dev, at(0)).is_err());
+    /// assert!(read(&dev, at(0)).is_ok());
+    /// assert_eq!(dev.armed_faults(), 0);
+    /// ```
     #[must_use]
     pub const fn times(mut self, n: u32) -> FaultPlan {
         self.times = Some(n);
@@ -179,6 +410,27 @@ impl FaultPlan {
 
 /// The order in which a [`MemDevice`] delivers deferred completions
 /// ([`MemDevice::defer_completions`]).
+///
+/// # Examples
+///
+/// ```
+/// # use iov_iter::backend::mem::{MemDevice, PendingOrder};
+/// # use iov_iter::{buf::{AlignedBuf, OwnedIter}, dio::DirectIo, Dest};
+/// # use iov_iter::kiocb::{CompletionFuture, Kiocb};
+/// # /// Queues an async read of one page at `pos`.
+/// # fn queue(dev: &MemDevice, pos: u64) -> iov_iter::Result<CompletionFuture<OwnedIter<Dest, AlignedBuf>>> {
+/// #     let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 4096)?);
+/// #     let (mut kiocb, fut) = Kiocb::new_async_with(pos, buf);
+/// #     assert!(dev.submit(&mut kiocb)?.is_queued());
+/// #     Ok(fut)
+/// # }
+/// let dev = MemDevice::new(8192);
+/// dev.defer_completions(Some(PendingOrder::Reverse));
+/// let (first, second) = (queue(&dev, 0)?, queue(&dev, 4096)?);
+/// assert_eq!(dev.complete_pending(1), 1);
+/// assert!(second.is_complete() && !first.is_complete()); // last in, first out
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PendingOrder {
     /// First started, first completed.
@@ -215,12 +467,48 @@ impl Pending {
 }
 
 /// Identifies an armed [`FaultPlan`], for [`MemDevice::remove_fault`].
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice};
+/// let dev = MemDevice::new(4096);
+/// let (a, b) = (dev.inject(FaultPlan::next(1, Fault::EIO)), dev.inject(FaultPlan::next(1, Fault::EIO)));
+/// assert_ne!(a, b);
+/// assert!(dev.remove_fault(a));
+/// assert_eq!(dev.armed_faults(), 1); // `b` is still there
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FaultId(u64);
 
 /// Counters of a [`MemDevice`]. Every [`DirectIo::transfer`] call counts as
 /// one read or write, whether it succeeded, failed or was short; bytes count
 /// only what was transferred.
+///
+/// # Examples
+///
+/// ```
+/// # #![allow(dead_code, unused_imports)]
+/// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+/// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+/// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+/// # /// Sync page-sized transfers.
+/// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+/// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+/// # }
+/// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+/// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+/// # }
+/// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+/// # use iov_iter::backend::mem::MemStats;
+/// let dev = MemDevice::new(8192);
+/// dev.inject(FaultPlan::next(1, Fault::Short(512)));
+/// assert_eq!(write(&dev, 0)?, Submitted::Done(512));
+/// assert_eq!(read(&dev, at(0))?, Submitted::Done(4096));
+/// let want = MemStats { reads: 1, writes: 1, bytes_read: 4096, bytes_written: 512, faults: 1 };
+/// assert_eq!(dev.stats(), want);
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MemStats {
     /// Read transfers.
@@ -238,6 +526,26 @@ pub struct MemStats {
 impl MemStats {
     /// All transfers (`reads + writes`): also the sequence number the next
     /// transfer gets, until [`MemDevice::reset_stats`].
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(4096);
+    /// dev.inject(FaultPlan::next(1, Fault::EIO));
+    /// assert!(read(&dev, at(0)).is_err()); // counted all the same
+    /// assert!(write(&dev, 0).is_ok());
+    /// assert_eq!(dev.stats().ios(), 2);
+    /// ```
     pub const fn ios(&self) -> u64 {
         self.reads + self.writes
     }
@@ -300,6 +608,35 @@ impl Inner {
 ///
 /// Shared by reference (`&MemDevice` is `Send + Sync`); transfers are
 /// serialised by an internal spin lock, held only while bytes are copied.
+///
+/// # Examples
+///
+/// Two threads writing a page each into one device:
+///
+/// ```
+/// use iov_iter::backend::mem::MemDevice;
+/// use iov_iter::dio::DirectIo;
+/// use iov_iter::kiocb::{Kiocb, Submitted};
+/// use iov_iter::{IovIter, Page, Source, Ubuf};
+///
+/// let dev = MemDevice::new(8192);
+/// std::thread::scope(|s| {
+///     for i in 0..2u8 {
+///         let dev = &dev;
+///         s.spawn(move || {
+///             let mut page = Page::new();
+///             page.as_mut_bytes().fill(i + 1);
+///             let mut src = IovIter::<Source, Ubuf>::new(page.as_bytes());
+///             let done = dev.direct_io(&mut Kiocb::new_sync(u64::from(i) * 4096), &mut src);
+///             assert_eq!(done, Ok(Submitted::Done(4096)));
+///         });
+///     }
+/// });
+/// let bytes = dev.snapshot();
+/// assert!(bytes[..4096].iter().all(|&b| b == 1) && bytes[4096..].iter().all(|&b| b == 2));
+/// ```
+#[doc(alias = "brd")]
+#[doc(alias = "ramdisk")]
 pub struct MemDevice {
     inner: SpinLock<Inner>,
     pending: SpinLock<Pending>,
@@ -310,6 +647,27 @@ pub struct MemDevice {
 
 impl MemDevice {
     /// The default alignment: 512-byte memory and offset alignment.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// # use iov_iter::dio::DioAlign;
+    /// assert_eq!(MemDevice::DEFAULT_ALIGN, DioAlign::new(512, 512)?);
+    /// let dev = MemDevice::new(8192);
+    /// assert_eq!(dev.dio_align(), MemDevice::DEFAULT_ALIGN);
+    /// assert!(matches!(read(&dev, at(100)), Err(Error::Misaligned { .. })));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub const DEFAULT_ALIGN: DioAlign = DioAlign {
         mem: 512,
         offset: 512,
@@ -318,6 +676,26 @@ impl MemDevice {
 
     /// The default capabilities: `RWF_NOWAIT` supported (like `FMODE_NOWAIT`
     /// on a block device), nothing else.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(4096);
+    /// assert!(MemDevice::DEFAULT_CAPS.nowait && !MemDevice::DEFAULT_CAPS.atomic_write);
+    /// assert!(read(&dev, at(0).with_flags(IocbFlags::NOWAIT)).is_ok());
+    /// let atomic = at(0).with_flags(IocbFlags::ATOMIC);
+    /// assert_eq!(read(&dev, atomic).unwrap_err().errno(), Errno::EOPNOTSUPP);
+    /// ```
     pub const DEFAULT_CAPS: FileCaps = FileCaps {
         nowait: true,
         ..FileCaps::new()
@@ -327,6 +705,13 @@ impl MemDevice {
     /// [`MemDevice::DEFAULT_CAPS`]. Aborts (through
     /// [`handle_alloc_error`](alloc::alloc::handle_alloc_error)) when the
     /// memory cannot be allocated; see [`MemDevice::try_new`].
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// let dev = MemDevice::new(1 << 20);
+    /// assert_eq!(dev.len(), 1 << 20);
+    /// assert!(dev.snapshot().iter().all(|&b| b == 0));
+    /// ```
     pub fn new(size: usize) -> MemDevice {
         match MemDevice::try_new(size) {
             Ok(dev) => dev,
@@ -342,6 +727,14 @@ impl MemDevice {
     /// # Errors
     ///
     /// `Error::Os(Errno::ENOMEM)` when `size` bytes cannot be allocated.
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// use iov_iter::Errno;
+    /// assert_eq!(MemDevice::try_new(usize::MAX).unwrap_err().errno(), Errno::ENOMEM);
+    /// assert_eq!(MemDevice::try_new(4096)?.len(), 4096);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn try_new(size: usize) -> Result<MemDevice> {
         let mut data = Vec::new();
         data.try_reserve_exact(size)
@@ -357,6 +750,13 @@ impl MemDevice {
     }
 
     /// A device holding `data` (its size is `data.len()`).
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// let dev = MemDevice::from_vec(b"disk image".to_vec());
+    /// assert_eq!(dev.len(), 10);
+    /// assert_eq!(dev.snapshot(), b"disk image");
+    /// ```
     pub fn from_vec(data: Vec<u8>) -> MemDevice {
         MemDevice {
             inner: SpinLock::new(Inner {
@@ -377,6 +777,27 @@ impl MemDevice {
     }
 
     /// Replaces the alignment rules.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// # use iov_iter::dio::DioAlign;
+    /// // A 4Kn disk: 4 KiB sectors.
+    /// let dev = MemDevice::new(16384).with_align(DioAlign::new(4096, 4096)?);
+    /// assert!(read(&dev, at(4096)).is_ok());
+    /// assert!(matches!(read(&dev, at(512)), Err(Error::Misaligned { offset_align: 4096, .. })));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     #[must_use]
     pub fn with_align(mut self, align: DioAlign) -> MemDevice {
         self.align = align;
@@ -384,6 +805,30 @@ impl MemDevice {
     }
 
     /// Replaces the capabilities.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// # use iov_iter::kiocb::FileCaps;
+    /// let dev = MemDevice::new(4096).with_caps(FileCaps { atomic_write: true, ..FileCaps::new() });
+    /// let page = Page::new();
+    /// let mut src = IovIter::<Source, Ubuf>::new(page.as_bytes());
+    /// let untorn = &mut Kiocb::new_sync(0).with_flags(IocbFlags::ATOMIC);
+    /// assert_eq!(dev.direct_io(untorn, &mut src)?, Submitted::Done(4096));
+    /// // The new caps replaced the default ones: no RWF_NOWAIT now.
+    /// assert!(read(&dev, at(0).with_flags(IocbFlags::NOWAIT)).is_err());
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     #[must_use]
     pub fn with_caps(mut self, caps: FileCaps) -> MemDevice {
         self.caps = caps;
@@ -391,6 +836,24 @@ impl MemDevice {
     }
 
     /// Whether `RWF_NOWAIT` is supported ([`FileCaps::nowait`]).
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(4096).with_nowait(false);
+    /// let nowait = at(0).with_flags(IocbFlags::NOWAIT);
+    /// assert_eq!(read(&dev, nowait).unwrap_err().errno(), Errno::EOPNOTSUPP);
+    /// ```
     #[must_use]
     pub fn with_nowait(mut self, nowait: bool) -> MemDevice {
         self.caps.nowait = nowait;
@@ -399,6 +862,21 @@ impl MemDevice {
 
     /// The most segments one transfer takes (default [`UIO_MAXIOV`]; at
     /// least 1).
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// use iov_iter::dio::{DioAlign, DirectIo};
+    /// use iov_iter::kiocb::{Kiocb, Submitted};
+    /// use iov_iter::{Dest, IoSegMut, IovIter, Kvec};
+    ///
+    /// let dev = MemDevice::new(4096).with_align(DioAlign::new(1, 512)?).with_max_segs(2);
+    /// let mut bufs = [[0u8; 512]; 5];
+    /// let mut segs = bufs.each_mut().map(|b| IoSegMut::new(b));
+    /// let mut dst = IovIter::<Dest, Kvec>::new(&mut segs);
+    /// assert_eq!(dev.direct_io(&mut Kiocb::new_sync(0), &mut dst)?, Submitted::Done(2560));
+    /// assert_eq!(dev.stats().reads, 3); // 2 + 2 + 1 segments
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     #[must_use]
     pub fn with_max_segs(mut self, max_segs: usize) -> MemDevice {
         self.max_segs = max_segs.max(1);
@@ -411,6 +889,28 @@ impl MemDevice {
     /// completes each inline, before [`DirectIo::submit`] returns. A
     /// deferred request's transfer happens when it completes, so tests see
     /// the data land out of order.
+    ///
+    /// ```
+    /// # use iov_iter::backend::mem::{MemDevice, PendingOrder};
+    /// # use iov_iter::{buf::{AlignedBuf, OwnedIter}, dio::DirectIo, Dest};
+    /// # use iov_iter::kiocb::{CompletionFuture, Kiocb};
+    /// # /// Queues an async read of one page at `pos`.
+    /// # fn queue(dev: &MemDevice, pos: u64) -> iov_iter::Result<CompletionFuture<OwnedIter<Dest, AlignedBuf>>> {
+    /// #     let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 4096)?);
+    /// #     let (mut kiocb, fut) = Kiocb::new_async_with(pos, buf);
+    /// #     assert!(dev.submit(&mut kiocb)?.is_queued());
+    /// #     Ok(fut)
+    /// # }
+    /// let dev = MemDevice::new(8192);
+    /// let inline = queue(&dev, 0)?;
+    /// assert!(inline.is_complete()); // by default, before `submit` returned
+    /// dev.defer_completions(Some(PendingOrder::Fifo));
+    /// let mut later = queue(&dev, 4096)?;
+    /// assert!(!later.is_complete() && dev.pending() == 1);
+    /// assert_eq!(dev.complete_pending(usize::MAX), 1);
+    /// assert_eq!(later.try_take().map(|done| done.result), Some(Ok(4096)));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn defer_completions(&self, order: Option<PendingOrder>) {
         let mut p = self.pending.lock();
         p.order = order;
@@ -421,6 +921,26 @@ impl MemDevice {
     }
 
     /// Asynchronous requests started and not completed yet.
+    ///
+    /// ```
+    /// # use iov_iter::backend::mem::{MemDevice, PendingOrder};
+    /// # use iov_iter::{buf::{AlignedBuf, OwnedIter}, dio::DirectIo, Dest};
+    /// # use iov_iter::kiocb::{CompletionFuture, Kiocb};
+    /// # /// Queues an async read of one page at `pos`.
+    /// # fn queue(dev: &MemDevice, pos: u64) -> iov_iter::Result<CompletionFuture<OwnedIter<Dest, AlignedBuf>>> {
+    /// #     let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 4096)?);
+    /// #     let (mut kiocb, fut) = Kiocb::new_async_with(pos, buf);
+    /// #     assert!(dev.submit(&mut kiocb)?.is_queued());
+    /// #     Ok(fut)
+    /// # }
+    /// let dev = MemDevice::new(8192);
+    /// dev.defer_completions(Some(PendingOrder::Fifo));
+    /// let _futs = (queue(&dev, 0)?, queue(&dev, 4096)?);
+    /// assert_eq!(dev.pending(), 2);
+    /// dev.complete_pending(1);
+    /// assert_eq!(dev.pending(), 1);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn pending(&self) -> usize {
         self.pending.lock().ios.len()
     }
@@ -428,6 +948,30 @@ impl MemDevice {
     /// Removes the deferred requests without running them, in the order
     /// they were started: for a test that plays the device itself (the
     /// requests complete, with `ECANCELED`, if dropped).
+    ///
+    /// ```
+    /// # use iov_iter::backend::mem::{MemDevice, PendingOrder};
+    /// # use iov_iter::{buf::{AlignedBuf, OwnedIter}, dio::DirectIo, Dest};
+    /// # use iov_iter::kiocb::{CompletionFuture, Kiocb};
+    /// # /// Queues an async read of one page at `pos`.
+    /// # fn queue(dev: &MemDevice, pos: u64) -> iov_iter::Result<CompletionFuture<OwnedIter<Dest, AlignedBuf>>> {
+    /// #     let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 4096)?);
+    /// #     let (mut kiocb, fut) = Kiocb::new_async_with(pos, buf);
+    /// #     assert!(dev.submit(&mut kiocb)?.is_queued());
+    /// #     Ok(fut)
+    /// # }
+    /// # use iov_iter::Errno;
+    /// let dev = MemDevice::new(8192);
+    /// dev.defer_completions(Some(PendingOrder::Fifo));
+    /// let (mut a, mut b) = (queue(&dev, 0)?, queue(&dev, 4096)?);
+    /// let mut ios = dev.take_pending();
+    /// assert_eq!((ios.len(), ios[1].pos(), dev.pending()), (2, 4096, 0));
+    /// ios.pop().unwrap().complete(Ok(0)); // the test plays the device: end of file
+    /// drop(ios); // the other one is cancelled
+    /// assert_eq!(b.try_take().map(|d| d.result), Some(Ok(0)));
+    /// assert_eq!(a.try_take().map(|d| d.result.unwrap_err().errno()), Some(Errno::ECANCELED));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn take_pending(&self) -> Vec<AsyncIo> {
         core::mem::take(&mut self.pending.lock().ios)
     }
@@ -437,6 +981,29 @@ impl MemDevice {
     /// deferral was switched off since). Returns how many completed. A
     /// completion callback that panics does not stop the others; the first
     /// panic is raised again after them (with `std`).
+    ///
+    /// ```
+    /// # use iov_iter::backend::mem::{MemDevice, PendingOrder};
+    /// # use iov_iter::{buf::{AlignedBuf, OwnedIter}, dio::DirectIo, Dest};
+    /// # use iov_iter::kiocb::{CompletionFuture, Kiocb};
+    /// # /// Queues an async read of one page at `pos`.
+    /// # fn queue(dev: &MemDevice, pos: u64) -> iov_iter::Result<CompletionFuture<OwnedIter<Dest, AlignedBuf>>> {
+    /// #     let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 4096)?);
+    /// #     let (mut kiocb, fut) = Kiocb::new_async_with(pos, buf);
+    /// #     assert!(dev.submit(&mut kiocb)?.is_queued());
+    /// #     Ok(fut)
+    /// # }
+    /// let dev = MemDevice::new(4 * 4096);
+    /// dev.write_at(0, &[1; 4096]);
+    /// dev.defer_completions(Some(PendingOrder::Shuffled(7)));
+    /// let futs = (0..4).map(|i| queue(&dev, i * 4096)).collect::<iov_iter::Result<Vec<_>>>()?;
+    /// assert_eq!(dev.complete_pending(3), 3);
+    /// assert_eq!(futs.iter().filter(|f| f.is_complete()).count(), 3);
+    /// assert_eq!(dev.complete_pending(3), 1); // only one was left
+    /// let first = futs.into_iter().next().unwrap().try_take().unwrap();
+    /// assert!(first.buf.into_inner().iter().all(|&b| b == 1)); // the data moved at completion
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn complete_pending(&self, max: usize) -> usize {
         let picked: Vec<AsyncIo> = {
             let mut p = self.pending.lock();
@@ -453,23 +1020,70 @@ impl MemDevice {
         n
     }
 
-    /// The size in bytes.
+    /// The size in bytes (also [`DirectIo::capacity`]).
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// use iov_iter::dio::DirectIo;
+    /// let dev = MemDevice::new(8192);
+    /// assert_eq!((dev.len(), dev.capacity()), (8192, Some(8192)));
+    /// ```
     pub fn len(&self) -> u64 {
         self.inner.lock().data.len() as u64
     }
 
-    /// Whether the size is 0.
+    /// Whether the size is 0: every read is end of file, every write
+    /// `ENOSPC`.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(0);
+    /// assert!(dev.is_empty());
+    /// assert_eq!(read(&dev, at(0))?, Submitted::Done(0));
+    /// assert_eq!(write(&dev, 0).unwrap_err().errno(), Errno::ENOSPC);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// A copy of the whole device.
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// let dev = MemDevice::new(4);
+    /// let before = dev.snapshot();
+    /// dev.fill(9);
+    /// assert_eq!((before, dev.snapshot()), (vec![0; 4], vec![9; 4]));
+    /// ```
     pub fn snapshot(&self) -> Vec<u8> {
         self.inner.lock().data.clone()
     }
 
     /// Copies bytes at `pos` into `buf`, bypassing faults and counters;
     /// short (possibly 0) at the end of the device.
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice};
+    /// let dev = MemDevice::from_vec(b"0123456789".to_vec());
+    /// dev.inject(FaultPlan::next(1, Fault::EIO)); // not seen by read_at
+    /// let mut buf = [0u8; 4];
+    /// assert_eq!(dev.read_at(8, &mut buf), 2);
+    /// assert_eq!(&buf[..2], b"89");
+    /// assert_eq!(dev.read_at(10, &mut buf), 0);
+    /// assert_eq!((dev.stats().ios(), dev.armed_faults()), (0, 1));
+    /// ```
     pub fn read_at(&self, pos: u64, buf: &mut [u8]) -> usize {
         let inner = self.inner.lock();
         let Some(src) = usize::try_from(pos).ok().and_then(|p| inner.data.get(p..)) else {
@@ -482,6 +1096,15 @@ impl MemDevice {
 
     /// Copies `buf` to `pos`, bypassing faults and counters; short (possibly
     /// 0) at the end of the device.
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// let dev = MemDevice::new(6);
+    /// assert_eq!(dev.write_at(2, b"abcdef"), 4);
+    /// assert_eq!(dev.snapshot(), b"\0\0abcd");
+    /// assert_eq!(dev.write_at(6, b"x"), 0);
+    /// assert_eq!(dev.stats().ios(), 0); // not counted
+    /// ```
     pub fn write_at(&self, pos: u64, buf: &[u8]) -> usize {
         let mut inner = self.inner.lock();
         let Some(dst) = usize::try_from(pos)
@@ -495,13 +1118,42 @@ impl MemDevice {
         n
     }
 
-    /// Sets every byte to `byte`.
+    /// Sets every byte to `byte` (bypassing faults and counters).
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// let dev = MemDevice::new(4096);
+    /// dev.fill(0xa5);
+    /// assert!(dev.snapshot().iter().all(|&b| b == 0xa5));
+    /// ```
     pub fn fill(&self, byte: u8) {
         self.inner.lock().data.fill(byte);
     }
 
     /// Arms a fault plan; plans are tried in the order they were armed and
     /// at most one hits a transfer.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(4096);
+    /// dev.inject(FaultPlan::next(1, Fault::Short(512)));
+    /// dev.inject(FaultPlan::next(1, Fault::EIO));
+    /// assert_eq!(read(&dev, at(0))?, Submitted::Done(512)); // the first plan only
+    /// assert_eq!(read(&dev, at(0)).unwrap_err().errno(), Errno::EIO); // then the second
+    /// assert_eq!(dev.stats().faults, 2);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn inject(&self, plan: FaultPlan) -> FaultId {
         let mut inner = self.inner.lock();
         let id = FaultId(inner.next_id);
@@ -514,6 +1166,28 @@ impl MemDevice {
     }
 
     /// Disarms a plan; `false` if it was not armed (any more).
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(4096);
+    /// let id = dev.inject(FaultPlan::next(1, Fault::EIO));
+    /// assert!(dev.remove_fault(id));
+    /// assert!(read(&dev, at(0)).is_ok());
+    /// let id = dev.inject(FaultPlan::next(1, Fault::EIO));
+    /// assert!(read(&dev, at(0)).is_err()); // used up: disarmed itself
+    /// assert!(!dev.remove_fault(id));
+    /// ```
     pub fn remove_fault(&self, id: FaultId) -> bool {
         let mut inner = self.inner.lock();
         let before = inner.faults.len();
@@ -522,21 +1196,105 @@ impl MemDevice {
     }
 
     /// Disarms every plan.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(4096);
+    /// dev.inject(FaultPlan::in_range(0..4096, Fault::EIO));
+    /// dev.inject(FaultPlan::next(3, Fault::Short(0)));
+    /// dev.clear_faults();
+    /// assert_eq!(read(&dev, at(0))?, Submitted::Done(4096));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn clear_faults(&self) {
         self.inner.lock().faults.clear();
     }
 
     /// Plans still armed.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(4096);
+    /// dev.inject(FaultPlan::next(2, Fault::EIO));
+    /// assert!(read(&dev, at(0)).is_err());
+    /// assert_eq!(dev.armed_faults(), 1); // one hit left
+    /// assert!(read(&dev, at(0)).is_err());
+    /// assert_eq!(dev.armed_faults(), 0);
+    /// ```
     pub fn armed_faults(&self) -> usize {
         self.inner.lock().faults.len()
     }
 
     /// The counters.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(8192);
+    /// assert_eq!(read(&dev, at(4096))?, Submitted::Done(4096));
+    /// assert_eq!(read(&dev, at(8192))?, Submitted::Done(0)); // end of device: counted, 0 bytes
+    /// let stats = dev.stats();
+    /// assert_eq!((stats.reads, stats.bytes_read, stats.writes), (2, 4096, 0));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn stats(&self) -> MemStats {
         self.inner.lock().stats
     }
 
     /// Zeroes the counters (and so restarts sequence numbers at 0).
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, Trigger};
+    /// # use iov_iter::{dio::DirectIo, kiocb::{IocbFlags, Kiocb, Submitted}};
+    /// # use iov_iter::{Dest, Errno, Error, IovIter, Page, Result, Source, Ubuf};
+    /// # /// Sync page-sized transfers.
+    /// # fn read(dev: &MemDevice, mut k: Kiocb) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut k, &mut IovIter::<Dest, Ubuf>::new(Page::new().as_mut_bytes()))
+    /// # }
+    /// # fn write(dev: &MemDevice, pos: u64) -> Result<Submitted> {
+    /// #     dev.direct_io(&mut Kiocb::new_sync(pos), &mut IovIter::<Source, Ubuf>::new(Page::new().as_bytes()))
+    /// # }
+    /// # fn at(pos: u64) -> Kiocb { Kiocb::new_sync(pos) }
+    /// let dev = MemDevice::new(4096);
+    /// assert!(write(&dev, 0).is_ok());
+    /// dev.reset_stats();
+    /// assert_eq!(dev.stats().ios(), 0);
+    /// dev.inject(FaultPlan::at_seq(0, Fault::EIO)); // the next transfer is 0 again
+    /// assert!(read(&dev, at(0)).is_err());
+    /// ```
     pub fn reset_stats(&self) {
         self.inner.lock().stats = MemStats::default();
     }

@@ -15,6 +15,40 @@
 //!
 //! Mocks are for fault injection only: the `file` and `uring` backends are
 //! what run real direct I/O.
+//!
+//! # Examples
+//!
+//! The same code over two backends:
+//!
+//! ```
+//! use iov_iter::backend::mem::MemDevice;
+//! use iov_iter::dio::DirectIo;
+//! use iov_iter::kiocb::{Kiocb, Submitted};
+//! use iov_iter::{IovIter, Page, Source, Ubuf};
+//!
+//! fn write_page(target: &impl DirectIo, page: &Page) -> iov_iter::Result<Submitted> {
+//!     let mut src = IovIter::<Source, Ubuf>::new(page.as_bytes());
+//!     target.direct_io(&mut Kiocb::new_sync(0), &mut src)
+//! }
+//! let page = Page::new();
+//! assert_eq!(write_page(&MemDevice::new(1 << 20), &page)?, Submitted::Done(4096));
+//! # #[cfg(all(feature = "std", target_os = "linux"))] {
+//! # struct Rm(std::path::PathBuf);
+//! # impl Drop for Rm {
+//! #     fn drop(&mut self) {
+//! #         let _ = std::fs::remove_file(&self.0);
+//! #     }
+//! # }
+//! # let tmp = Rm(std::env::temp_dir().join(format!("iov-iter-doc-{}-backends", std::process::id())));
+//! # let path = &tmp.0;
+//! use iov_iter::backend::file::DirectFile;
+//! match DirectFile::options().create(true).open(path) {
+//!     Ok(file) => assert_eq!(write_page(&file, &page)?, Submitted::Done(4096)),
+//!     Err(e) => assert_eq!(e.errno(), iov_iter::Errno::EINVAL), // no O_DIRECT here
+//! }
+//! # }
+//! # Ok::<(), iov_iter::Error>(())
+//! ```
 
 pub mod mem;
 

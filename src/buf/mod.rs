@@ -73,19 +73,62 @@ use crate::page::{PAGE_SIZE, Page, PageRef};
 ///
 /// # Examples
 ///
+/// A buffer type of one's own: 512-byte sectors, each a heap allocation
+/// of its own (a `Vec` of boxes), as the source of an asynchronous write.
+///
 /// ```
-/// use iov_iter::buf::IoBuf;
-/// let v = vec![1u8, 2, 3];
-/// assert_eq!(v.bytes_init(), 3);
-/// let mut segs = Vec::new();
-/// v.for_each_seg(&mut |p, len| segs.push((p, len)));
-/// assert_eq!(segs, [(v.as_ptr(), 3)]);
+/// use iov_iter::backend::mem::MemDevice;
+/// use iov_iter::buf::{IoBuf, OwnedIter};
+/// use iov_iter::dio::{DioAlign, DirectIo};
+/// use iov_iter::kiocb::Kiocb;
+/// use iov_iter::Source;
+///
+/// struct Sectors(Vec<Box<[u8; 512]>>);
+///
+/// // SAFETY: each box is initialised, stays where it is when `Sectors`
+/// // moves, and is written only through `&mut Sectors`.
+/// unsafe impl IoBuf for Sectors {
+///     fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
+///         for s in &self.0 {
+///             f(s.as_ptr(), s.len());
+///         }
+///     }
+/// }
+///
+/// let data = Sectors(vec![Box::new([1; 512]), Box::new([2; 512])]);
+/// assert_eq!(data.bytes_init(), 1024);
+/// let dev = MemDevice::new(4096).with_align(DioAlign::new(1, 512)?); // boxes: any address
+/// let (mut kiocb, mut fut) = Kiocb::new_async_with(512, OwnedIter::<Source, _>::new(data));
+/// assert!(dev.submit(&mut kiocb)?.is_queued());
+/// let done = fut.try_take().expect("the RAM device completes inline");
+/// assert_eq!(done.result, Ok(1024));
+/// assert_eq!(done.buf.into_inner().0.len(), 2); // the buffer comes back
+/// assert!(dev.snapshot()[512..1024].iter().all(|&b| b == 1) && dev.snapshot()[1024] == 2);
+/// # Ok::<(), iov_iter::Error>(())
 /// ```
+#[doc(alias = "bio_iov_iter_get_pages")]
 pub unsafe trait IoBuf: Send + 'static {
     /// Calls `f` with the address and length of each segment, in order.
+    ///
+    /// ```
+    /// use iov_iter::buf::IoBuf;
+    /// let parts: Vec<Box<[u8]>> = vec![Box::new(*b"abc"), Box::new(*b"de")];
+    /// let mut segs = Vec::new();
+    /// parts.for_each_seg(&mut |p, len| segs.push((p, len)));
+    /// assert_eq!(segs, [(parts[0].as_ptr(), 3), (parts[1].as_ptr(), 2)]);
+    /// ```
     fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize));
 
-    /// The total length of the segments.
+    /// The total length of the segments: what a write from the buffer
+    /// transfers at most.
+    ///
+    /// ```
+    /// use iov_iter::buf::IoBuf;
+    /// let mut v = Vec::with_capacity(4096);
+    /// v.extend_from_slice(b"hello");
+    /// assert_eq!(v.bytes_init(), 5); // the length, not the capacity
+    /// assert_eq!(vec![v.clone(), v].bytes_init(), 10);
+    /// ```
     fn bytes_init(&self) -> usize {
         let mut n = 0usize;
         self.for_each_seg(&mut |_, len| n = n.saturating_add(len));
@@ -113,19 +156,60 @@ pub unsafe trait IoBuf: Send + 'static {
 ///
 /// # Examples
 ///
+/// The sectors of [`IoBuf`]'s example as the destination of an
+/// asynchronous read:
+///
 /// ```
-/// use iov_iter::buf::{IoBuf, IoBufMut};
-/// let mut v: Vec<u8> = Vec::with_capacity(64);
-/// let mut cap = 0;
-/// v.for_each_seg_mut(&mut |_, len| cap += len);
-/// assert!(cap >= 64);
-/// // SAFETY: nothing was written: 0 bytes are initialised.
-/// unsafe { v.set_init(0) };
-/// assert_eq!(v.bytes_init(), 0);
+/// use iov_iter::backend::mem::MemDevice;
+/// use iov_iter::buf::{IoBuf, IoBufMut, OwnedIter};
+/// use iov_iter::dio::{DioAlign, DirectIo};
+/// use iov_iter::kiocb::Kiocb;
+/// use iov_iter::Dest;
+///
+/// struct Sectors(Vec<Box<[u8; 512]>>);
+/// # // SAFETY: as in `IoBuf`'s example.
+/// # unsafe impl IoBuf for Sectors {
+/// #     fn for_each_seg(&self, f: &mut dyn FnMut(*const u8, usize)) {
+/// #         for s in &self.0 {
+/// #             f(s.as_ptr(), s.len());
+/// #         }
+/// #     }
+/// # }
+///
+/// // SAFETY: the boxes are disjoint, owned by `Sectors` alone, reported in
+/// // the same order as by `for_each_seg`, and always initialised.
+/// unsafe impl IoBufMut for Sectors {
+///     fn for_each_seg_mut(&mut self, f: &mut dyn FnMut(*mut u8, usize)) {
+///         for s in &mut self.0 {
+///             f(s.as_mut_ptr(), s.len());
+///         }
+///     }
+///     unsafe fn set_init(&mut self, _: usize) {}
+/// }
+///
+/// let dev = MemDevice::new(4096).with_align(DioAlign::new(1, 512)?);
+/// dev.write_at(0, &[7; 1024]);
+/// let bufs = Sectors(vec![Box::new([0; 512]), Box::new([0; 512])]);
+/// let (mut kiocb, mut fut) = Kiocb::new_async_with(0, OwnedIter::<Dest, _>::new(bufs));
+/// assert!(dev.submit(&mut kiocb)?.is_queued());
+/// let done = fut.try_take().expect("the RAM device completes inline");
+/// assert_eq!(done.result, Ok(1024));
+/// assert!(done.buf.into_inner().0.iter().all(|s| s.iter().all(|&b| b == 7)));
+/// # Ok::<(), iov_iter::Error>(())
 /// ```
 pub unsafe trait IoBufMut: IoBuf {
     /// Calls `f` with the address and writable length of each segment, in
     /// order.
+    ///
+    /// ```
+    /// use iov_iter::buf::IoBufMut;
+    /// let mut v: Vec<u8> = Vec::with_capacity(64);
+    /// v.push(1);
+    /// let (ptr, cap) = (v.as_mut_ptr(), v.capacity());
+    /// let mut segs = Vec::new();
+    /// v.for_each_seg_mut(&mut |p, len| segs.push((p, len)));
+    /// assert_eq!(segs, [(ptr, cap)]); // the spare capacity too
+    /// ```
     fn for_each_seg_mut(&mut self, f: &mut dyn FnMut(*mut u8, usize));
 
     /// The first `n` bytes, counted over the segments of
@@ -136,9 +220,31 @@ pub unsafe trait IoBufMut: IoBuf {
     /// # Safety
     ///
     /// The first `n` bytes are initialised.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::buf::IoBufMut;
+    /// let mut v: Vec<u8> = Vec::with_capacity(8);
+    /// v.for_each_seg_mut(&mut |p, len| {
+    ///     assert!(len >= 4);
+    ///     // SAFETY: the segment is valid for writes of `len` bytes.
+    ///     unsafe { p.write_bytes(7, 4) };
+    /// });
+    /// // SAFETY: the first 4 bytes were just written.
+    /// unsafe { v.set_init(4) };
+    /// assert_eq!(v, [7; 4]);
+    /// ```
     unsafe fn set_init(&mut self, n: usize);
 
-    /// The total writable length of the segments.
+    /// The total writable length of the segments: what a read into the
+    /// buffer transfers at most.
+    ///
+    /// ```
+    /// use iov_iter::buf::IoBufMut;
+    /// let mut parts: Vec<Box<[u8]>> = vec![vec![0; 512].into(), vec![0; 100].into()];
+    /// assert_eq!(parts.bytes_total(), 612);
+    /// ```
     fn bytes_total(&mut self) -> usize {
         let mut n = 0usize;
         self.for_each_seg_mut(&mut |_, len| n = n.saturating_add(len));

@@ -162,37 +162,271 @@ impl AsyncIo {
     }
 
     /// A read ([`RwType::Read`]: the memory is written) or a write.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use std::sync::Mutex;
+    /// # use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// # use iov_iter::dio::{AsyncIo, AsyncMode, DioAlign, DioBuf, DirectIo};
+    /// # use iov_iter::kiocb::{IocbFlags, Kiocb, RwType, RwfFlags};
+    /// # use iov_iter::{Dest, Errno, Result, Source, UserIovec};
+    /// # /// Keeps the request it is given: the example plays the device.
+    /// # struct Keep(Mutex<Option<AsyncIo>>);
+    /// # impl DirectIo for Keep {
+    /// #     fn dio_align(&self) -> DioAlign { DioAlign::new(1, 1).unwrap() }
+    /// #     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    /// #         unreachable!("async only")
+    /// #     }
+    /// #     fn async_mode(&self) -> AsyncMode { AsyncMode::Queued }
+    /// #     fn start(&self, io: AsyncIo) { *self.0.lock().unwrap() = Some(io) }
+    /// # }
+    /// # /// Submits `kiocb`: the request a backend's `start` receives.
+    /// # fn started<I: DioBuf>(mut kiocb: Kiocb<I>) -> AsyncIo {
+    /// #     let dev = Keep(Mutex::default());
+    /// #     assert!(dev.submit(&mut kiocb).unwrap().is_queued());
+    /// #     dev.0.into_inner().unwrap().unwrap()
+    /// # }
+    /// # fn read_100() -> Result<OwnedIter<Dest, AlignedBuf>> {
+    /// #     Ok(OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(8, 100)?))
+    /// # }
+    /// let (kiocb, _fut) = Kiocb::new_async_with(0, read_100()?);
+    /// assert_eq!(started(kiocb).rw(), RwType::Read);
+    /// let (kiocb, _fut) = Kiocb::new_async_with(0, OwnedIter::<Source, _>::new(vec![0u8; 100]));
+    /// assert_eq!(started(kiocb).rw(), RwType::Write);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn rw(&self) -> RwType {
         self.rw
     }
 
     /// The byte position on the target (`ki_pos`).
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use std::sync::Mutex;
+    /// # use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// # use iov_iter::dio::{AsyncIo, AsyncMode, DioAlign, DioBuf, DirectIo};
+    /// # use iov_iter::kiocb::{IocbFlags, Kiocb, RwType, RwfFlags};
+    /// # use iov_iter::{Dest, Errno, Result, Source, UserIovec};
+    /// # /// Keeps the request it is given: the example plays the device.
+    /// # struct Keep(Mutex<Option<AsyncIo>>);
+    /// # impl DirectIo for Keep {
+    /// #     fn dio_align(&self) -> DioAlign { DioAlign::new(1, 1).unwrap() }
+    /// #     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    /// #         unreachable!("async only")
+    /// #     }
+    /// #     fn async_mode(&self) -> AsyncMode { AsyncMode::Queued }
+    /// #     fn start(&self, io: AsyncIo) { *self.0.lock().unwrap() = Some(io) }
+    /// # }
+    /// # /// Submits `kiocb`: the request a backend's `start` receives.
+    /// # fn started<I: DioBuf>(mut kiocb: Kiocb<I>) -> AsyncIo {
+    /// #     let dev = Keep(Mutex::default());
+    /// #     assert!(dev.submit(&mut kiocb).unwrap().is_queued());
+    /// #     dev.0.into_inner().unwrap().unwrap()
+    /// # }
+    /// # fn read_100() -> Result<OwnedIter<Dest, AlignedBuf>> {
+    /// #     Ok(OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(8, 100)?))
+    /// # }
+    /// let (kiocb, _fut) = Kiocb::new_async_with(4096, read_100()?);
+    /// assert_eq!(started(kiocb).pos(), 4096);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "bi_sector")]
     pub fn pos(&self) -> u64 {
         self.pos
     }
 
-    /// The `RWF_*` flags, validated against the target's capabilities.
+    /// The `RWF_*` flags, validated against the target's capabilities:
+    /// the kiocb's `IOCB_*` flags that have an `RWF_*` twin.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use std::sync::Mutex;
+    /// # use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// # use iov_iter::dio::{AsyncIo, AsyncMode, DioAlign, DioBuf, DirectIo};
+    /// # use iov_iter::kiocb::{IocbFlags, Kiocb, RwType, RwfFlags};
+    /// # use iov_iter::{Dest, Errno, Result, Source, UserIovec};
+    /// # /// Keeps the request it is given: the example plays the device.
+    /// # struct Keep(Mutex<Option<AsyncIo>>);
+    /// # impl DirectIo for Keep {
+    /// #     fn dio_align(&self) -> DioAlign { DioAlign::new(1, 1).unwrap() }
+    /// #     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    /// #         unreachable!("async only")
+    /// #     }
+    /// #     fn async_mode(&self) -> AsyncMode { AsyncMode::Queued }
+    /// #     fn start(&self, io: AsyncIo) { *self.0.lock().unwrap() = Some(io) }
+    /// # }
+    /// # /// Submits `kiocb`: the request a backend's `start` receives.
+    /// # fn started<I: DioBuf>(mut kiocb: Kiocb<I>) -> AsyncIo {
+    /// #     let dev = Keep(Mutex::default());
+    /// #     assert!(dev.submit(&mut kiocb).unwrap().is_queued());
+    /// #     dev.0.into_inner().unwrap().unwrap()
+    /// # }
+    /// # fn read_100() -> Result<OwnedIter<Dest, AlignedBuf>> {
+    /// #     Ok(OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(8, 100)?))
+    /// # }
+    /// let (kiocb, _fut) = Kiocb::new_async_with(0, read_100()?);
+    /// let kiocb = kiocb.with_flags(IocbFlags::DSYNC | IocbFlags::DIRECT);
+    /// assert_eq!(started(kiocb).flags(), RwfFlags::DSYNC); // IOCB_DIRECT has no twin
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn flags(&self) -> RwfFlags {
         self.flags
     }
 
     /// The I/O priority (`ki_ioprio`).
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use std::sync::Mutex;
+    /// # use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// # use iov_iter::dio::{AsyncIo, AsyncMode, DioAlign, DioBuf, DirectIo};
+    /// # use iov_iter::kiocb::{IocbFlags, Kiocb, RwType, RwfFlags};
+    /// # use iov_iter::{Dest, Errno, Result, Source, UserIovec};
+    /// # /// Keeps the request it is given: the example plays the device.
+    /// # struct Keep(Mutex<Option<AsyncIo>>);
+    /// # impl DirectIo for Keep {
+    /// #     fn dio_align(&self) -> DioAlign { DioAlign::new(1, 1).unwrap() }
+    /// #     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    /// #         unreachable!("async only")
+    /// #     }
+    /// #     fn async_mode(&self) -> AsyncMode { AsyncMode::Queued }
+    /// #     fn start(&self, io: AsyncIo) { *self.0.lock().unwrap() = Some(io) }
+    /// # }
+    /// # /// Submits `kiocb`: the request a backend's `start` receives.
+    /// # fn started<I: DioBuf>(mut kiocb: Kiocb<I>) -> AsyncIo {
+    /// #     let dev = Keep(Mutex::default());
+    /// #     assert!(dev.submit(&mut kiocb).unwrap().is_queued());
+    /// #     dev.0.into_inner().unwrap().unwrap()
+    /// # }
+    /// # fn read_100() -> Result<OwnedIter<Dest, AlignedBuf>> {
+    /// #     Ok(OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(8, 100)?))
+    /// # }
+    /// let (kiocb, _fut) = Kiocb::new_async_with(0, read_100()?);
+    /// let idle = 3 << 13; // IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0)
+    /// assert_eq!(started(kiocb.with_ioprio(idle)).ioprio(), idle);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "bi_ioprio")]
+    #[doc(alias = "ki_ioprio")]
     pub fn ioprio(&self) -> u16 {
         self.ioprio
     }
 
     /// Bytes the request covers (the sum of the iovec lengths).
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use std::sync::Mutex;
+    /// # use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// # use iov_iter::dio::{AsyncIo, AsyncMode, DioAlign, DioBuf, DirectIo};
+    /// # use iov_iter::kiocb::{IocbFlags, Kiocb, RwType, RwfFlags};
+    /// # use iov_iter::{Dest, Errno, Result, Source, UserIovec};
+    /// # /// Keeps the request it is given: the example plays the device.
+    /// # struct Keep(Mutex<Option<AsyncIo>>);
+    /// # impl DirectIo for Keep {
+    /// #     fn dio_align(&self) -> DioAlign { DioAlign::new(1, 1).unwrap() }
+    /// #     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    /// #         unreachable!("async only")
+    /// #     }
+    /// #     fn async_mode(&self) -> AsyncMode { AsyncMode::Queued }
+    /// #     fn start(&self, io: AsyncIo) { *self.0.lock().unwrap() = Some(io) }
+    /// # }
+    /// # /// Submits `kiocb`: the request a backend's `start` receives.
+    /// # fn started<I: DioBuf>(mut kiocb: Kiocb<I>) -> AsyncIo {
+    /// #     let dev = Keep(Mutex::default());
+    /// #     assert!(dev.submit(&mut kiocb).unwrap().is_queued());
+    /// #     dev.0.into_inner().unwrap().unwrap()
+    /// # }
+    /// # fn read_100() -> Result<OwnedIter<Dest, AlignedBuf>> {
+    /// #     Ok(OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(8, 100)?))
+    /// # }
+    /// let (kiocb, _fut) = Kiocb::new_async_with(0, read_100()?);
+    /// let io = started(kiocb);
+    /// assert_eq!(io.len(), io.iovecs().iter().map(|v| v.len).sum::<usize>());
+    /// assert_eq!(io.len(), 100);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "bi_size")]
     pub fn len(&self) -> usize {
         self.len
     }
 
-    /// Whether the request covers no byte (never, for a started one).
+    /// Whether the request covers no byte (never, for a started one: an
+    /// empty request completes without reaching the backend).
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use std::sync::Mutex;
+    /// # use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// # use iov_iter::dio::{AsyncIo, AsyncMode, DioAlign, DioBuf, DirectIo};
+    /// # use iov_iter::kiocb::{IocbFlags, Kiocb, RwType, RwfFlags};
+    /// # use iov_iter::{Dest, Errno, Result, Source, UserIovec};
+    /// # /// Keeps the request it is given: the example plays the device.
+    /// # struct Keep(Mutex<Option<AsyncIo>>);
+    /// # impl DirectIo for Keep {
+    /// #     fn dio_align(&self) -> DioAlign { DioAlign::new(1, 1).unwrap() }
+    /// #     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    /// #         unreachable!("async only")
+    /// #     }
+    /// #     fn async_mode(&self) -> AsyncMode { AsyncMode::Queued }
+    /// #     fn start(&self, io: AsyncIo) { *self.0.lock().unwrap() = Some(io) }
+    /// # }
+    /// # /// Submits `kiocb`: the request a backend's `start` receives.
+    /// # fn started<I: DioBuf>(mut kiocb: Kiocb<I>) -> AsyncIo {
+    /// #     let dev = Keep(Mutex::default());
+    /// #     assert!(dev.submit(&mut kiocb).unwrap().is_queued());
+    /// #     dev.0.into_inner().unwrap().unwrap()
+    /// # }
+    /// # fn read_100() -> Result<OwnedIter<Dest, AlignedBuf>> {
+    /// #     Ok(OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(8, 100)?))
+    /// # }
+    /// let (kiocb, _fut) = Kiocb::new_async_with(0, read_100()?);
+    /// assert!(!started(kiocb).is_empty());
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The memory, as `struct iovec`s: valid, and reached by nothing
     /// else, until the request completes.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use std::sync::Mutex;
+    /// # use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// # use iov_iter::dio::{AsyncIo, AsyncMode, DioAlign, DioBuf, DirectIo};
+    /// # use iov_iter::kiocb::{IocbFlags, Kiocb, RwType, RwfFlags};
+    /// # use iov_iter::{Dest, Errno, Result, Source, UserIovec};
+    /// # /// Keeps the request it is given: the example plays the device.
+    /// # struct Keep(Mutex<Option<AsyncIo>>);
+    /// # impl DirectIo for Keep {
+    /// #     fn dio_align(&self) -> DioAlign { DioAlign::new(1, 1).unwrap() }
+    /// #     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    /// #         unreachable!("async only")
+    /// #     }
+    /// #     fn async_mode(&self) -> AsyncMode { AsyncMode::Queued }
+    /// #     fn start(&self, io: AsyncIo) { *self.0.lock().unwrap() = Some(io) }
+    /// # }
+    /// # /// Submits `kiocb`: the request a backend's `start` receives.
+    /// # fn started<I: DioBuf>(mut kiocb: Kiocb<I>) -> AsyncIo {
+    /// #     let dev = Keep(Mutex::default());
+    /// #     assert!(dev.submit(&mut kiocb).unwrap().is_queued());
+    /// #     dev.0.into_inner().unwrap().unwrap()
+    /// # }
+    /// # fn read_100() -> Result<OwnedIter<Dest, AlignedBuf>> {
+    /// #     Ok(OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(8, 100)?))
+    /// # }
+    /// let parts: Vec<Box<[u8]>> = vec![vec![1; 60].into(), vec![2; 40].into()];
+    /// let first = parts[0].as_ptr();
+    /// let (kiocb, _fut) = Kiocb::new_async_with(0, OwnedIter::<Source, _>::new(parts));
+    /// let io = started(kiocb);
+    /// let segs: Vec<_> = io.iovecs().iter().map(|v| (v.base.cast_const(), v.len)).collect();
+    /// assert_eq!((segs.len(), segs[0], segs[1].1), (2, (first, 60), 40));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "bi_io_vec")]
     pub fn iovecs(&self) -> &[UserIovec] {
         // SAFETY: `iov` points to `nr` iovecs inside the owner's allocation
         // (or the split parent's), alive until `finish`, which needs `self`.
@@ -201,7 +435,43 @@ impl AsyncIo {
 
     /// Moves the request to byte position `pos` on the device: what a layer
     /// that maps file offsets to device offsets does before passing a part
-    /// of a request on (a `bio`'s `bi_sector`).
+    /// of a request on (a `bio`'s `bi_sector`). The kiocb's position, in
+    /// its completion, is not changed.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use std::sync::Mutex;
+    /// # use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// # use iov_iter::dio::{AsyncIo, AsyncMode, DioAlign, DioBuf, DirectIo};
+    /// # use iov_iter::kiocb::{IocbFlags, Kiocb, RwType, RwfFlags};
+    /// # use iov_iter::{Dest, Errno, Result, Source, UserIovec};
+    /// # /// Keeps the request it is given: the example plays the device.
+    /// # struct Keep(Mutex<Option<AsyncIo>>);
+    /// # impl DirectIo for Keep {
+    /// #     fn dio_align(&self) -> DioAlign { DioAlign::new(1, 1).unwrap() }
+    /// #     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    /// #         unreachable!("async only")
+    /// #     }
+    /// #     fn async_mode(&self) -> AsyncMode { AsyncMode::Queued }
+    /// #     fn start(&self, io: AsyncIo) { *self.0.lock().unwrap() = Some(io) }
+    /// # }
+    /// # /// Submits `kiocb`: the request a backend's `start` receives.
+    /// # fn started<I: DioBuf>(mut kiocb: Kiocb<I>) -> AsyncIo {
+    /// #     let dev = Keep(Mutex::default());
+    /// #     assert!(dev.submit(&mut kiocb).unwrap().is_queued());
+    /// #     dev.0.into_inner().unwrap().unwrap()
+    /// # }
+    /// # fn read_100() -> Result<OwnedIter<Dest, AlignedBuf>> {
+    /// #     Ok(OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(8, 100)?))
+    /// # }
+    /// let (kiocb, mut fut) = Kiocb::new_async_with(4096, read_100()?);
+    /// let mut io = started(kiocb);
+    /// io.set_pos((1 << 20) + 4096); // file offset 4096 lives at 1 MiB + 4096
+    /// assert_eq!(io.pos(), (1 << 20) + 4096);
+    /// io.complete(Ok(100));
+    /// assert_eq!(fut.try_take().map(|done| done.pos), Some(4096 + 100)); // the file's
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn set_pos(&mut self, pos: u64) {
         self.pos = pos;
     }
@@ -312,6 +582,44 @@ impl AsyncIo {
     ///
     /// The request itself, for a write (whose memory is the data to write,
     /// not to be overwritten).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use std::sync::Mutex;
+    /// # use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// # use iov_iter::dio::{AsyncIo, AsyncMode, DioAlign, DioBuf, DirectIo};
+    /// # use iov_iter::kiocb::{IocbFlags, Kiocb, RwType, RwfFlags};
+    /// # use iov_iter::{Dest, Errno, Result, Source, UserIovec};
+    /// # /// Keeps the request it is given: the example plays the device.
+    /// # struct Keep(Mutex<Option<AsyncIo>>);
+    /// # impl DirectIo for Keep {
+    /// #     fn dio_align(&self) -> DioAlign { DioAlign::new(1, 1).unwrap() }
+    /// #     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    /// #         unreachable!("async only")
+    /// #     }
+    /// #     fn async_mode(&self) -> AsyncMode { AsyncMode::Queued }
+    /// #     fn start(&self, io: AsyncIo) { *self.0.lock().unwrap() = Some(io) }
+    /// # }
+    /// # /// Submits `kiocb`: the request a backend's `start` receives.
+    /// # fn started<I: DioBuf>(mut kiocb: Kiocb<I>) -> AsyncIo {
+    /// #     let dev = Keep(Mutex::default());
+    /// #     assert!(dev.submit(&mut kiocb).unwrap().is_queued());
+    /// #     dev.0.into_inner().unwrap().unwrap()
+    /// # }
+    /// # fn read_100() -> Result<OwnedIter<Dest, AlignedBuf>> {
+    /// #     Ok(OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(8, 100)?))
+    /// # }
+    /// let (kiocb, mut fut) = Kiocb::new_async_with(0, OwnedIter::<Dest, _>::new(vec![0xffu8; 100]));
+    /// started(kiocb).zero_fill().unwrap();
+    /// let done = fut.try_take().unwrap();
+    /// assert_eq!((done.result, done.buf.into_inner()), (Ok(100), vec![0; 100]));
+    /// let (kiocb, _fut) = Kiocb::new_async_with(0, OwnedIter::<Source, _>::new(vec![1u8; 100]));
+    /// assert!(started(kiocb).zero_fill().is_err()); // a write's data stays
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "zero_fill_bio")]
     pub fn zero_fill(self) -> core::result::Result<(), AsyncIo> {
         if self.rw != RwType::Read {
             return Err(self);
@@ -401,6 +709,45 @@ impl AsyncIo {
     /// Completes the request with the bytes transferred (a short count is
     /// end of file or of space) or the error: the kiocb's completion runs,
     /// with the buffer advanced by the bytes, exactly once.
+    ///
+    /// ```
+    /// # #![allow(dead_code, unused_imports)]
+    /// # use std::sync::Mutex;
+    /// # use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// # use iov_iter::dio::{AsyncIo, AsyncMode, DioAlign, DioBuf, DirectIo};
+    /// # use iov_iter::kiocb::{IocbFlags, Kiocb, RwType, RwfFlags};
+    /// # use iov_iter::{Dest, Errno, Result, Source, UserIovec};
+    /// # /// Keeps the request it is given: the example plays the device.
+    /// # struct Keep(Mutex<Option<AsyncIo>>);
+    /// # impl DirectIo for Keep {
+    /// #     fn dio_align(&self) -> DioAlign { DioAlign::new(1, 1).unwrap() }
+    /// #     unsafe fn transfer(&self, _: RwType, _: u64, _: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    /// #         unreachable!("async only")
+    /// #     }
+    /// #     fn async_mode(&self) -> AsyncMode { AsyncMode::Queued }
+    /// #     fn start(&self, io: AsyncIo) { *self.0.lock().unwrap() = Some(io) }
+    /// # }
+    /// # /// Submits `kiocb`: the request a backend's `start` receives.
+    /// # fn started<I: DioBuf>(mut kiocb: Kiocb<I>) -> AsyncIo {
+    /// #     let dev = Keep(Mutex::default());
+    /// #     assert!(dev.submit(&mut kiocb).unwrap().is_queued());
+    /// #     dev.0.into_inner().unwrap().unwrap()
+    /// # }
+    /// # fn read_100() -> Result<OwnedIter<Dest, AlignedBuf>> {
+    /// #     Ok(OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(8, 100)?))
+    /// # }
+    /// let (kiocb, mut fut) = Kiocb::new_async_with(0, read_100()?);
+    /// started(kiocb).complete(Ok(40)); // a short read: end of file at 40
+    /// let done = fut.try_take().unwrap();
+    /// assert_eq!((done.result, done.pos, done.buf.count()), (Ok(40), 40, 60));
+    /// let (kiocb, mut fut) = Kiocb::new_async_with(0, read_100()?);
+    /// started(kiocb).complete(Err(Errno::EIO.into()));
+    /// let done = fut.try_take().unwrap();
+    /// assert_eq!((done.result.unwrap_err().errno(), done.buf.count()), (Errno::EIO, 100));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "bio_endio")]
+    #[doc(alias = "ki_complete")]
     pub fn complete(mut self, result: Result<usize>) {
         self.finish(result);
     }

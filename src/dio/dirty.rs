@@ -13,12 +13,63 @@ use crate::page::{PAGE_OFFSET_MASK, PAGE_SIZE};
 /// Receives the pages a direct read landed in (the kernel's
 /// `bio_set_pages_dirty` / `set_page_dirty_lock`). Called only for
 /// [`should_dirty`](super::should_dirty) iterators, with byte ranges of the destination memory.
+///
+/// # Examples
+///
+/// A tracker of one's own, recording the ranges a read landed in:
+///
+/// ```
+/// use std::sync::Mutex;
+/// use iov_iter::backend::mem::MemDevice;
+/// use iov_iter::dio::{DirectIo, DirtyTracker};
+/// use iov_iter::kiocb::{Kiocb, Submitted};
+/// use iov_iter::{Dest, IovIter, Page, Ubuf};
+///
+/// struct Ranges(Mutex<Vec<(usize, usize)>>);
+/// impl DirtyTracker for Ranges {
+///     fn mark_dirty(&self, addr: usize, len: usize) {
+///         self.0.lock().unwrap().push((addr, len));
+///     }
+/// }
+///
+/// let dev = MemDevice::new(8192);
+/// let mut page = Page::new();
+/// let addr = page.as_bytes().as_ptr() as usize;
+/// let log = Ranges(Mutex::default());
+/// let mut dst = IovIter::<Dest, Ubuf>::new(&mut page.as_mut_bytes()[..1024]);
+/// assert_eq!(dev.direct_io_tracked(&mut Kiocb::new_sync(0), &mut dst, &log)?, Submitted::Done(1024));
+/// assert_eq!(*log.0.lock().unwrap(), [(addr, 1024)]);
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
+#[doc(alias = "bio_set_pages_dirty")]
+#[doc(alias = "set_page_dirty_lock")]
 pub trait DirtyTracker {
     /// `len` bytes at address `addr` were (or may have been) written.
+    ///
+    /// ```
+    /// use iov_iter::dio::{DirtyBitmap, DirtyTracker};
+    /// let log = DirtyBitmap::new(0x10000, 2 * 4096);
+    /// log.mark_dirty(0x10000 + 4096, 1);
+    /// log.mark_dirty(0x40000, 4096); // outside the region: ignored
+    /// assert_eq!(log.take_dirty(), [1]);
+    /// ```
     fn mark_dirty(&self, addr: usize, len: usize);
 }
 
-/// Tracks nothing.
+/// Tracks nothing: what [`DirectIo::direct_io`](super::DirectIo::direct_io)
+/// passes.
+///
+/// ```
+/// use iov_iter::backend::mem::MemDevice;
+/// use iov_iter::dio::{DirectIo, NoDirtyTracking};
+/// use iov_iter::kiocb::{Kiocb, Submitted};
+/// use iov_iter::{Dest, IovIter, Page, Ubuf};
+/// let dev = MemDevice::new(4096);
+/// let mut page = Page::new();
+/// let mut dst = IovIter::<Dest, Ubuf>::new(page.as_mut_bytes());
+/// let done = dev.direct_io_tracked(&mut Kiocb::new_sync(0), &mut dst, &NoDirtyTracking);
+/// assert_eq!(done, Ok(Submitted::Done(4096)));
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoDirtyTracking;
 
@@ -41,6 +92,8 @@ impl DirtyTracker for NoDirtyTracking {
 /// assert_eq!(bm.dirty_pages().count(), 0);
 /// ```
 #[derive(Debug)]
+#[doc(alias = "dirty_bitmap")]
+#[doc(alias = "AtomicBitmap")]
 pub struct DirtyBitmap {
     start: usize,
     len: usize,
@@ -48,7 +101,15 @@ pub struct DirtyBitmap {
 }
 
 impl DirtyBitmap {
-    /// A clean bitmap over `len` bytes at address `start`.
+    /// A clean bitmap over `len` bytes at address `start`: bit `i` is the
+    /// `i`-th page from the one holding `start`.
+    ///
+    /// ```
+    /// use iov_iter::dio::{DirtyBitmap, DirtyTracker};
+    /// let log = DirtyBitmap::new(0x1800, 4096); // from the middle of a page
+    /// log.mark_dirty(0x1800 + 4095, 1); // the last byte: in the next page
+    /// assert_eq!((log.is_dirty(0), log.is_dirty(1)), (false, true));
+    /// ```
     ///
     /// # Panics
     ///
@@ -91,23 +152,59 @@ impl DirtyBitmap {
     }
 
     /// A clean bitmap over the memory of `buf`.
+    ///
+    /// ```
+    /// use iov_iter::dio::{DirtyBitmap, DirtyTracker};
+    /// let buf = vec![0u8; 3 * 4096];
+    /// let log = DirtyBitmap::for_slice(&buf);
+    /// log.mark_dirty(buf.as_ptr() as usize + buf.len(), 1); // just past it: ignored
+    /// assert_eq!(log.dirty_pages().count(), 0);
+    /// log.mark_dirty(buf.as_ptr() as usize, 1);
+    /// assert!(log.is_dirty(0));
+    /// ```
     pub fn for_slice(buf: &[u8]) -> DirtyBitmap {
         DirtyBitmap::new(buf.as_ptr() as usize, buf.len())
     }
 
     /// Whether page `index` (counted from the page holding `start`) is dirty.
+    ///
+    /// ```
+    /// use iov_iter::dio::{DirtyBitmap, DirtyTracker};
+    /// let log = DirtyBitmap::new(0, 2 * 4096);
+    /// log.mark_dirty(4096, 4096);
+    /// assert!(!log.is_dirty(0) && log.is_dirty(1));
+    /// assert!(!log.is_dirty(1000)); // past the region
+    /// ```
     pub fn is_dirty(&self, index: usize) -> bool {
         self.bits
             .get(index / 64)
             .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (index % 64)) != 0)
     }
 
-    /// Indices of the dirty pages, ascending.
+    /// Indices of the dirty pages, ascending (without clearing them: see
+    /// [`DirtyBitmap::take_dirty`]).
+    ///
+    /// ```
+    /// use iov_iter::dio::{DirtyBitmap, DirtyTracker};
+    /// let log = DirtyBitmap::new(0, 100 * 4096);
+    /// log.mark_dirty(70 * 4096, 1);
+    /// log.mark_dirty(3 * 4096, 2 * 4096);
+    /// assert_eq!(log.dirty_pages().collect::<Vec<_>>(), [3, 4, 70]);
+    /// assert_eq!(log.dirty_pages().count(), 3); // still set
+    /// ```
     pub fn dirty_pages(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.bits.len() * 64).filter(|&i| self.is_dirty(i))
     }
 
     /// Clears every bit.
+    ///
+    /// ```
+    /// use iov_iter::dio::{DirtyBitmap, DirtyTracker};
+    /// let log = DirtyBitmap::new(0, 4096);
+    /// log.mark_dirty(0, 1);
+    /// log.clear();
+    /// assert!(!log.is_dirty(0));
+    /// ```
     pub fn clear(&self) {
         for w in &self.bits {
             w.store(0, Ordering::Release);

@@ -157,6 +157,20 @@ pub struct DioAlign {
 impl DioAlign {
     /// An alignment pair; both must be powers of two (EINVAL otherwise).
     /// Reads follow the same offset alignment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] (EINVAL) when `mem` or `offset` is not a
+    /// power of two.
+    ///
+    /// ```
+    /// use iov_iter::dio::DioAlign;
+    /// use iov_iter::Errno;
+    /// let a = DioAlign::new(512, 4096)?;
+    /// assert_eq!((a.mem, a.offset, a.read_offset), (512, 4096, 0));
+    /// assert_eq!(DioAlign::new(512, 1000).unwrap_err().errno(), Errno::EINVAL);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn new(mem: u32, offset: u32) -> Result<DioAlign> {
         if !mem.is_power_of_two() || !offset.is_power_of_two() {
             return Err(Error::InvalidArgument(
@@ -178,6 +192,16 @@ impl DioAlign {
     /// [`Error::InvalidArgument`] (EINVAL) for a value that is neither 0
     /// nor a power of two at most [`DioAlign::offset`] (the kernel's
     /// promise for the field).
+    ///
+    /// ```
+    /// use iov_iter::dio::DioAlign;
+    /// use iov_iter::Errno;
+    /// let a = DioAlign::new(512, 4096)?.with_read_offset(512)?;
+    /// assert_eq!(a.read_offset, 512);
+    /// assert_eq!(a.with_read_offset(0)?, DioAlign::new(512, 4096)?);
+    /// assert_eq!(a.with_read_offset(8192).unwrap_err().errno(), Errno::EINVAL); // above `offset`
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn with_read_offset(mut self, read_offset: u32) -> Result<DioAlign> {
         if read_offset != 0 && (!read_offset.is_power_of_two() || read_offset > self.offset) {
             return Err(Error::InvalidArgument(
@@ -189,6 +213,16 @@ impl DioAlign {
     }
 
     /// The offset (and length) alignment in force for a read or a write.
+    ///
+    /// ```
+    /// use iov_iter::dio::DioAlign;
+    /// use iov_iter::kiocb::RwType;
+    /// let plain = DioAlign::new(512, 4096)?;
+    /// assert_eq!(plain.offset_for(RwType::Read), 4096);
+    /// let a = plain.with_read_offset(512)?;
+    /// assert_eq!((a.offset_for(RwType::Read), a.offset_for(RwType::Write)), (512, 4096));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn offset_for(&self, rw: RwType) -> u32 {
         match rw {
             RwType::Read if self.read_offset != 0 => self.read_offset,
@@ -205,6 +239,20 @@ impl DioAlign {
     /// [`Error::Misaligned`] (EINVAL). [`Error::InvalidArgument`] (EINVAL)
     /// when `self` (built from its public fields) is not a pair of powers of
     /// two.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::dio::DioAlign;
+    /// use iov_iter::{Error, IovIter, Misalignment, Page, Source, Ubuf};
+    /// let a = DioAlign::new(512, 512)?;
+    /// let page = Page::new(); // page-aligned memory
+    /// assert!(a.check(4096, &IovIter::<Source, Ubuf>::new(page.as_bytes())).is_ok());
+    /// let odd = IovIter::<Source, Ubuf>::new(&page.as_bytes()[1..513]);
+    /// let err = a.check(0, &odd).unwrap_err();
+    /// assert!(matches!(err, Error::Misaligned { what: Misalignment::SegmentAddress { index: 0 }, .. }));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn check<D: Direction, K: Kind>(&self, pos: u64, iter: &IovIter<'_, D, K>) -> Result<()> {
         self.check_chunks(rw::rw_of::<D>(), pos, iter.count(), iter.raw_chunks())
     }
@@ -249,6 +297,27 @@ impl DioAlign {
 }
 
 /// How a target completes asynchronous I/O ([`DirectIo::async_mode`]).
+///
+/// # Examples
+///
+/// ```
+/// use iov_iter::backend::mem::{MemDevice, PendingOrder};
+/// use iov_iter::dio::{AsyncMode, DirectIo};
+/// use iov_iter::kiocb::Kiocb;
+/// use iov_iter::{buf::OwnedIter, Source};
+///
+/// let dev = MemDevice::new(4096).with_align(iov_iter::dio::DioAlign::new(1, 512)?);
+/// for (mode, order) in [(AsyncMode::Inline, None), (AsyncMode::Queued, Some(PendingOrder::Fifo))] {
+///     dev.defer_completions(order);
+///     assert_eq!(dev.async_mode(), mode);
+///     let (mut kiocb, fut) = Kiocb::new_async_with(0, OwnedIter::<Source, _>::new(vec![0u8; 512]));
+///     assert!(dev.submit(&mut kiocb)?.is_queued());
+///     // Inline: done before `submit` returned; queued: once driven.
+///     assert_eq!(fut.is_complete(), mode == AsyncMode::Inline);
+///     dev.complete_pending(usize::MAX);
+/// }
+/// # Ok::<(), iov_iter::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AsyncMode {
     /// Every async request completes before [`DirectIo::submit`] returns
@@ -381,6 +450,45 @@ pub trait DirectIo: Send + Sync {
     /// or for writes (a [`RwType::Read`]) for the duration of the call, not
     /// accessed by anything else meanwhile (for a [`RwType::Read`], not
     /// written by anything else nor overlapping another entry).
+    ///
+    /// # Examples
+    ///
+    /// A backend of its own: `/dev/zero` as a 1 MiB block device.
+    ///
+    /// ```
+    /// use iov_iter::dio::{DioAlign, DirectIo};
+    /// use iov_iter::kiocb::{Kiocb, RwType, RwfFlags, Submitted};
+    /// use iov_iter::{Dest, IovIter, Result, Ubuf, UserIovec};
+    ///
+    /// struct Zero;
+    /// impl DirectIo for Zero {
+    ///     fn dio_align(&self) -> DioAlign {
+    ///         DioAlign::new(1, 1).unwrap()
+    ///     }
+    ///     unsafe fn transfer(&self, rw: RwType, pos: u64, iov: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    ///         let mut left = (1u64 << 20).saturating_sub(pos) as usize; // short at the end
+    ///         let mut done = 0;
+    ///         for v in iov {
+    ///             let n = v.len.min(left);
+    ///             if rw == RwType::Read {
+    ///                 // SAFETY: a read's iovecs are valid for writes of `v.len` bytes.
+    ///                 unsafe { v.base.write_bytes(0, n) };
+    ///             }
+    ///             (done, left) = (done + n, left - n);
+    ///         }
+    ///         Ok(done)
+    ///     }
+    /// }
+    ///
+    /// let mut buf = [0xffu8; 100];
+    /// let mut dst = IovIter::<Dest, Ubuf>::new(&mut buf);
+    /// assert_eq!(Zero.direct_io(&mut Kiocb::new_sync((1 << 20) - 60), &mut dst)?, Submitted::Done(60));
+    /// drop(dst);
+    /// assert!(buf[..60].iter().all(|&b| b == 0) && buf[60..].iter().all(|&b| b == 0xff));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "preadv2")]
+    #[doc(alias = "pwritev2")]
     unsafe fn transfer(
         &self,
         rw: RwType,
@@ -393,6 +501,53 @@ pub trait DirectIo: Send + Sync {
     /// (at most [`DirectIo::max_segs`] segments), and completes it exactly
     /// once ([`AsyncIo::complete`]), now or later. The default transfers it
     /// now through [`DirectIo::transfer`] ([`AsyncMode::Inline`]).
+    ///
+    /// # Examples
+    ///
+    /// A backend that keeps requests until it is driven, then accepts every
+    /// write whole:
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use iov_iter::buf::OwnedIter;
+    /// use iov_iter::dio::{AsyncIo, AsyncMode, DioAlign, DirectIo};
+    /// use iov_iter::kiocb::{Kiocb, RwType, RwfFlags};
+    /// use iov_iter::{Result, Source, UserIovec};
+    ///
+    /// struct Later(Mutex<Vec<AsyncIo>>);
+    /// impl DirectIo for Later {
+    ///     fn dio_align(&self) -> DioAlign {
+    ///         DioAlign::new(1, 1).unwrap()
+    ///     }
+    ///     unsafe fn transfer(&self, _: RwType, _: u64, iov: &[UserIovec], _: RwfFlags) -> Result<usize> {
+    ///         Ok(iov.iter().map(|v| v.len).sum())
+    ///     }
+    ///     fn async_mode(&self) -> AsyncMode {
+    ///         AsyncMode::Queued
+    ///     }
+    ///     fn start(&self, io: AsyncIo) {
+    ///         self.0.lock().unwrap().push(io); // completes later, in `drive`
+    ///     }
+    ///     fn drive(&self, _min_complete: usize) -> Result<usize> {
+    ///         let ios = std::mem::take(&mut *self.0.lock().unwrap());
+    ///         let n = ios.len();
+    ///         for io in ios {
+    ///             let len = io.len();
+    ///             io.complete(Ok(len));
+    ///         }
+    ///         Ok(n)
+    ///     }
+    /// }
+    ///
+    /// let dev = Later(Mutex::default());
+    /// let (mut kiocb, mut fut) = Kiocb::new_async_with(0, OwnedIter::<Source, _>::new(vec![1u8; 100]));
+    /// assert!(dev.submit(&mut kiocb)?.is_queued());
+    /// assert!(!fut.is_complete());
+    /// assert_eq!(dev.drive(1)?, 1);
+    /// assert_eq!(fut.try_take().map(|done| done.result), Some(Ok(100)));
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "submit_bio")]
     fn start(&self, io: AsyncIo) {
         // SAFETY: the request owns its memory until it completes, and its
         // iovecs describe that memory as `transfer` requires.
@@ -434,6 +589,43 @@ pub trait DirectIo: Send + Sync {
     /// generic path (validate, split, transfer, dirty, advance, complete)
     /// over any destination iterator. A layer above a device overrides it
     /// (a filesystem zero-fills holes with [`AnyIter::zero`]).
+    ///
+    /// # Examples
+    ///
+    /// A layer that counts the bytes read through it, and leaves the I/O
+    /// to the device:
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use iov_iter::backend::mem::MemDevice;
+    /// use iov_iter::dio::{DioAlign, DirectIo, DirtyTracker};
+    /// use iov_iter::kiocb::{Kiocb, RwType, RwfFlags, Submitted};
+    /// use iov_iter::{AnyIter, Dest, IovIter, Page, Result, Ubuf, UserIovec};
+    ///
+    /// struct Counted<D>(D, AtomicUsize);
+    /// impl<D: DirectIo> DirectIo for Counted<D> {
+    ///     fn dio_align(&self) -> DioAlign {
+    ///         self.0.dio_align()
+    ///     }
+    ///     unsafe fn transfer(&self, rw: RwType, pos: u64, iov: &[UserIovec], f: RwfFlags) -> Result<usize> {
+    ///         // SAFETY: forwarded with the caller's promises.
+    ///         unsafe { self.0.transfer(rw, pos, iov, f) }
+    ///     }
+    ///     fn read_iter(&self, kiocb: &mut Kiocb, iter: &mut AnyIter<'_, Dest>, dirty: &dyn DirtyTracker) -> Result<Submitted> {
+    ///         let before = iter.count();
+    ///         let res = self.0.read_iter(kiocb, iter, dirty);
+    ///         self.1.fetch_add(before - iter.count(), Ordering::Relaxed);
+    ///         res
+    ///     }
+    /// }
+    ///
+    /// let dev = Counted(MemDevice::new(8192), AtomicUsize::new(0));
+    /// let mut page = Page::new();
+    /// let mut dst = IovIter::<Dest, Ubuf>::new(page.as_mut_bytes());
+    /// assert_eq!(dev.direct_io(&mut Kiocb::new_sync(4096), &mut dst)?, Submitted::Done(4096));
+    /// assert_eq!(dev.1.load(Ordering::Relaxed), 4096);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     fn read_iter(
         &self,
         kiocb: &mut Kiocb,
@@ -501,6 +693,34 @@ pub trait DirectIo: Send + Sync {
 
     /// [`DirectIo::direct_io`] that reports the destination pages a read
     /// dirtied to `dirty` (only for [`should_dirty`] iterators).
+    ///
+    /// # Errors
+    ///
+    /// As [`DirectIo::direct_io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// use iov_iter::dio::{DirectIo, DirtyBitmap};
+    /// use iov_iter::kiocb::{Kiocb, Submitted};
+    /// use iov_iter::{Bvec, BvecSegMut, Dest, IovIter, Page, Ubuf};
+    ///
+    /// let dev = MemDevice::new(8192);
+    /// let mut page = Page::new();
+    /// let log = DirtyBitmap::for_slice(page.as_bytes());
+    /// // User-backed memory (a `Ubuf`): the page is logged dirty.
+    /// let mut dst = IovIter::<Dest, Ubuf>::new(page.as_mut_bytes());
+    /// assert_eq!(dev.direct_io_tracked(&mut Kiocb::new_sync(0), &mut dst, &log)?, Submitted::Done(4096));
+    /// assert_eq!(log.take_dirty(), [0]);
+    /// // Kernel pages (a `Bvec`) are not user-backed: nothing is logged.
+    /// let mut segs = [BvecSegMut::full(&mut page)];
+    /// let mut dst = IovIter::<Dest, Bvec>::new(&mut segs);
+    /// assert_eq!(dev.direct_io_tracked(&mut Kiocb::new_sync(0), &mut dst, &log)?, Submitted::Done(4096));
+    /// assert!(log.take_dirty().is_empty());
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "bio_set_pages_dirty")]
     fn direct_io_tracked<I: DioIter + ?Sized>(
         &self,
         kiocb: &mut Kiocb,
@@ -529,6 +749,30 @@ pub trait DirectIo: Send + Sync {
     ///
     /// As [`DirectIo::direct_io`], before anything is queued: the buffer
     /// and completion stay in the kiocb.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iov_iter::backend::mem::MemDevice;
+    /// use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::{Kiocb, Submitted};
+    /// use iov_iter::{Dest, Error};
+    ///
+    /// let dev = MemDevice::new(8192);
+    /// dev.fill(3);
+    /// // A sync kiocb: done now, the buffer stays in the kiocb, advanced.
+    /// let mut kiocb = Kiocb::new_sync_with(0, OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 4096)?));
+    /// assert_eq!(dev.submit(&mut kiocb)?, Submitted::Done(4096));
+    /// assert_eq!((kiocb.pos, kiocb.buf().map(|b| b.count())), (4096, Some(0)));
+    /// // A misaligned async request fails before anything is queued.
+    /// let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 4096)?);
+    /// let (mut kiocb, _fut) = Kiocb::new_async_with(100, buf);
+    /// assert!(matches!(dev.submit(&mut kiocb), Err(Error::Misaligned { .. })));
+    /// assert!(kiocb.buf().is_some() && kiocb.has_completion());
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "EIOCBQUEUED")]
     fn submit<I: DioBuf>(&self, kiocb: &mut Kiocb<I>) -> Result<Submitted>
     where
         Self: Sized,

@@ -215,6 +215,7 @@ thread_local! {
 /// assert!(NbdDevice::connect("nbd+unix:///?socket=/nonexistent/sock").is_err());
 /// assert!(last_error_message().is_some());
 /// ```
+#[doc(alias = "nbd_get_error")]
 pub fn last_error_message() -> Option<String> {
     LAST_MESSAGE.with(|m| m.borrow().clone())
 }
@@ -239,25 +240,39 @@ fn set_message(m: Option<String>) {
 #[non_exhaustive]
 pub struct NbdInfo {
     /// The export's size in bytes (`nbd_get_size`).
+    #[doc(alias = "nbd_get_size")]
     pub size: u64,
     /// The export is read-only (`NBD_FLAG_READ_ONLY`).
+    #[doc(alias = "NBD_FLAG_READ_ONLY")]
+    #[doc(alias = "nbd_is_read_only")]
     pub read_only: bool,
     /// The server takes `NBD_CMD_FLUSH` (`NBD_FLAG_SEND_FLUSH`).
+    #[doc(alias = "NBD_FLAG_SEND_FLUSH")]
+    #[doc(alias = "nbd_can_flush")]
     pub can_flush: bool,
     /// The server takes `NBD_CMD_FLAG_FUA` (`NBD_FLAG_SEND_FUA`).
+    #[doc(alias = "NBD_FLAG_SEND_FUA")]
+    #[doc(alias = "nbd_can_fua")]
     pub can_fua: bool,
     /// The server takes `NBD_CMD_TRIM` (`NBD_FLAG_SEND_TRIM`).
+    #[doc(alias = "NBD_FLAG_SEND_TRIM")]
+    #[doc(alias = "nbd_can_trim")]
     pub can_trim: bool,
     /// The server allows more than one connection to share the export
     /// consistently (`NBD_FLAG_CAN_MULTI_CONN`).
+    #[doc(alias = "NBD_FLAG_CAN_MULTI_CONN")]
+    #[doc(alias = "nbd_can_multi_conn")]
     pub can_multi_conn: bool,
     /// Minimum block size (`NBD_INFO_BLOCK_SIZE`); 0 when not advertised.
+    #[doc(alias = "NBD_INFO_BLOCK_SIZE")]
+    #[doc(alias = "nbd_get_block_size")]
     pub block_min: u64,
     /// Preferred block size; 0 when not advertised.
     pub block_preferred: u64,
     /// Maximum block size (largest data command); 0 when not advertised.
     pub block_max: u64,
     /// The server agreed to structured replies.
+    #[doc(alias = "NBD_OPT_STRUCTURED_REPLY")]
     pub structured_replies: bool,
 }
 
@@ -303,8 +318,10 @@ impl NbdBuilder {
     /// over them, each request on one connection.
     ///
     /// ```
-    /// let b = iov_iter::backend::nbd::NbdDevice::builder().connections(4);
-    /// # let _ = b;
+    /// use iov_iter::backend::nbd::NbdDevice;
+    /// assert_ne!(NbdDevice::builder().connections(4), NbdDevice::builder());
+    /// // At least one: 0 means the default, 1.
+    /// assert_eq!(NbdDevice::builder().connections(0), NbdDevice::builder());
     /// ```
     pub fn connections(mut self, n: usize) -> NbdBuilder {
         self.connections = n.max(1);
@@ -315,8 +332,10 @@ impl NbdBuilder {
     /// on).
     ///
     /// ```
-    /// let b = iov_iter::backend::nbd::NbdDevice::builder().structured_replies(false);
-    /// # let _ = b;
+    /// use iov_iter::backend::nbd::NbdDevice;
+    /// // On by default.
+    /// assert_eq!(NbdDevice::builder().structured_replies(true), NbdDevice::builder());
+    /// assert_ne!(NbdDevice::builder().structured_replies(false), NbdDevice::builder());
     /// ```
     pub fn structured_replies(mut self, on: bool) -> NbdBuilder {
         self.structured_replies = on;
@@ -329,8 +348,10 @@ impl NbdBuilder {
     /// by an `NBD_CMD_FLUSH`, and completes after the flush.
     ///
     /// ```
-    /// let b = iov_iter::backend::nbd::NbdDevice::builder().fua(false);
-    /// # let _ = b;
+    /// use iov_iter::backend::nbd::NbdDevice;
+    /// // On by default.
+    /// assert_eq!(NbdDevice::builder().fua(true), NbdDevice::builder());
+    /// assert_ne!(NbdDevice::builder().fua(false), NbdDevice::builder());
     /// ```
     pub fn fua(mut self, on: bool) -> NbdBuilder {
         self.fua = on;
@@ -345,8 +366,10 @@ impl NbdBuilder {
     /// the caller sees: for tests of servers, not for use.
     ///
     /// ```
-    /// let b = iov_iter::backend::nbd::NbdDevice::builder().client_checks(false);
-    /// # let _ = b;
+    /// use iov_iter::backend::nbd::NbdDevice;
+    /// // On by default.
+    /// assert_eq!(NbdDevice::builder().client_checks(true), NbdDevice::builder());
+    /// assert_ne!(NbdDevice::builder().client_checks(false), NbdDevice::builder());
     /// ```
     pub fn client_checks(mut self, on: bool) -> NbdBuilder {
         self.client_checks = on;
@@ -364,6 +387,25 @@ impl NbdBuilder {
     /// server refuses (`ECONNREFUSED`, `ENOENT` for a missing socket, ...),
     /// the message kept for [`last_error_message`]; an export whose
     /// minimum block size is not a power of two is `EINVAL`.
+    ///
+    /// # Examples
+    ///
+    /// What a failed connection reports (this runs without a server):
+    ///
+    /// ```
+    /// use iov_iter::backend::nbd::{self, NbdDevice};
+    /// use iov_iter::Errno;
+    /// let libnbd = nbd::available().is_ok();
+    /// // A URI with a NUL byte cannot reach libnbd.
+    /// let err = NbdDevice::builder().connect("nbd://host/\0").unwrap_err();
+    /// assert_eq!(err.errno(), if libnbd { Errno::EINVAL } else { Errno::ENOSYS });
+    /// // Nobody listening: libnbd's errno, and its message.
+    /// let err = NbdDevice::builder().connect("nbd+unix:///?socket=/nonexistent/nbd.sock").unwrap_err();
+    /// let enoent = Errno::from_raw(2);
+    /// assert_eq!(err.errno(), if libnbd { enoent } else { Errno::ENOSYS });
+    /// assert!(nbd::last_error_message().is_some());
+    /// ```
+    #[doc(alias = "nbd_connect_uri")]
     pub fn connect(self, uri: &str) -> Result<NbdDevice> {
         let api = ffi::api().map_err(|why| {
             set_message(Some(why.to_string()));
@@ -776,50 +818,145 @@ impl NbdDevice {
     ///
     /// As [`NbdBuilder::connect`].
     ///
+    /// A server is needed, hence `no_run`:
+    ///
     /// ```no_run
+    /// use iov_iter::dio::DirectIo;
     /// let dev = iov_iter::backend::nbd::NbdDevice::connect("nbd://localhost/")?;
-    /// println!("{} bytes", dev.info().size);
+    /// assert_eq!(dev.connections(), 1);
+    /// assert_eq!(dev.capacity(), Some(dev.info().size));
     /// # Ok::<(), iov_iter::Error>(())
     /// ```
     pub fn connect(uri: &str) -> Result<NbdDevice> {
         NbdBuilder::default().connect(uri)
     }
 
-    /// What the server advertised.
+    /// What the server advertised. A server is needed, hence `no_run`:
+    ///
+    /// ```no_run
+    /// use iov_iter::dio::DirectIo;
+    /// let dev = iov_iter::backend::nbd::NbdDevice::connect("nbd://localhost/")?;
+    /// let info = dev.info();
+    /// // The device's alignment is the server's minimum block size.
+    /// assert_eq!(u64::from(dev.dio_align().offset), info.block_min.max(1));
+    /// if info.read_only {
+    ///     println!("writes will fail with EROFS");
+    /// }
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn info(&self) -> NbdInfo {
         self.info
     }
 
     /// Connections open (1 unless [`NbdBuilder::connections`] asked for
-    /// more and the server allows multi-conn).
+    /// more and the server allows multi-conn). A server is needed, hence
+    /// `no_run`:
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::nbd::NbdDevice;
+    /// let dev = NbdDevice::builder().connections(4).connect("nbd://localhost/")?;
+    /// let want = if dev.info().can_multi_conn { 4 } else { 1 };
+    /// assert_eq!(dev.connections(), want);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn connections(&self) -> usize {
         self.conns.len()
     }
 
-    /// Why fewer connections were opened than asked for, or `None`.
+    /// Why fewer connections were opened than asked for, or `None`. A
+    /// server is needed, hence `no_run`:
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::nbd::NbdDevice;
+    /// let dev = NbdDevice::builder().connections(4).connect("nbd://localhost/")?;
+    /// match dev.multi_conn_refused() {
+    ///     None => assert_eq!(dev.connections(), 4),
+    ///     Some(why) => {
+    ///         assert_eq!(dev.connections(), 1);
+    ///         println!("one connection: {why}");
+    ///     }
+    /// }
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn multi_conn_refused(&self) -> Option<&'static str> {
         self.multi_conn_refused
     }
 
     /// Largest data command sent (the server's maximum block size, or
-    /// 32 MiB where it advertises none); longer segments are cut.
+    /// 32 MiB where it advertises none); longer segments are cut. A server
+    /// is needed, hence `no_run`:
+    ///
+    /// ```no_run
+    /// use iov_iter::dio::DirectIo;
+    /// let dev = iov_iter::backend::nbd::NbdDevice::connect("nbd://localhost/")?;
+    /// let max = dev.max_request() as u64;
+    /// assert_eq!(max % u64::from(dev.dio_align().offset), 0); // whole blocks
+    /// assert!(dev.info().block_max == 0 || max <= dev.info().block_max);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn max_request(&self) -> usize {
         self.max_request
     }
 
-    /// Async requests (parts) in flight over every connection.
+    /// Async requests (parts) in flight over every connection. A server is
+    /// needed, hence `no_run`:
+    ///
+    /// ```no_run
+    /// use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::Kiocb;
+    /// use iov_iter::Dest;
+    /// let dev = iov_iter::backend::nbd::NbdDevice::connect("nbd://localhost/")?;
+    /// let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 4096)?);
+    /// let (mut kiocb, fut) = Kiocb::new_async_with(0, buf);
+    /// assert!(dev.submit(&mut kiocb)?.is_queued());
+    /// assert_eq!(dev.in_flight(), 1); // until the device is driven
+    /// assert_eq!(dev.block_on(fut).result, Ok(4096));
+    /// assert_eq!(dev.in_flight(), 0);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn in_flight(&self) -> usize {
         self.conns.iter().map(|c| lock(&c.st).async_n).sum()
     }
 
     /// NBD commands libnbd has in flight over every connection
-    /// (`nbd_aio_in_flight`).
+    /// (`nbd_aio_in_flight`). A server is needed, hence `no_run`:
+    ///
+    /// ```no_run
+    /// use iov_iter::buf::{AlignedBuf, OwnedIter};
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::Kiocb;
+    /// use iov_iter::Dest;
+    /// let dev = iov_iter::backend::nbd::NbdDevice::connect("nbd://localhost/")?;
+    /// assert_eq!(dev.commands_in_flight(), 0);
+    /// let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(512, 4096)?);
+    /// let (mut kiocb, fut) = Kiocb::new_async_with(0, buf);
+    /// assert!(dev.submit(&mut kiocb)?.is_queued());
+    /// assert!(dev.commands_in_flight() >= 1); // one per part: more past `max_request`
+    /// dev.block_on(fut);
+    /// assert_eq!(dev.commands_in_flight(), 0);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "nbd_aio_in_flight")]
     pub fn commands_in_flight(&self) -> usize {
         self.conns.iter().map(|c| c.h.in_flight()).sum()
     }
 
     /// Whether every connection is dead (the server went away): every
-    /// request now fails at once.
+    /// request now fails at once. A server is needed, hence `no_run`:
+    ///
+    /// ```no_run
+    /// use iov_iter::dio::DirectIo;
+    /// use iov_iter::kiocb::Kiocb;
+    /// use iov_iter::{Dest, IovIter, Ubuf};
+    /// let dev = iov_iter::backend::nbd::NbdDevice::connect("nbd://localhost/")?;
+    /// assert!(!dev.is_dead());
+    /// let mut buf = vec![0u8; 512];
+    /// let res = dev.direct_io(&mut Kiocb::new_sync(0), &mut IovIter::<Dest, Ubuf>::new(&mut buf));
+    /// // A dead device fails every request (with the connection's errno).
+    /// assert!(!dev.is_dead() || res.is_err());
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     pub fn is_dead(&self) -> bool {
         self.conns.iter().all(|c| lock(&c.st).dead.is_some())
     }
