@@ -191,6 +191,21 @@ impl NbdServer {
 }
 
 #[cfg(feature = "nbd")]
+impl NbdServer {
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL to the server's pid, and reaps it (a server killed
+    /// mid-I/O; start a new one on the same image to restart it).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(feature = "nbd")]
 impl Drop for NbdServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
