@@ -54,6 +54,10 @@
 //! | `iov_iter_get_pages2`, `iov_iter_extract_pages` | [`IovIter::get_pages`], [`IovIter::extract_pages`] |
 //! | `dup_iter` | [`IovIter::dup`] (sources only) |
 //! | `import_iovec`, `UIO_FASTIOV`, `UIO_MAXIOV`, `MAX_RW_COUNT` | [`import_iovec`], [`UIO_FASTIOV`], [`UIO_MAXIOV`], [`MAX_RW_COUNT`] |
+//! | `access_ok`'s limit, `TASK_SIZE_MAX` | [`USER_ADDR_END`] |
+//! | `iov_iter_type`, `iov_iter_rw`, `data_source` | [`IovIter::iter_type`], [`IovIter::is_source`], [`Direction::IS_SOURCE`] |
+//! | an `iov_iter` of whatever type a caller hands in (what `->read_iter` / `->direct_IO` receive; what `import_iovec` builds) | [`AnyIter`] (one type for all five kinds, dispatched at run time) |
+//! | `errno.h` values, `-EFAULT` / `-EINVAL` / ... returns | [`Errno`], [`Error::errno`] |
 //!
 //! ## Pages and folios
 //!
@@ -74,6 +78,8 @@
 //! |---|---|
 //! | `struct kiocb` (`ki_pos`, `ki_flags`, `ki_ioprio`), `init_sync_kiocb`, `is_sync_kiocb` | [`kiocb::Kiocb`], [`kiocb::Kiocb::new_sync`], [`kiocb::Kiocb::is_sync`] |
 //! | `IOCB_*`, `RWF_*`, `kiocb_set_rw_flags`, `FMODE_NOWAIT` and the other capabilities | [`kiocb::IocbFlags`], [`kiocb::RwfFlags`], [`kiocb::Kiocb::set_rw_flags`], [`kiocb::FileCaps`] |
+//! | `RWF_SUPPORTED` | [`kiocb::RwfFlags::SUPPORTED`] |
+//! | `STATX_WRITE_ATOMIC` (`stx_atomic_write_unit_min` / `_max`) | `backend::file::DirectFile::atomic_write_units` (`std`, Linux) |
 //! | `-EIOCBQUEUED`: the I/O is in flight, the result comes later | [`kiocb::Submitted::Queued`] (against [`kiocb::Submitted::Done`]) |
 //! | `ki_complete(iocb, res)`, run once, the pages handed back | [`kiocb::Completion::complete`]: the kiocb's callback ([`kiocb::Kiocb::with_callback`]) or future ([`kiocb::Kiocb::new_async_with`], [`kiocb::CompletionFuture`]) receives [`kiocb::Completed`] `{ result, pos, buf }` (feature `alloc`) |
 //!
