@@ -140,7 +140,7 @@ pub struct PagerConfig {
 }
 
 impl PagerConfig {
-    /// `pages` pages of `kind`, fault-around 8 growing to 32 for
+    /// `pages` pages of `kind`, fault-around 8 growing to 64 for
     /// sequential streams, 3 read attempts, 1024
     /// pages under writeback at once (32 kiocbs of `SWAP_CLUSTER_MAX`).
     pub fn new(kind: RegionKind, pages: usize) -> PagerConfig {
@@ -148,7 +148,7 @@ impl PagerConfig {
             kind,
             pages,
             fault_around: 8,
-            fault_around_max: crate::swapio::SWAP_CLUSTER_MAX,
+            fault_around_max: 2 * crate::swapio::SWAP_CLUSTER_MAX,
             read_attempts: 3,
             writeback_max: 32 * crate::swapio::SWAP_CLUSTER_MAX,
         }
@@ -279,6 +279,9 @@ pub struct PagerStats {
     /// Faults that continued a sequential stream (on the first page past
     /// an earlier fault-around window), whose window grew.
     pub streams: u64,
+    /// Windows started early: a fault on a page read ahead and still on its
+    /// way started its stream's next window.
+    pub async_readahead: u64,
     /// memfd swap-ins read by the device straight into the page cache.
     pub into_read: u64,
     /// memfd swap-ins copied from the swap cache (no I/O).
@@ -460,7 +463,7 @@ struct Serve {
     frames: Vec<Page>,
     /// Sequential streams: the first page past a fault-around window, and
     /// that window's size.
-    streams: std::collections::HashMap<usize, usize>,
+    streams: std::collections::BTreeMap<usize, usize>,
     stats: PagerStats,
     latencies: Vec<Duration>,
 }
@@ -623,7 +626,7 @@ impl Pager {
                 writebacks: std::collections::VecDeque::new(),
                 reclaim: std::collections::VecDeque::new(),
                 frames: Vec::new(),
-                streams: std::collections::HashMap::new(),
+                streams: std::collections::BTreeMap::new(),
                 stats: PagerStats::default(),
                 latencies: Vec::new(),
             }),
@@ -925,6 +928,7 @@ impl Pager {
                 st.stats.joined += 1;
                 if std::mem::take(ahead) {
                     st.stats.fault_around_hits += 1;
+                    self.async_readahead(st, i, plug)?;
                 }
             }
             Slotted::Poisoned => {
@@ -946,18 +950,58 @@ impl Pager {
         i: usize,
         plug: &mut SwapPlug,
     ) -> Result<(), PagerError> {
-        let base = self.cfg.fault_around;
         let window = match st.streams.remove(&i) {
             Some(w) => {
                 st.stats.streams += 1;
-                w.saturating_mul(2).min(self.cfg.fault_around_max.max(base))
+                self.grow(w)
             }
-            None => base,
+            None => self.cfg.fault_around,
         };
-        if window == 0 {
+        self.read_window(st, i + 1, window, plug)
+    }
+
+    /// A fault on page `i`, read ahead and still on its way: the task has
+    /// caught up with its stream's window, so the next window is started
+    /// now rather than when the task faults past this one (the kernel's
+    /// asynchronous readahead on a `PG_readahead` page).
+    fn async_readahead(
+        &self,
+        st: &mut Serve,
+        i: usize,
+        plug: &mut SwapPlug,
+    ) -> Result<(), PagerError> {
+        let Some((&end, &w)) = st.streams.range(i + 1..).next() else {
+            return Ok(());
+        };
+        if end - i > w {
+            // `i` is not in the window that ends there.
             return Ok(());
         }
-        let end = (i + 1).saturating_add(window).min(self.cfg.pages);
+        st.streams.remove(&end);
+        st.stats.async_readahead += 1;
+        let window = self.grow(w);
+        self.read_window(st, end, window, plug)
+    }
+
+    /// A stream's next window: twice `w`, at most `fault_around_max`.
+    fn grow(&self, w: usize) -> usize {
+        w.saturating_mul(2)
+            .min(self.cfg.fault_around_max.max(self.cfg.fault_around))
+    }
+
+    /// Starts the swap-in of the swapped pages among the `window` pages
+    /// from `start` on, and remembers the window's end for its stream.
+    fn read_window(
+        &self,
+        st: &mut Serve,
+        start: usize,
+        window: usize,
+        plug: &mut SwapPlug,
+    ) -> Result<(), PagerError> {
+        if window == 0 || start >= self.cfg.pages {
+            return Ok(());
+        }
+        let end = start.saturating_add(window).min(self.cfg.pages);
         if end < self.cfg.pages {
             // Bounded: streams nobody continued are forgotten in bulk.
             if st.streams.len() >= 4096 {
@@ -965,7 +1009,7 @@ impl Pager {
             }
             st.streams.insert(end, window);
         }
-        for j in i + 1..end {
+        for j in start..end {
             let Slotted::Swapped { slot } = st.pages[j] else {
                 continue;
             };
