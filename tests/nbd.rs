@@ -4,8 +4,10 @@
 //! its pid. Round trips sync and async (64 in flight, over more than one
 //! connection), every byte verified; the server killed mid-I/O and
 //! restarted; a connection reset; a read-only export; errored replies;
-//! FUA, flush and trim; a device dropped with I/O in flight; and the FFI
-//! declarations compiled against `<libnbd.h>`.
+//! FUA, flush and trim; a device dropped with I/O in flight; the FFI
+//! declarations compiled against `<libnbd.h>`; and the bad input of the
+//! NBD table in `iov_iter::bad_input` (URIs, no server, misaligned
+//! requests, flags NBD has no command for).
 //!
 //! Each test skips loudly (prints `SKIPPED` and the reason) where libnbd
 //! cannot be loaded, qemu-nbd is missing or cannot start, or (the header
@@ -805,4 +807,212 @@ fn threads_share_one_device() {
         }
         assert!(r.expect("a thread hung"), "a thread failed");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Bad input: the rows of the NBD table in `iov_iter::bad_input`.
+
+/// URIs libnbd cannot parse, a NUL byte, and URIs that reach no server (a
+/// missing socket, a socket nobody listens on, a TCP port nobody listens
+/// on) are typed errors with libnbd's errno and message; without libnbd
+/// every connect is `ENOSYS`, the loader's message kept.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn uris_that_do_not_parse_or_reach_no_server_are_typed_errors() {
+    let name = "uris_that_do_not_parse_or_reach_no_server_are_typed_errors";
+    if let Err(why) = nbd::available() {
+        for uri in ["nbd://127.0.0.1/", "not a uri"] {
+            assert_eq!(
+                NbdDevice::connect(uri).unwrap_err(),
+                Error::Os(Errno::ENOSYS)
+            );
+            assert_eq!(nbd::last_error_message().as_deref(), Some(why));
+        }
+        return skip(name, "libnbd cannot be loaded: only ENOSYS checked");
+    }
+    let e = NbdDevice::connect("nbd://127.0.0.1/\0export").unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+    assert_eq!(e.errno(), Errno::EINVAL);
+    for uri in [
+        "",
+        "not a uri",
+        "http://127.0.0.1/",
+        "nbd://[::1/",
+        "nbd+unix:///",
+    ] {
+        let e = NbdDevice::connect(uri).unwrap_err();
+        let msg = nbd::last_error_message();
+        eprintln!("{uri:?}: {e:?}: {msg:?}");
+        assert_eq!(e.errno(), Errno::EINVAL, "{uri:?}: {msg:?}");
+        assert!(msg.is_some_and(|m| !m.is_empty()));
+    }
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("nbd_uris_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.sock");
+    let dead = dir.join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).unwrap()); // the file stays
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // closed again at once
+    let refused = Errno::from_raw(rustix::io::Errno::CONNREFUSED.raw_os_error());
+    for (uri, want) in [
+        (
+            format!("nbd+unix:///?socket={}", missing.display()),
+            Errno::from_raw(rustix::io::Errno::NOENT.raw_os_error()),
+        ),
+        (format!("nbd+unix:///?socket={}", dead.display()), refused),
+        (format!("nbd://127.0.0.1:{port}/"), refused),
+    ] {
+        let e = NbdDevice::connect(&uri).unwrap_err();
+        let msg = nbd::last_error_message();
+        eprintln!("{uri}: {e:?}: {msg:?}");
+        assert_eq!(e, Error::Os(want), "{uri}: {msg:?}");
+        assert!(msg.is_some_and(|m| !m.is_empty()));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A second `qemu-nbd` over an image, with `args` before the image's
+/// name, on a socket of its own; killed on drop.
+struct ExtraServer {
+    child: std::process::Child,
+    uri: String,
+}
+
+impl ExtraServer {
+    fn start(image: &std::path::Path, args: &[&str], file_arg: String) -> Option<ExtraServer> {
+        let sock = image.with_extension("extra.sock");
+        let _ = std::fs::remove_file(&sock);
+        let log = std::fs::File::create(image.with_extension("extra.log")).ok()?;
+        let child = std::process::Command::new("qemu-nbd")
+            .args(["--persistent", "--shared=4"])
+            .arg(format!("--socket={}", sock.display()))
+            .args(args)
+            .arg(file_arg)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .ok()?;
+        let mut s = ExtraServer {
+            child,
+            uri: format!("nbd+unix:///?socket={}", sock.display()),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sock.exists() {
+            if Instant::now() > deadline || s.child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(s)
+    }
+}
+
+impl Drop for ExtraServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// On an export with a minimum block size (qemu's `blkdebug` filter with
+/// `align=4096` under the raw format), requests whose position or length
+/// is not a multiple of it are `Misaligned` (`EINVAL`) before any I/O,
+/// trim too; memory alignment stays 1. On every export the flags NBD has
+/// no command for (`RWF_NOWAIT`, `RWF_ATOMIC`) are `EOPNOTSUPP`, sync and
+/// async, and a trim where the server takes none (a read-only export) is
+/// `EOPNOTSUPP`.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn misaligned_requests_and_flags_the_server_does_not_take() {
+    let name = "misaligned_requests_and_flags_the_server_does_not_take";
+    let Some(srv) = QemuNbd::start(name, IMG, &["-r"]) else {
+        return;
+    };
+    // Read-only: no trim at all (EOPNOTSUPP, before EROFS), writes EROFS.
+    let ro = connect(&srv);
+    assert!(
+        ro.info().read_only && !ro.info().can_trim,
+        "{:?}",
+        ro.info()
+    );
+    assert_eq!(
+        ro.trim(0, BLK as u64).unwrap_err().errno(),
+        Errno::EOPNOTSUPP
+    );
+    // Flags NBD has no command for, on reads and writes, sync and async.
+    for flag in [IocbFlags::NOWAIT, IocbFlags::ATOMIC] {
+        let mut back = vec![0u8; BLK];
+        let mut dst = IovIter::<Dest, Ubuf>::new(&mut back);
+        let mut k = Kiocb::new_sync(0);
+        k.flags |= flag;
+        let e = ro.direct_io(&mut k, &mut dst).unwrap_err();
+        assert_eq!(e.errno(), Errno::EOPNOTSUPP, "{flag:?}: {e:?}");
+        assert_eq!(dst.count(), BLK);
+        let buf = OwnedIter::<Source, _>::new(AlignedBuf::zeroed(BLK, BLK).unwrap());
+        let (k, _fut) = Kiocb::new_async_with(0, buf);
+        let mut k = k.with_flags(flag);
+        let e = ro.submit(&mut k).unwrap_err();
+        assert_eq!(e.errno(), Errno::EOPNOTSUPP, "{flag:?}: {e:?}");
+        assert!(
+            k.has_completion() && k.buf().is_some(),
+            "the kiocb is intact"
+        );
+    }
+    assert_eq!(ro.commands_in_flight(), 0);
+    drop(ro);
+    // An export with a 4 KiB minimum block size.
+    let json = format!(
+        "json:{{\"driver\":\"raw\",\"file\":{{\"driver\":\"blkdebug\",\"align\":4096,\
+         \"image\":{{\"driver\":\"file\",\"filename\":\"{}\"}}}}}}",
+        srv.file.display()
+    );
+    let Some(aligned) = ExtraServer::start(&srv.file, &["-r"], json) else {
+        return skip(name, "qemu-nbd refuses the blkdebug filter");
+    };
+    let dev = NbdDevice::connect(&aligned.uri).unwrap();
+    eprintln!("blkdebug align=4096 export: {:?}", dev.info());
+    if dev.info().block_min != 4096 {
+        return skip(
+            name,
+            &format!("the export advertises {:?}", dev.info().block_min),
+        );
+    }
+    assert_eq!((dev.dio_align().mem, dev.dio_align().offset), (1, 4096));
+    let mut back = vec![0u8; 3 * BLK];
+    for (pos, len) in [(512u64, BLK), (0, 512), (0, BLK + 512), (100, 100)] {
+        let mut dst = IovIter::<Dest, Ubuf>::new(&mut back[..len]);
+        let e = dev
+            .direct_io(&mut Kiocb::new_sync(pos), &mut dst)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Misaligned {
+                    offset_align: 4096,
+                    ..
+                }
+            ),
+            "{pos}+{len}: {e:?}"
+        );
+        assert_eq!(e.errno(), Errno::EINVAL);
+        assert_eq!(dst.count(), len, "nothing read");
+        let buf = OwnedIter::<Dest, _>::new(AlignedBuf::with_capacity(1, len).unwrap());
+        let (mut k, _fut) = Kiocb::new_async_with(pos, buf);
+        assert!(matches!(dev.submit(&mut k), Err(Error::Misaligned { .. })));
+        assert!(k.has_completion() && k.buf().is_some());
+    }
+    assert_eq!(dev.commands_in_flight(), 0);
+    // Memory alignment is 1: a buffer at an odd address is fine.
+    let mut dst = IovIter::<Dest, Ubuf>::new(&mut back[1..1 + BLK]);
+    assert_eq!(
+        dev.direct_io(&mut Kiocb::new_sync(BLK as u64), &mut dst),
+        Ok(Submitted::Done(BLK))
+    );
+    assert!(back[1..1 + BLK] == pattern(BLK, BLK)[..]);
 }

@@ -160,7 +160,7 @@ fn a_file_area_splits_by_default() {
 fn zero_folios_and_swap_in_fallbacks() {
     let (mem, dev) = device(64, false);
     let z = FolioRef::new(Folio::new(3).unwrap());
-    z.set_flags(PageFlags::DIRTY);
+    z.set_flags(PageFlags::UPTODATE | PageFlags::DIRTY);
     let FolioOut::Zero(range) = dev.swap_writefolio(z, None).unwrap() else {
         panic!("not marked zero")
     };
@@ -197,7 +197,7 @@ fn zero_folios_and_swap_in_fallbacks() {
         } else {
             iov_iter_swap::content::make_page(u64::from(s), SEED)
         };
-        p.set_flags(PageFlags::DIRTY);
+        p.set_flags(PageFlags::UPTODATE | PageFlags::DIRTY);
         small.swap_writepage(p, Slot::new(s), None).unwrap();
     }
     assert!(matches!(

@@ -2,7 +2,10 @@
 //! process paged through a swap device, on a RAM device (deterministic,
 //! faults injectable) and on a real swap file through io_uring. Plus the
 //! kernel behaviour the pager is built on (fault kinds, EEXIST / EAGAIN,
-//! USER_MODE_ONLY, poison), checked on the raw `Uffd`.
+//! USER_MODE_ONLY, poison), checked on the raw `Uffd`. Last, the bad input
+//! of the userfaultfd table in `iov_iter::bad_input`: bad ranges, bad
+//! registrations, missing features, pager configurations and reclaims out
+//! of range, a failed swap-out.
 //!
 //! Every test skips loudly where userfaultfd is unavailable.
 
@@ -21,8 +24,8 @@ use iov_iter_swap::swapio::{IoMode, SwapDevice, SwapError};
 use iov_iter_swap::swapmap::SlotRng;
 use iov_iter_swap::testutil::TestDir;
 use iov_iter_swap::uffd::{
-    AnonRegion, Error, Event, FillFlags, MemfdRegion, Options, PageState, Pager, PagerConfig,
-    PagerError, PagerStats, RegionKind, RegisterMode, Uffd,
+    AnonRegion, Error, Event, Features, FillFlags, MemfdRegion, Options, PageState, Pager,
+    PagerConfig, PagerError, PagerStats, Range, RegionKind, RegisterMode, Uffd,
 };
 use rustix::io::Errno;
 
@@ -641,5 +644,319 @@ fn user_mode_only_kernel_access_is_efault() {
     }) {
         Ok(u) => assert!(!u.user_mode_only()),
         Err(e) => eprintln!("plain userfaultfd refused here: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bad input: the rows of the userfaultfd table in `iov_iter::bad_input`.
+
+/// Ranges that are not page aligned, empty or wrap the address space are
+/// `BadRange` (`EINVAL`, what `UFFDIO_REGISTER` answers for them), before
+/// any syscall; so are regions of such a length.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn unaligned_empty_or_wrapping_ranges_are_einval() {
+    let ps = PAGE_SIZE;
+    for (start, len) in [
+        (ps + 1, ps),
+        (ps, ps - 1),
+        (ps, 0),
+        (0, 0),
+        (usize::MAX - ps + 1, ps),
+        (ps, usize::MAX - ps + 1),
+    ] {
+        let e = Range::new(start, len).unwrap_err();
+        assert_eq!(e, Error::BadRange { start, len });
+        assert_eq!(e.errno(), Errno::INVAL);
+    }
+    assert_eq!(Range::new(ps, ps).map(|r| r.end()), Ok(2 * ps));
+    for len in [0, 1, ps + 1] {
+        assert_eq!(
+            AnonRegion::new(len).unwrap_err(),
+            Error::BadRange { start: 0, len }
+        );
+        assert_eq!(
+            MemfdRegion::new("bad-len", len).unwrap_err(),
+            Error::BadRange { start: 0, len }
+        );
+    }
+    // A fill whose destination or length is not page aligned, or empty.
+    let Some(uffd) = uffd_or_skip("unaligned fills") else {
+        return;
+    };
+    let region = AnonRegion::new(2 * ps).unwrap();
+    region.register(&uffd, RegisterMode::MISSING).unwrap();
+    let base = region.as_ptr() as usize;
+    let src = vec![1u8; 2 * ps];
+    for (dst, len) in [(base + 8, ps), (base, ps + 8), (base, 0)] {
+        let e = uffd.copy(dst, &src[..len], FillFlags::empty()).unwrap_err();
+        assert_eq!(e, Error::BadRange { start: dst, len });
+    }
+    // Nothing was mapped: a full copy still finds both pages missing.
+    assert_eq!(uffd.copy(base, &src, FillFlags::empty()), Ok(2 * ps));
+}
+
+/// Sub-ranges of a region that leave it (or overflow computing it) are
+/// `BadRange` before any syscall: nothing outside the region is dropped,
+/// punched or zapped, and nothing inside either.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_range_outside_the_region_is_einval_and_touches_nothing() {
+    let ps = PAGE_SIZE;
+    let anon = AnonRegion::new(4 * ps).unwrap();
+    // SAFETY: page 3 of a live, unregistered region of ours.
+    unsafe { anon.as_ptr().add(3 * ps).write_volatile(0x33) };
+    for (first, count) in [
+        (3, 2),
+        (4, 1),
+        (0, 5),
+        (0, 0),
+        (usize::MAX, 1),
+        (1, usize::MAX),
+    ] {
+        assert!(
+            matches!(anon.pages(first, count), Err(Error::BadRange { .. })),
+            "pages({first}, {count})"
+        );
+    }
+    assert_eq!(anon.pages(0, 4), Ok(anon.range()));
+    let end = anon.range().end();
+    for r in [
+        Range::new(end, ps).unwrap(),
+        Range::new(end - ps, 2 * ps).unwrap(),
+        Range::new(anon.range().start() - ps, 2 * ps).unwrap(),
+    ] {
+        let e = anon.drop_pages(r).unwrap_err();
+        assert_eq!(
+            e,
+            Error::BadRange {
+                start: r.start(),
+                len: r.len()
+            }
+        );
+        assert_eq!(e.errno(), Errno::INVAL);
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { anon.as_ptr().add(3 * ps).read_volatile() }, 0x33);
+
+    let memfd = MemfdRegion::new("outside", 4 * ps).unwrap();
+    // SAFETY: the alias of a live, unregistered memfd of ours.
+    unsafe { memfd.alias_ptr().add(3 * ps).write_volatile(0x44) };
+    assert!(matches!(
+        memfd.user_pages(3, 2),
+        Err(Error::BadRange { .. })
+    ));
+    for (offset, len) in [
+        (4 * ps, ps),
+        (3 * ps, 2 * ps),
+        (ps, 0),
+        (1, ps),
+        (usize::MAX - ps + 1, ps),
+    ] {
+        assert!(
+            matches!(memfd.punch_hole(offset, len), Err(Error::BadRange { .. })),
+            "punch_hole({offset}, {len})"
+        );
+    }
+    let outside = Range::new(memfd.user_range().end(), ps).unwrap();
+    assert!(matches!(
+        memfd.zap_user(outside),
+        Err(Error::BadRange { .. })
+    ));
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { memfd.alias_ptr().add(3 * ps).read_volatile() },
+        0x44
+    );
+}
+
+/// `UFFDIO_REGISTER` of a range no process can map (below
+/// `vm.mmap_min_addr`, or past the user address space), or with no mode,
+/// is the kernel's `EINVAL`, typed.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn registering_a_range_nobody_can_map_or_no_mode_is_the_kernels_einval() {
+    let Some(uffd) = uffd_or_skip("bad registrations") else {
+        return;
+    };
+    let ps = PAGE_SIZE;
+    let high = Range::new(1usize << 63, ps).unwrap();
+    // SAFETY: nothing is (or can be) mapped at a non-canonical address, so
+    // no memory of anyone's is registered; the kernel refuses it.
+    let e = unsafe { uffd.register(high, RegisterMode::MISSING) }.unwrap_err();
+    assert_eq!(
+        e,
+        Error::Os {
+            op: "UFFDIO_REGISTER",
+            errno: Errno::INVAL
+        }
+    );
+    assert_eq!(e.errno(), Errno::INVAL);
+    let low = Range::new(ps, ps).unwrap();
+    // SAFETY: page 1 is below every vm.mmap_min_addr Linux ships with
+    // (4096 at the least), so it is never mapped: nobody's memory.
+    let e = unsafe { uffd.register(low, RegisterMode::MISSING) }.unwrap_err();
+    eprintln!("UFFDIO_REGISTER of page 1: {e}");
+    assert!(
+        matches!(e, Error::Os { errno, .. } if errno == Errno::INVAL || errno == Errno::NOMEM),
+        "{e:?}"
+    );
+    let region = AnonRegion::new(ps).unwrap();
+    for mode in [
+        RegisterMode::empty(),
+        RegisterMode::from_bits_retain(1 << 20),
+    ] {
+        let e = region.register(&uffd, mode).unwrap_err();
+        assert_eq!(e.errno(), Errno::INVAL, "{mode:?}: {e:?}");
+    }
+    // Still unregistered: a plain write does not fault into anyone.
+    // SAFETY: the live, unregistered region of ours.
+    unsafe { region.as_ptr().write_volatile(1) };
+}
+
+/// Features the kernel does not offer are refused with the reason
+/// (`Unsupported`, `EOPNOTSUPP`), which the pager reports as "unavailable
+/// here" (tests and the demo then skip loudly, saying why); `UFFDIO_POISON`
+/// without `UFFD_FEATURE_POISON` is refused the same way.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn unsupported_features_are_refused_saying_why() {
+    let Some(uffd) = uffd_or_skip("unsupported features") else {
+        return;
+    };
+    let unknown = Features::from_bits_retain(1 << 63);
+    let e = Uffd::open_with(Options {
+        required: unknown,
+        ..Options::default()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::Unsupported(why) if !why.is_empty()),
+        "{e:?}"
+    );
+    assert_eq!(e.errno(), Errno::OPNOTSUPP);
+    assert!(PagerError::Uffd(e).is_unavailable());
+    for (op, errno, unavailable) in [
+        ("userfaultfd", Errno::NOSYS, true),
+        ("userfaultfd", Errno::PERM, true),
+        ("UFFDIO_API", Errno::INVAL, true),
+        ("UFFDIO_COPY", Errno::FAULT, false),
+    ] {
+        let e = PagerError::Uffd(Error::Os { op, errno });
+        assert_eq!(e.is_unavailable(), unavailable, "{e}");
+    }
+    assert!(
+        !PagerError::Swap(SwapError::BadSlot(iov_iter_swap::swapmap::Slot::new(1)))
+            .is_unavailable()
+    );
+    let region = AnonRegion::new(PAGE_SIZE).unwrap();
+    region.register(&uffd, RegisterMode::MISSING).unwrap();
+    let r = uffd.poison(region.range(), FillFlags::empty());
+    if uffd.available_features().contains(Features::POISON) {
+        assert_eq!(r, Ok(PAGE_SIZE));
+    } else {
+        assert!(matches!(r, Err(Error::Unsupported(_))), "{r:?}");
+    }
+}
+
+/// A pager configuration out of range: no pages, no read attempts, no
+/// writeback, more pages than slots are refused before anything is mapped
+/// (`PagerError::Unsupported`, saying which); a fault-around past the
+/// region's end (`usize::MAX`) is cut at the end; reclaim requests naming
+/// pages outside the region (`usize::MAX` included) or twice skip those
+/// pages.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn pager_configs_and_reclaims_out_of_range() {
+    for (pages, read_attempts, writeback_max, slots) in
+        [(0, 3, 8, 64), (8, 0, 8, 64), (8, 3, 0, 64), (64, 3, 8, 8)]
+    {
+        let (_mem, dev) = ram_device(slots);
+        let mut cfg = PagerConfig::new(RegionKind::Anon, pages);
+        cfg.read_attempts = read_attempts;
+        cfg.writeback_max = writeback_max;
+        match Pager::new(cfg, dev, init) {
+            Err(PagerError::Unsupported(why)) => eprintln!("refused: {why}"),
+            Err(e) if e.is_unavailable() => {
+                eprintln!("\n***** SKIPPED pager configs: {e} *****\n");
+                return;
+            }
+            other => panic!("{cfg:?}: {other:?}"),
+        }
+    }
+    let (_mem, dev) = ram_device(64);
+    let mut cfg = PagerConfig::new(RegionKind::Anon, 16);
+    cfg.fault_around = usize::MAX;
+    cfg.fault_around_max = usize::MAX;
+    let Some(pager) = pager_or_skip(cfg, dev, "pager configs") else {
+        return;
+    };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let server = s.spawn(|| pager.serve(&stop));
+        let o = pager.reclaim(&[usize::MAX, 0, 16, 17, 1, 1, usize::MAX - 1, 2]);
+        assert_eq!((o.swapped, o.skipped, o.failed), (3, 5, 0), "{o:?}");
+        let all: Vec<usize> = (3..16).collect();
+        assert_eq!(pager.reclaim(&all).swapped, 13);
+        // One fault brings the rest of the region in with it.
+        let mut buf = Box::new([0u8; PAGE_SIZE]);
+        pager.read_page(0, &mut buf);
+        assert_eq!(verify(0, &buf), Ok(()));
+        for i in 0..16 {
+            pager.read_page(i, &mut buf);
+            assert_eq!(verify(i, &buf), Ok(()), "page {i}");
+        }
+        stop.store(true, Ordering::Release);
+        server.join().unwrap().unwrap();
+    });
+    let s = pager.stats();
+    assert_eq!(s.fault_around, 15, "{s:?}");
+    assert_eq!(s.reclaim_skipped, 5, "{s:?}");
+    assert_eq!(pager.resident_pages(), 16);
+}
+
+/// A swap-out whose write fails leaves the page resident with its bytes
+/// (the slot freed); a later reclaim of it succeeds.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_failed_swap_out_leaves_the_page_resident_with_its_bytes() {
+    for kind in [RegionKind::Anon, RegionKind::Memfd] {
+        let (mem, dev) = ram_device(64);
+        let Some(pager) = pager_or_skip(PagerConfig::new(kind, 8), dev, "failed swap-out") else {
+            return;
+        };
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let server = s.spawn(|| pager.serve(&stop));
+            mem.inject(FaultPlan::next(1, Fault::EIO).writes_only());
+            let o = pager.reclaim(&[3, 4]);
+            assert_eq!(
+                (o.swapped, o.failed),
+                (0, 2),
+                "{kind}: one kiocb for both: {o:?}"
+            );
+            assert_eq!(pager.page_state(3), PageState::Resident);
+            assert_eq!(pager.device().used_slots(), 0, "slots freed");
+            let mut buf = Box::new([0u8; PAGE_SIZE]);
+            for i in [3, 4] {
+                pager.read_page(i, &mut buf);
+                assert_eq!(verify(i, &buf), Ok(()), "{kind}");
+            }
+            assert_eq!(pager.reclaim(&[3, 4]).swapped, 2);
+            assert_eq!(pager.page_state(4), PageState::Swapped);
+            for i in [3, 4] {
+                pager.read_page(i, &mut buf);
+                assert_eq!(verify(i, &buf), Ok(()), "{kind}");
+            }
+            stop.store(true, Ordering::Release);
+            server.join().unwrap().unwrap();
+        });
+        let s = pager.stats();
+        assert_eq!(
+            (s.reclaim_failed, s.reclaimed, s.poisoned),
+            (2, 2, 0),
+            "{kind}: {s:?}"
+        );
+        assert_eq!(pager.device().counters().write_errors, 1);
     }
 }

@@ -48,6 +48,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// The errno: the kernel's for [`Error::Os`]; `EEXIST`, `EAGAIN`;
+    /// `EINVAL` for a bad range (what the `UFFDIO_*` ioctls answer for
+    /// one); `EOPNOTSUPP` for something the kernel lacks.
+    pub fn errno(&self) -> Errno {
+        match self {
+            Error::Os { errno, .. } => *errno,
+            Error::Exists => Errno::EXIST,
+            Error::Again { .. } => Errno::AGAIN,
+            Error::BadRange { .. } => Errno::INVAL,
+            Error::Unsupported(_) => Errno::OPNOTSUPP,
+        }
+    }
+
     pub(crate) fn os(op: &'static str) -> impl FnOnce(Errno) -> Error {
         move |errno| Error::Os { op, errno }
     }
