@@ -66,53 +66,22 @@ esac
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
 
-# --- Tools -----------------------------------------------------------------
-if ! command -v fio >/dev/null 2>&1; then
-    echo "fio not found: installing it (apt-get)"
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    $SUDO apt-get update && $SUDO apt-get install -y fio
-fi
-command -v python3 >/dev/null 2>&1 || { echo "fio_compare.sh: python3 is needed to read fio's JSON" >&2; exit 1; }
+# --- Tools, binaries, the file ---------------------------------------------
+. benches/common.sh
+bench_tools fio_compare.sh
 FIO_VERSION=$(fio --version)
-
-TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-echo "building the swap demo and dio_bench (release)..."
-cargo build --release -p iov-iter-swap --bin swap --quiet
-cargo build --release --example dio_bench --quiet
-BIN="$TARGET_DIR/release/swap"
-DIO="$TARGET_DIR/release/examples/dio_bench"
-
-# --- The file --------------------------------------------------------------
+bench_build
 if [ -z "$FILE" ]; then
     FILE="$TARGET_DIR/fio-compare/bench-$SIZE.swap"
 fi
-DIR=$(dirname "$FILE")
-mkdir -p "$DIR"
-FSTYPE=$(df --output=fstype "$DIR" | tail -1 | tr -d ' ')
-if [ "$FSTYPE" = "tmpfs" ] || [ "$FSTYPE" = "ramfs" ]; then
-    echo "fio_compare.sh: $DIR is on $FSTYPE, which has no O_DIRECT; use --file on a disk filesystem" >&2
-    exit 1
-fi
-PROBE="$DIR/.odirect-probe-$$"
-if ! dd if=/dev/zero of="$PROBE" bs=4096 count=1 oflag=direct status=none 2>/dev/null; then
-    rm -f "$PROBE"
-    echo "fio_compare.sh: O_DIRECT is refused in $DIR ($FSTYPE); use --file elsewhere" >&2
-    exit 1
-fi
-rm -f "$PROBE"
+bench_check_dir fio_compare.sh
 
 if [ -z "$OUT" ]; then
     OUT="$TARGET_DIR/fio-compare/run-$(date +%Y%m%d-%H%M%S)"
 fi
 mkdir -p "$OUT"
 
-echo "preparing $FILE ($SIZE; created and zero-filled if missing)..."
-"$BIN" bench --file "$FILE" --size "$SIZE" --prepare --json >"$OUT/area.json" 2>"$OUT/area.log" || {
-    cat "$OUT/area.log" >&2
-    exit 1
-}
-cat "$OUT/area.log"
+bench_prepare "$SIZE"
 read -r USABLE DIO_MEM DIO_OFF < <(python3 -c '
 import json, sys
 a = json.load(open(sys.argv[1]))
@@ -186,32 +155,32 @@ done
 # Plugged swap-out with 8 kiocbs of 32 pages in flight, against fio writing
 # 128 KiB blocks (32 pages) at QD8 on io_uring: the same bytes per I/O and
 # the same depth.
-echo "swapout-plugged-async-qd8:"
-plugged_fio() {
-    echo "  fio:  --rw=randwrite --bs=128k --ioengine=io_uring --iodepth=8 --runtime=$TIME"
-    fio --name=plugged128k --rw=randwrite --ioengine=io_uring --iodepth=8 "${FIO_COMMON[@]}" --bs=128k \
-        >"$OUT/fio-plugged128k.json" 2>"$OUT/fio-plugged128k.log" || {
-        cat "$OUT/fio-plugged128k.log" >&2
-        echo "fio_compare.sh: fio plugged128k failed" >&2
+# fio on io_uring at DEPTH with BS blocks, as job NAME (fio-NAME.json).
+fio_extra() { # name rw bs depth [extra fio args...]
+    local name=$1 rw=$2 bs=$3 depth=$4
+    shift 4
+    echo "  fio:  --rw=$rw --bs=$bs --ioengine=io_uring --iodepth=$depth $*"
+    fio --name="$name" --rw="$rw" --ioengine=io_uring --iodepth="$depth" "${FIO_COMMON[@]}" --bs="$bs" "$@" \
+        >"$OUT/fio-$name.json" 2>"$OUT/fio-$name.log" || {
+        cat "$OUT/fio-$name.log" >&2
+        echo "fio_compare.sh: fio $name failed" >&2
         exit 1
     }
 }
-if [ "$FIO_FIRST" = 1 ]; then plugged_fio; ours swapout-plugged-async-qd8; else ours swapout-plugged-async-qd8; plugged_fio; fi
+# A multi-page case of ours against fio at QD8, in the run's order.
+pair_qd8() { # case name rw bs
+    echo "$1:"
+    if [ "$FIO_FIRST" = 1 ]; then fio_extra "$2" "$3" "$4" 8; ours "$1"; else ours "$1"; fio_extra "$2" "$3" "$4" 8; fi
+}
+# Plugged swap-out with 8 kiocbs of 32 pages in flight, against fio writing
+# 128 KiB blocks (32 pages) at QD8: the same bytes per I/O and the same
+# depth.
+pair_qd8 swapout-plugged-async-qd8 plugged128k randwrite 128k
 # Readahead swap-in (page-cluster 3: aligned clusters of 8 slots, one
 # kiocb each, the rest of the cluster taken from the swap cache), 8
-# clusters in flight, against fio reading 32 KiB blocks (8 pages) at QD8 on
-# io_uring, compared in pages per second (fio's IOPS × 8).
-echo "swapin-readahead-async-qd8:"
-readahead_fio() {
-    echo "  fio:  --rw=randread --bs=32k --ioengine=io_uring --iodepth=8 --runtime=$TIME"
-    fio --name=readahead32k --rw=randread --ioengine=io_uring --iodepth=8 "${FIO_COMMON[@]}" --bs=32k \
-        >"$OUT/fio-readahead32k.json" 2>"$OUT/fio-readahead32k.log" || {
-        cat "$OUT/fio-readahead32k.log" >&2
-        echo "fio_compare.sh: fio readahead32k failed" >&2
-        exit 1
-    }
-}
-if [ "$FIO_FIRST" = 1 ]; then readahead_fio; ours swapin-readahead-async-qd8; else ours swapin-readahead-async-qd8; readahead_fio; fi
+# clusters in flight, against fio reading 32 KiB blocks (8 pages) at QD8;
+# compared in pages per second (fio's IOPS × 8).
+pair_qd8 swapin-readahead-async-qd8 readahead32k randread 32k
 
 # Raw DirectIo::submit on io_uring (examples/dio_bench.rs): registered
 # buffers and files against fio's --fixedbufs --registerfiles, plain 4 KiB
@@ -222,17 +191,6 @@ dio_run() { # case
     "$DIO" "$FILE" "$1" "$TIME" >"$OUT/dio-$1.json" 2>"$OUT/dio-$1.log" || {
         cat "$OUT/dio-$1.log" >&2
         echo "fio_compare.sh: dio_bench $1 failed" >&2
-        exit 1
-    }
-}
-fio_extra() { # name rw bs depth [extra fio args...]
-    local name=$1 rw=$2 bs=$3 depth=$4
-    shift 4
-    echo "  fio:  --rw=$rw --bs=$bs --ioengine=io_uring --iodepth=$depth $*"
-    fio --name="$name" --rw="$rw" --ioengine=io_uring --iodepth="$depth" "${FIO_COMMON[@]}" --bs="$bs" "$@" \
-        >"$OUT/fio-$name.json" 2>"$OUT/fio-$name.log" || {
-        cat "$OUT/fio-$name.log" >&2
-        echo "fio_compare.sh: fio $name failed" >&2
         exit 1
     }
 }

@@ -67,47 +67,17 @@ done
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
 
-if ! command -v fio >/dev/null 2>&1; then
-    echo "fio not found: installing it (apt-get)"
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    $SUDO apt-get update && $SUDO apt-get install -y fio
-fi
-command -v python3 >/dev/null 2>&1 || { echo "qd_sweep.sh: python3 is needed" >&2; exit 1; }
-
-TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-echo "building dio_bench and the swap demo (release)..."
-cargo build --release --example dio_bench --quiet
-cargo build --release -p iov-iter-swap --bin swap --quiet
-DIO="$TARGET_DIR/release/examples/dio_bench"
-BIN="$TARGET_DIR/release/swap"
-
+. benches/common.sh
+bench_tools qd_sweep.sh
+bench_build
 [ -n "$FILE" ] || FILE="$TARGET_DIR/fio-compare/bench-1G.swap"
-DIR=$(dirname "$FILE")
-mkdir -p "$DIR"
-FSTYPE=$(df --output=fstype "$DIR" | tail -1 | tr -d ' ')
-if [ "$FSTYPE" = "tmpfs" ] || [ "$FSTYPE" = "ramfs" ]; then
-    echo "qd_sweep.sh: $DIR is on $FSTYPE, which has no O_DIRECT; use --file on a disk filesystem" >&2
-    exit 1
-fi
-PROBE="$DIR/.odirect-probe-$$"
-if ! dd if=/dev/zero of="$PROBE" bs=4096 count=1 oflag=direct status=none 2>/dev/null; then
-    rm -f "$PROBE"
-    echo "qd_sweep.sh: O_DIRECT is refused in $DIR ($FSTYPE); use --file elsewhere" >&2
-    exit 1
-fi
-rm -f "$PROBE"
+bench_check_dir qd_sweep.sh
 
 [ -n "$OUT" ] || OUT="$TARGET_DIR/bench-plots/qd-sweep"
 mkdir -p "$OUT"
 rm -f "$OUT"/ours-*.json "$OUT"/fio-*.json "$OUT"/swap-*.json "$OUT"/*.log
 
-echo "preparing $FILE (1G, created and zero-filled if missing)..."
-"$BIN" bench --file "$FILE" --size 1G --prepare --json >"$OUT/area.json" 2>"$OUT/area.log" || {
-    cat "$OUT/area.log" >&2
-    exit 1
-}
-cat "$OUT/area.log"
+bench_prepare 1G
 SIZE=$(stat -c %s "$FILE")
 # dio_bench's offsets: 4096 + k * 4096 for k < (size - 4096) / 4096.
 REGION=$(((SIZE - 4096) / 4096 * 4096))
