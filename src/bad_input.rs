@@ -7,6 +7,22 @@
 //! nothing: the iterator, the kiocb and the memory are as they were (the
 //! tests check that too).
 //!
+//! For example, a revert by more than was consumed changes nothing and
+//! says why, with the kernel's errno:
+//!
+//! ```
+//! use iov_iter::{Errno, Error, IovIter, Kvec, Source};
+//!
+//! let data = [1u8; 8];
+//! let segs = [iov_iter::IoSeg::new(&data)];
+//! let mut it = IovIter::<Source, Kvec>::new(&segs);
+//! it.advance(3);
+//! let e = it.revert(4).unwrap_err();
+//! assert!(matches!(e, Error::RevertPastStart { requested: 4, consumed: 3 }));
+//! assert_eq!(e.errno(), Errno::EINVAL);
+//! assert_eq!(it.count(), 5); // as it was
+//! ```
+//!
 //! Test names are `file`: `function`; run one with
 //! `cargo test --all-features --test <file> <function>`, the swap example's
 //! with `cargo test -p iov-iter-swap <function>`. Tests marked † make

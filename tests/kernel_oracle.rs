@@ -30,9 +30,8 @@ use std::cmp::min;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::OwnedFd;
 
-use iov_iter::{
-    Dest, Error, IoSeg, IoSegMut, IovIter, Iovec, Kind, Kvec, MAX_RW_COUNT, Source, UIO_MAXIOV,
-};
+use iov_iter::{Dest, Direction, IoSeg, IoSegMut, IovIter, Iovec, Kind, Kvec, Source, UIO_MAXIOV};
+use iov_iter_model::{Amt, Layout, Model, PosOp, canary, random_vec, split_spans};
 use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestCaseError};
 use rustix::fs::{MemfdFlags, ftruncate, memfd_create};
@@ -45,38 +44,8 @@ type TestResult<T = ()> = Result<T, TestCaseError>;
 
 // ---------------------------------------------------------------- layouts
 
-/// Segments inside one buffer: `lead` bytes before the first, then for each
-/// segment a gap and a length. Gaps and lengths are often odd, so segments
-/// start at odd addresses.
-#[derive(Debug, Clone)]
-struct Layout {
-    lead: usize,
-    segs: Vec<(usize, usize)>,
-}
-
-impl Layout {
-    /// `(start in buffer, len)` of every segment, in order, disjoint.
-    fn spans(&self) -> Vec<(usize, usize)> {
-        let mut at = self.lead;
-        self.segs
-            .iter()
-            .map(|&(gap, len)| {
-                let start = at + gap;
-                at = start + len;
-                (start, len)
-            })
-            .collect()
-    }
-
-    fn total(&self) -> usize {
-        self.segs.iter().map(|s| s.1).sum()
-    }
-
-    /// Buffer length: the segments plus a few trailing canary bytes.
-    fn buf_len(&self) -> usize {
-        self.lead + self.segs.iter().map(|s| s.0 + s.1).sum::<usize>() + 7
-    }
-}
+/// Trailing canary bytes after a layout's last segment.
+const TAIL: usize = 7;
 
 fn seg_len() -> impl Strategy<Value = usize> {
     prop_oneof![
@@ -104,6 +73,9 @@ fn nr_segs() -> impl Strategy<Value = usize> {
     ]
 }
 
+/// Segments inside one buffer: `lead` bytes before the first, then for each
+/// segment a gap and a length, then [`TAIL`] bytes. Gaps and lengths are
+/// often odd, so segments start at odd addresses.
 fn layout() -> impl Strategy<Value = Layout> {
     (0..8usize, nr_segs())
         .prop_flat_map(|(lead, n)| (Just(lead), proptest::collection::vec((gap(), seg_len()), n)))
@@ -115,7 +87,11 @@ fn layout() -> impl Strategy<Value = Layout> {
                 s.1 = min(s.1, MAX_TOTAL - total);
                 total += s.1;
             }
-            Layout { lead, segs }
+            Layout {
+                lead,
+                segs,
+                tail: TAIL,
+            }
         })
 }
 
@@ -160,50 +136,6 @@ fn file_off() -> impl Strategy<Value = u64> {
 }
 
 // ---------------------------------------------------------------- helpers
-
-/// Deterministic pseudo-random bytes (xorshift64*), eight at a time.
-fn fill_random(seed: u64, buf: &mut [u8]) {
-    let mut x = seed | 1;
-    for chunk in buf.chunks_mut(8) {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        let v = x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
-        chunk.copy_from_slice(&v[..chunk.len()]);
-    }
-}
-
-fn random_vec(seed: u64, len: usize) -> Vec<u8> {
-    let mut v = vec![0; len];
-    fill_random(seed, &mut v);
-    v
-}
-
-/// A position-dependent canary, so a byte written to the wrong place is seen
-/// even when it happens to equal a constant canary.
-fn canary_vec(len: usize) -> Vec<u8> {
-    // Built by doubling (memcpy), not byte by byte: the tests run unoptimised.
-    let mut v: Vec<u8> = (0..=255u8).map(|i| i.wrapping_mul(151) ^ 0x5a).collect();
-    while v.len() < len {
-        v.extend_from_within(..);
-    }
-    v.truncate(len);
-    v
-}
-
-/// Splits `buf` into the disjoint, ascending `spans`.
-fn split_spans<'b>(mut buf: &'b mut [u8], spans: &[(usize, usize)]) -> Vec<&'b mut [u8]> {
-    let mut at = 0;
-    let mut out = Vec::with_capacity(spans.len());
-    for &(start, len) in spans {
-        let (_, rest) = buf.split_at_mut(start - at);
-        let (seg, rest) = rest.split_at_mut(len);
-        out.push(seg);
-        buf = rest;
-        at = start + len;
-    }
-    out
-}
 
 /// The spans restricted to the stream range `[from, to)` of their
 /// concatenation: the layout a kernel iovec has once `from` bytes have been
@@ -339,7 +271,7 @@ fn check_copy_to_iter(
 ) -> TestResult {
     let spans = layout.spans();
     let src = random_vec(seed, src_len.of(layout.total()));
-    let mut ours = canary_vec(layout.buf_len());
+    let mut ours = canary(0, layout.buf_len());
     let mut kernel = ours.clone();
 
     let mut segs: Vec<IoSegMut<'_>> = split_spans(&mut ours, &spans)
@@ -372,7 +304,7 @@ fn check_copy_from_iter(
     let total = layout.total();
     let buf = random_vec(seed, layout.buf_len());
     let dst_len = dst_len.of(total);
-    let mut out = canary_vec(dst_len + 64);
+    let mut out = canary(0, dst_len + 64);
 
     let segs: Vec<IoSeg<'_>> = spans
         .iter()
@@ -399,8 +331,8 @@ fn check_copy_from_iter(
     pread_exact(&fd, &mut written, off);
     prop_assert_eq!(copied, min(dst_len, ret));
     assert_same_image(&out[..copied], &written[..copied], "copied-out bytes")?;
-    let canary = canary_vec(out.len());
-    assert_same_image(&out[copied..], &canary[copied..], "bytes past the copy")
+    let fresh = canary(0, out.len());
+    assert_same_image(&out[copied..], &fresh[copied..], "bytes past the copy")
 }
 
 proptest! {
@@ -437,26 +369,10 @@ proptest! {
 
 // ---------------------------------------- (c) position ops, partial copies
 
-/// An amount resolved against the state when the op runs: a fraction of a
-/// base (the bytes consumed for a revert, what is left for the others), just
-/// past the base (invalid for revert / reexpand), or a small absolute value.
-#[derive(Debug, Clone, Copy)]
-enum Amt {
-    Permille(u16),
-    Over(u16),
-    Abs(u16),
-}
-
-impl Amt {
-    fn of(self, base: usize) -> usize {
-        match self {
-            Amt::Permille(p) => base * p as usize / 1000,
-            Amt::Over(k) => base + 1 + k as usize,
-            Amt::Abs(k) => k as usize,
-        }
-    }
-}
-
+/// An amount resolved against the state when the op runs: the base is the
+/// bytes consumed for a revert, what the segments still hold for a
+/// reexpand, `count` for the others; `Over` is invalid for revert /
+/// reexpand.
 fn amt() -> impl Strategy<Value = Amt> {
     prop_oneof![
         4 => (0..=1000u16).prop_map(Amt::Permille),
@@ -466,174 +382,111 @@ fn amt() -> impl Strategy<Value = Amt> {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum PosOp {
-    Advance(Amt),
-    Revert(Amt),
-    /// A revert above `MAX_RW_COUNT`.
-    RevertHuge,
-    Truncate(Amt),
-    TruncateMax,
-    Reexpand(Amt),
+enum Op {
+    /// Advance, revert (valid, past the start, above `MAX_RW_COUNT`),
+    /// truncate, reexpand.
+    Pos(PosOp),
+    /// A copy of an amount of `count`.
     Copy(Amt),
 }
 
-fn pos_op() -> impl Strategy<Value = PosOp> {
+fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => amt().prop_map(PosOp::Advance),
-        3 => amt().prop_map(PosOp::Revert),
-        1 => Just(PosOp::RevertHuge),
-        2 => amt().prop_map(PosOp::Truncate),
-        1 => Just(PosOp::TruncateMax),
-        2 => amt().prop_map(PosOp::Reexpand),
-        3 => amt().prop_map(PosOp::Copy),
+        3 => amt().prop_map(|a| Op::Pos(PosOp::Advance(a))),
+        3 => amt().prop_map(|a| Op::Pos(PosOp::Revert(a))),
+        1 => Just(Op::Pos(PosOp::RevertHuge)),
+        2 => amt().prop_map(|a| Op::Pos(PosOp::Truncate(a))),
+        1 => Just(Op::Pos(PosOp::TruncateMax)),
+        2 => amt().prop_map(|a| Op::Pos(PosOp::Reexpand(a))),
+        3 => amt().prop_map(Op::Copy),
     ]
 }
 
-/// Where the stream stands: bytes consumed and `count`.
-#[derive(Debug, Clone, Copy)]
-struct Pos {
-    pos: usize,
-    count: usize,
-    total: usize,
-}
-
-/// Applies one position op (not `Copy`) to the iterator and to `m`,
-/// checking the result against the model.
-fn apply_pos_op<D: iov_iter::Direction, K: Kind>(
+/// Position op `i` on `it` and on its model `m`, checking the result.
+fn pos_op<D: Direction, K: Kind>(
     it: &mut IovIter<'_, D, K>,
-    m: &mut Pos,
-    op: PosOp,
+    m: &mut Model,
+    p: PosOp,
+    i: usize,
 ) -> TestResult {
-    match op {
-        PosOp::Advance(a) => {
-            let n = a.of(m.count);
-            it.advance(n);
-            let k = min(n, m.count);
-            m.pos += k;
-            m.count -= k;
-        }
-        PosOp::Revert(_) | PosOp::RevertHuge => {
-            let n = match op {
-                PosOp::Revert(a) => a.of(m.pos),
-                _ => MAX_RW_COUNT + 1,
-            };
-            let expected = if n > MAX_RW_COUNT {
-                Err(Error::RevertTooLarge(n))
-            } else if n > m.pos {
-                Err(Error::RevertPastStart {
-                    requested: n,
-                    consumed: m.pos,
-                })
-            } else {
-                Ok(())
-            };
-            prop_assert_eq!(it.revert(n), expected);
-            if expected.is_ok() {
-                m.pos -= n;
-                m.count += n;
-            }
-        }
-        PosOp::Truncate(_) | PosOp::TruncateMax => {
-            let limit = match op {
-                PosOp::Truncate(a) => a.of(m.count) as u64,
-                _ => u64::MAX,
-            };
-            it.truncate(limit);
-            m.count = min(m.count as u64, limit) as usize;
-        }
-        PosOp::Reexpand(a) => {
-            let avail = m.total - m.pos;
-            let n = a.of(avail);
-            let expected = if n > avail {
-                Err(Error::ReexpandPastEnd {
-                    requested: n,
-                    available: avail,
-                })
-            } else {
-                Ok(())
-            };
-            prop_assert_eq!(it.reexpand(n), expected);
-            if expected.is_ok() {
-                m.count = n;
-            }
-        }
-        PosOp::Copy(_) => unreachable!("copies are direction-specific"),
-    }
+    let step = p.resolve(m);
+    let (got, want) = m.step(it, step);
+    prop_assert_eq!(got, want, "op {}: {:?}", i, step);
     Ok(())
 }
 
+/// The stream position after op `i`: `count` and `capacity`.
+fn check_pos<D: Direction, K: Kind>(it: &IovIter<'_, D, K>, m: &Model, i: usize) -> TestResult {
+    prop_assert_eq!(it.count(), m.count, "op {}: count", i);
+    prop_assert_eq!(it.capacity(), m.total - m.pos, "op {}: capacity", i);
+    Ok(())
+}
+
+/// Runs `ops` on `it` and on its model `m`. Only the model's stream
+/// position (`pos`, `count`, `total`) is checked: the kernel decides where
+/// the bytes go.
 fn check_ops_dest<K: Kind>(
     mut it: IovIter<'_, Dest, K>,
+    mut m: Model,
     kernel: &mut [u8],
     spans: &[(usize, usize)],
-    ops: &[PosOp],
+    ops: &[Op],
     seed: u64,
 ) -> TestResult {
-    let total = spans.iter().map(|s| s.1).sum();
-    let mut m = Pos {
-        pos: 0,
-        count: total,
-        total,
-    };
     let fd = memfd();
     // The last op copies whatever is left (and a bit more).
-    let last = PosOp::Copy(Amt::Over(3));
+    let last = Op::Copy(Amt::Over(3));
     for (i, &op) in ops.iter().chain([&last]).enumerate() {
-        if let PosOp::Copy(a) = op {
-            let src = random_vec(seed ^ (i as u64).wrapping_mul(0x9e37_79b9), a.of(m.count));
-            let k = it.copy_to_iter(&src);
-            // The kernel: the same data as a file, read into the layout
-            // sliced at [pos, pos + count).
-            ftruncate(&fd, 0).expect("ftruncate");
-            pwrite_all(&fd, &src, 0);
-            let ret = kernel_preadv(&fd, kernel, &trim(spans, m.pos, m.pos + m.count), 0);
-            prop_assert_eq!(k, ret, "op {}: copy_to_iter vs preadv", i);
-            m.pos += k;
-            m.count -= k;
-        } else {
-            apply_pos_op(&mut it, &mut m, op)?;
+        match op {
+            Op::Copy(a) => {
+                let src = random_vec(seed ^ (i as u64).wrapping_mul(0x9e37_79b9), a.of(m.count));
+                let k = it.copy_to_iter(&src);
+                // The kernel: the same data as a file, read into the layout
+                // sliced at [pos, pos + count).
+                ftruncate(&fd, 0).expect("ftruncate");
+                pwrite_all(&fd, &src, 0);
+                let ret = kernel_preadv(&fd, kernel, &trim(spans, m.pos, m.pos + m.count), 0);
+                prop_assert_eq!(k, ret, "op {}: copy_to_iter vs preadv", i);
+                let (start, _) = m.copy(k);
+                m.write(start, &src[..k]);
+            }
+            Op::Pos(p) => pos_op(&mut it, &mut m, p, i)?,
         }
-        prop_assert_eq!(it.count(), m.count, "op {}: count", i);
-        prop_assert_eq!(it.capacity(), m.total - m.pos, "op {}: capacity", i);
+        check_pos(&it, &m, i)?;
     }
     Ok(())
 }
 
+/// The same for a source over `spans` of `buf`.
 fn check_ops_source<K: Kind>(
     mut it: IovIter<'_, Source, K>,
+    mut m: Model,
     buf: &[u8],
     spans: &[(usize, usize)],
-    ops: &[PosOp],
+    ops: &[Op],
 ) -> TestResult {
-    let total = spans.iter().map(|s| s.1).sum();
-    let mut m = Pos {
-        pos: 0,
-        count: total,
-        total,
-    };
     let fd = memfd();
-    let last = PosOp::Copy(Amt::Over(3));
+    let last = Op::Copy(Amt::Over(3));
     for (i, &op) in ops.iter().chain([&last]).enumerate() {
-        if let PosOp::Copy(a) = op {
-            let n = a.of(m.count);
-            let mut out = canary_vec(n + 16);
-            let k = it.copy_from_iter(&mut out[..n]);
-            // The kernel: what writev takes from the layout sliced at
-            // [pos, pos + n) (clamped to count).
-            ftruncate(&fd, 0).expect("ftruncate");
-            let ret = kernel_pwritev(&fd, buf, &trim(spans, m.pos, m.pos + min(n, m.count)), 0);
-            prop_assert_eq!(k, ret, "op {}: copy_from_iter vs pwritev", i);
-            let mut written = vec![0u8; ret];
-            pread_exact(&fd, &mut written, 0);
-            assert_same_image(&out[..k], &written, "copied-out bytes")?;
-            assert_same_image(&out[k..], &canary_vec(n + 16)[k..], "bytes past the copy")?;
-            m.pos += k;
-            m.count -= k;
-        } else {
-            apply_pos_op(&mut it, &mut m, op)?;
+        match op {
+            Op::Copy(a) => {
+                let n = a.of(m.count);
+                let mut out = canary(0, n + 16);
+                let k = it.copy_from_iter(&mut out[..n]);
+                // The kernel: what writev takes from the layout sliced at
+                // [pos, pos + n) (clamped to count).
+                ftruncate(&fd, 0).expect("ftruncate");
+                let ret = kernel_pwritev(&fd, buf, &trim(spans, m.pos, m.pos + min(n, m.count)), 0);
+                prop_assert_eq!(k, ret, "op {}: copy_from_iter vs pwritev", i);
+                let mut written = vec![0u8; ret];
+                pread_exact(&fd, &mut written, 0);
+                assert_same_image(&out[..k], &written, "copied-out bytes")?;
+                assert_same_image(&out[k..], &canary(0, n + 16)[k..], "bytes past the copy")?;
+                m.copy(k);
+            }
+            Op::Pos(p) => pos_op(&mut it, &mut m, p, i)?,
         }
-        prop_assert_eq!(it.count(), m.count, "op {}: count", i);
-        prop_assert_eq!(it.capacity(), m.total - m.pos, "op {}: capacity", i);
+        check_pos(&it, &m, i)?;
     }
     Ok(())
 }
@@ -647,21 +500,23 @@ proptest! {
     #[cfg_attr(miri, ignore)]
     fn position_ops_then_copy_to_iter_match_preadv(
         layout in layout(),
-        ops in proptest::collection::vec(pos_op(), 0..=8),
+        ops in proptest::collection::vec(op(), 0..=8),
         seed in any::<u64>(),
         kvec in any::<bool>(),
     ) {
         let spans = layout.spans();
-        let mut ours = canary_vec(layout.buf_len());
+        let mut ours = canary(0, layout.buf_len());
         let mut kernel = ours.clone();
+        let kind = if kvec { Kvec::ITER_TYPE } else { Iovec::ITER_TYPE };
+        let m = layout.model(kind, &ours);
         let mut segs: Vec<IoSegMut<'_>> = split_spans(&mut ours, &spans)
             .into_iter()
             .map(IoSegMut::new)
             .collect();
         if kvec {
-            check_ops_dest(IovIter::<Dest, Kvec>::new(&mut segs), &mut kernel, &spans, &ops, seed)?;
+            check_ops_dest(IovIter::<Dest, Kvec>::new(&mut segs), m, &mut kernel, &spans, &ops, seed)?;
         } else {
-            check_ops_dest(IovIter::<Dest, Iovec>::new(&mut segs), &mut kernel, &spans, &ops, seed)?;
+            check_ops_dest(IovIter::<Dest, Iovec>::new(&mut segs), m, &mut kernel, &spans, &ops, seed)?;
         }
         drop(segs);
         assert_same_image(&ours, &kernel, "destination buffer")?;
@@ -676,7 +531,7 @@ proptest! {
     #[cfg_attr(miri, ignore)]
     fn position_ops_then_copy_from_iter_match_pwritev(
         layout in layout(),
-        ops in proptest::collection::vec(pos_op(), 0..=8),
+        ops in proptest::collection::vec(op(), 0..=8),
         seed in any::<u64>(),
         kvec in any::<bool>(),
     ) {
@@ -686,10 +541,12 @@ proptest! {
             .iter()
             .map(|&(s, l)| IoSeg::new(&buf[s..s + l]))
             .collect();
+        let kind = if kvec { Kvec::ITER_TYPE } else { Iovec::ITER_TYPE };
+        let m = layout.model(kind, &buf);
         if kvec {
-            check_ops_source(IovIter::<Source, Kvec>::new(&segs), &buf, &spans, &ops)?;
+            check_ops_source(IovIter::<Source, Kvec>::new(&segs), m, &buf, &spans, &ops)?;
         } else {
-            check_ops_source(IovIter::<Source, Iovec>::new(&segs), &buf, &spans, &ops)?;
+            check_ops_source(IovIter::<Source, Iovec>::new(&segs), m, &buf, &spans, &ops)?;
         }
     }
 }
@@ -708,9 +565,10 @@ fn uio_maxiov_segments_pass_whole() {
     let layout = Layout {
         lead: 1,
         segs: vec![(1, 1); UIO_MAXIOV],
+        tail: TAIL,
     };
     let spans = layout.spans();
-    let mut ours = canary_vec(layout.buf_len());
+    let mut ours = canary(0, layout.buf_len());
     let mut kernel = ours.clone();
     assert_eq!(kernel_preadv(&fd, &mut kernel, &spans, 0), UIO_MAXIOV);
     let mut segs: Vec<IoSegMut<'_>> = split_spans(&mut ours, &spans)

@@ -1,27 +1,11 @@
 //! Model-based property tests: random operation sequences on every kind and
 //! direction (`Iovec`, `Kvec`, `Bvec`, `Ubuf` × `Source`, `Dest`, and
-//! `Discard` × `Dest`) against a flat model.
-//!
-//! The model is the concatenation of the segment bytes (`image`), the bytes
-//! consumed (`pos`) and `count`, plus the kernel's segment position
-//! (`idx`, `off`), which follows the kernel's popping rules
-//! (`include/linux/iov_iter.h` `iterate_iovec`/`iterate_bvec`,
-//! `lib/iov_iter.c` `iov_iter_{iovec,bvec}_advance` and `iov_iter_revert`):
-//!
-//! - **advance** (when `count > 0`) and **revert** past the current segment's
-//!   start leave the iterator on the first segment whose end is beyond `pos`:
-//!   every empty segment at or before `pos` is popped, trailing ones too, so
-//!   `nr_segs` is 0 once everything is consumed. `advance` with `count == 0`
-//!   does not move at all; a revert within the current segment only lowers
-//!   `iov_offset`.
-//! - **copy / zero** of `k > 0` bytes pops every segment it finishes and the
-//!   empty segments it crosses, but stops right after the segment holding the
-//!   last byte it copied: empty segments that follow are *not* popped (so
-//!   `nr_segs` can stay above 0 with `count == 0`). A copy of 0 bytes does not
-//!   move.
-//! - `Ubuf`: `nr_segs` is always 1 and `iov_offset` is `pos`. `Discard`:
-//!   `nr_segs` is 0 and `iov_offset` is `pos` (this crate's choice; the kernel
-//!   leaves it alone).
+//! `Discard` × `Dest`) against the flat model of [`iov_iter_model::Model`]
+//! (shared with the `iter_ops` fuzz target): the concatenation of the segment
+//! bytes, the bytes consumed (`pos`) and `count`, plus the kernel's segment
+//! position (`idx`, `off`), which follows the kernel's popping rules (see the
+//! model's documentation: `iterate_iovec`/`iterate_bvec`,
+//! `iov_iter_{iovec,bvec}_advance` and `iov_iter_revert`).
 //!
 //! After every operation the test checks `count`, `is_empty`, `nr_segs`,
 //! `iov_offset`, `capacity` and the remaining bytes (`chunks` /
@@ -45,7 +29,10 @@ use std::mem::MaybeUninit;
 
 use iov_iter::{
     Bvec, BvecSeg, BvecSegMut, Dest, Direction, Discard, Error, Extracted, IoSeg, IoSegMut,
-    IovIter, Iovec, IterState, Kind, Kvec, MAX_RW_COUNT, PAGE_SIZE, Page, PageAddr, Source, Ubuf,
+    IovIter, Iovec, IterState, IterType, Kind, Kvec, PAGE_SIZE, Page, PageAddr, Source, Ubuf,
+};
+use iov_iter_model::{
+    Amt, Layout, Model, PosOp, Snap, canary, fill_random, random_vec, split_spans, user_extract,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestCaseError};
@@ -67,291 +54,7 @@ fn config() -> ProptestConfig {
     }
 }
 
-// ---------------------------------------------------------------- data
-
-fn fill_random(seed: u64, buf: &mut [u8]) {
-    let mut x = seed | 1;
-    for chunk in buf.chunks_mut(8) {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        let v = x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
-        chunk.copy_from_slice(&v[..chunk.len()]);
-    }
-}
-
-fn random_vec(seed: u64, len: usize) -> Vec<u8> {
-    let mut v = vec![0; len];
-    fill_random(seed, &mut v);
-    v
-}
-
-/// A position-dependent canary (`salt` tells buffers apart).
-fn canary(salt: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(151) ^ 0x5a ^ salt)
-        .collect()
-}
-
-// ---------------------------------------------------------------- model
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Shape {
-    Array,
-    Ubuf,
-    Discard,
-}
-
-#[derive(Clone, Debug)]
-struct Model {
-    shape: Shape,
-    /// Segment lengths (array kinds only).
-    lens: Vec<usize>,
-    /// The concatenated segment bytes: what a source holds, or what a
-    /// destination's memory must hold.
-    image: Vec<u8>,
-    pos: usize,
-    count: usize,
-    /// Current segment (array kinds).
-    idx: usize,
-    /// Offset inside it (array kinds).
-    off: usize,
-    /// For a `Bvec`: `(page address, bv_offset, bv_len)` per segment.
-    bvecs: Vec<(usize, usize, usize)>,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Snap {
-    pos: usize,
-    count: usize,
-    idx: usize,
-    off: usize,
-}
-
-impl Model {
-    fn new(shape: Shape, lens: Vec<usize>, image: Vec<u8>) -> Model {
-        if shape == Shape::Array {
-            assert_eq!(lens.iter().sum::<usize>(), image.len());
-        }
-        Model {
-            shape,
-            lens,
-            count: image.len(),
-            image,
-            pos: 0,
-            idx: 0,
-            off: 0,
-            bvecs: Vec::new(),
-        }
-    }
-
-    fn with_bvecs(mut self, bvecs: Vec<(usize, usize, usize)>) -> Model {
-        assert!(bvecs.iter().map(|b| b.2).eq(self.lens.iter().copied()));
-        self.bvecs = bvecs;
-        self
-    }
-
-    fn total(&self) -> usize {
-        self.image.len()
-    }
-
-    fn snap(&self) -> Snap {
-        Snap {
-            pos: self.pos,
-            count: self.count,
-            idx: self.idx,
-            off: self.off,
-        }
-    }
-
-    fn set(&mut self, s: Snap) {
-        (self.pos, self.count, self.idx, self.off) = (s.pos, s.count, s.idx, s.off);
-    }
-
-    /// Position after an advance or a revert to `pos`: the first segment
-    /// whose end is beyond `pos` (none: past the last segment).
-    fn seek(&self, pos: usize) -> (usize, usize) {
-        let mut cum = 0;
-        for (i, &l) in self.lens.iter().enumerate() {
-            if pos < cum + l {
-                return (i, pos - cum);
-            }
-            cum += l;
-        }
-        (self.lens.len(), pos - cum)
-    }
-
-    /// Position after a copy that ended at `pos > 0`: inside the segment
-    /// holding byte `pos - 1`, or just past it when that was its last byte.
-    fn after_copy(&self, pos: usize) -> (usize, usize) {
-        let mut cum = 0;
-        for (i, &l) in self.lens.iter().enumerate() {
-            if l > 0 && cum < pos && pos <= cum + l {
-                return if pos == cum + l {
-                    (i + 1, 0)
-                } else {
-                    (i, pos - cum)
-                };
-            }
-            cum += l;
-        }
-        unreachable!("copy ended past the segments")
-    }
-
-    fn nr_segs(&self) -> usize {
-        match self.shape {
-            Shape::Array => self.lens.len() - self.idx,
-            Shape::Ubuf => 1,
-            Shape::Discard => 0,
-        }
-    }
-
-    fn iov_offset(&self) -> usize {
-        match self.shape {
-            Shape::Array => self.off,
-            _ => self.pos,
-        }
-    }
-
-    fn advance(&mut self, n: usize) {
-        if self.shape == Shape::Array && self.count == 0 {
-            return;
-        }
-        let k = min(n, self.count);
-        self.pos += k;
-        self.count -= k;
-        if self.shape == Shape::Array {
-            (self.idx, self.off) = self.seek(self.pos);
-        }
-    }
-
-    /// A copy (or zero) of up to `n` bytes: returns `(start, k)`.
-    fn copy(&mut self, n: usize) -> (usize, usize) {
-        let (start, k) = (self.pos, min(n, self.count));
-        if k == 0 {
-            return (start, 0);
-        }
-        self.pos += k;
-        self.count -= k;
-        if self.shape == Shape::Array {
-            (self.idx, self.off) = self.after_copy(self.pos);
-        }
-        (start, k)
-    }
-
-    fn revert(&mut self, n: usize) -> Result<(), Error> {
-        if n == 0 {
-            return Ok(());
-        }
-        if n > MAX_RW_COUNT {
-            return Err(Error::RevertTooLarge(n));
-        }
-        if n > self.pos {
-            return Err(Error::RevertPastStart {
-                requested: n,
-                consumed: self.pos,
-            });
-        }
-        if self.shape == Shape::Array {
-            if n <= self.off {
-                self.off -= n;
-            } else {
-                (self.idx, self.off) = self.seek(self.pos - n);
-            }
-        }
-        self.pos -= n;
-        self.count += n;
-        Ok(())
-    }
-
-    fn truncate(&mut self, limit: u64) {
-        self.count = min(self.count as u64, limit) as usize;
-    }
-
-    fn reexpand(&mut self, n: usize) -> Result<(), Error> {
-        let available = self.total() - self.pos;
-        if n > available {
-            return Err(Error::ReexpandPastEnd {
-                requested: n,
-                available,
-            });
-        }
-        self.count = n;
-        Ok(())
-    }
-
-    /// `iov_iter_extract_bvec_pages`, transcribed from `lib/iov_iter.c`
-    /// (with `bvec_iter_bvec`'s single-page split): `(bytes, offset0,
-    /// pages)` for `maxsize` already clamped to `count` and non-zero. Does
-    /// not move the model.
-    fn extract_bvec(&self, maxsize: usize, maxpages: usize) -> (usize, usize, Vec<usize>) {
-        let bv = &self.bvecs;
-        let (mut idx, mut skip) = (self.idx, self.off);
-        if idx == bv.len() {
-            return (0, 0, Vec::new());
-        }
-        if skip == bv[idx].2 {
-            idx += 1;
-            skip = 0;
-        }
-        // want_pages_array(pages, maxsize, skip, maxpages)
-        let maxpages = min((maxsize + skip).div_ceil(PAGE_SIZE), maxpages);
-        let (mut bi_idx, mut done, mut bi_size) = (idx, skip, maxsize);
-        let (mut size, mut offset0, mut pages) = (0, 0, Vec::new());
-        while bi_size != 0 && bi_idx < bv.len() {
-            let (page, bv_offset, bv_len) = bv[bi_idx];
-            let mp_off = bv_offset + done;
-            let off = mp_off % PAGE_SIZE;
-            let len = min(min(bi_size, bv_len - done), PAGE_SIZE - off);
-            if !pages.is_empty() {
-                if off != 0 {
-                    break;
-                }
-            } else {
-                offset0 = off;
-            }
-            pages.push(page + mp_off / PAGE_SIZE * PAGE_SIZE);
-            size += len;
-            if pages.len() >= maxpages || off + len != PAGE_SIZE {
-                break;
-            }
-            done += len;
-            bi_size -= len;
-            if done == bv_len {
-                bi_idx += 1;
-                done = 0;
-            }
-        }
-        (size, offset0, pages)
-    }
-
-    fn remaining(&self) -> &[u8] {
-        &self.image[self.pos..self.pos + self.count]
-    }
-}
-
 // ---------------------------------------------------------------- ops
-
-/// An amount resolved against the state when the op runs: a fraction of a
-/// base, just past the base, or a small absolute value. The base is the
-/// bytes consumed for a revert, what the segments still hold for a
-/// reexpand, and `count` otherwise.
-#[derive(Clone, Copy, Debug)]
-enum Amt {
-    Permille(u16),
-    Over(u8),
-    Abs(u8),
-}
-
-impl Amt {
-    fn of(self, base: usize) -> usize {
-        match self {
-            Amt::Permille(p) => base * p as usize / 1000,
-            Amt::Over(k) => base + 1 + k as usize,
-            Amt::Abs(k) => k as usize,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Inner {
@@ -364,12 +67,9 @@ enum Inner {
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
-    Advance(Amt),
-    Revert(Amt),
-    RevertHuge,
-    Truncate(Amt),
-    TruncateMax,
-    Reexpand(Amt),
+    /// Advance, revert (valid, past the start, above `MAX_RW_COUNT`),
+    /// truncate, reexpand.
+    Pos(PosOp),
     Save(usize),
     Restore(usize),
     Copy(Amt, u64),
@@ -386,11 +86,12 @@ enum Op {
     Dup(Amt, bool),
 }
 
+/// An amount resolved against the state when the op runs (see [`Amt`]).
 fn amt() -> impl Strategy<Value = Amt> {
     prop_oneof![
         4 => (0..=1000u16).prop_map(Amt::Permille),
-        1 => (0..=8u8).prop_map(Amt::Over),
-        2 => (0..=16u8).prop_map(Amt::Abs),
+        1 => (0..=8u8).prop_map(|k| Amt::Over(k.into())),
+        2 => (0..=16u8).prop_map(|k| Amt::Abs(k.into())),
     ]
 }
 
@@ -405,12 +106,12 @@ fn inner() -> impl Strategy<Value = Inner> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => amt().prop_map(Op::Advance),
-        3 => amt().prop_map(Op::Revert),
-        1 => Just(Op::RevertHuge),
-        2 => amt().prop_map(Op::Truncate),
-        1 => Just(Op::TruncateMax),
-        2 => amt().prop_map(Op::Reexpand),
+        3 => amt().prop_map(|a| Op::Pos(PosOp::Advance(a))),
+        3 => amt().prop_map(|a| Op::Pos(PosOp::Revert(a))),
+        1 => Just(Op::Pos(PosOp::RevertHuge)),
+        2 => amt().prop_map(|a| Op::Pos(PosOp::Truncate(a))),
+        1 => Just(Op::Pos(PosOp::TruncateMax)),
+        2 => amt().prop_map(|a| Op::Pos(PosOp::Reexpand(a))),
         2 => (0..SLOTS).prop_map(Op::Save),
         2 => (0..SLOTS).prop_map(Op::Restore),
         4 => (amt(), any::<u64>()).prop_map(|(a, s)| Op::Copy(a, s)),
@@ -444,7 +145,7 @@ impl<K: Kind> Drive for IovIter<'_, Source, K> {
         let k = self.copy_from_iter(&mut out[..n]);
         let (start, want) = m.copy(n);
         prop_assert_eq!(k, want, "copy_from_iter({}) returned", n);
-        prop_assert_eq!(&out[..k], &m.image[start..start + k], "bytes copied out");
+        prop_assert_eq!(&out[..k], &m.bytes[start..start + k], "bytes copied out");
         prop_assert_eq!(&out[k..], &canary(7, n + 8)[k..], "bytes past the copy");
         Ok(())
     }
@@ -455,7 +156,7 @@ impl<K: Kind> Drive for IovIter<'_, Source, K> {
         prop_assert_eq!(ok, n <= m.count, "copy_from_iter_full({})", n);
         if ok {
             let (start, k) = m.copy(n);
-            prop_assert_eq!(&out[..], &m.image[start..start + k]);
+            prop_assert_eq!(&out[..], &m.bytes[start..start + k]);
         }
         Ok(())
     }
@@ -466,7 +167,7 @@ impl<K: Kind> Drive for IovIter<'_, Source, K> {
         let (start, k) = m.copy(n);
         prop_assert_eq!(
             &got[..],
-            &m.image[start..start + k],
+            &m.bytes[start..start + k],
             "copy_from_iter_uninit"
         );
         Ok(())
@@ -502,7 +203,7 @@ impl<K: Kind> Drive for IovIter<'_, Dest, K> {
         let k = self.copy_to_iter(&src);
         let (start, want) = m.copy(n);
         prop_assert_eq!(k, want, "copy_to_iter({}) returned", n);
-        m.image[start..start + k].copy_from_slice(&src[..k]);
+        m.write(start, &src[..k]);
         Ok(())
     }
 
@@ -511,8 +212,8 @@ impl<K: Kind> Drive for IovIter<'_, Dest, K> {
         let ok = self.copy_to_iter_full(&src);
         prop_assert_eq!(ok, n <= m.count, "copy_to_iter_full({})", n);
         if ok {
-            let (start, k) = m.copy(n);
-            m.image[start..start + k].copy_from_slice(&src);
+            let (start, _) = m.copy(n);
+            m.write(start, &src);
         }
         Ok(())
     }
@@ -521,7 +222,7 @@ impl<K: Kind> Drive for IovIter<'_, Dest, K> {
         let k = self.zero(n);
         let (start, want) = m.copy(n);
         prop_assert_eq!(k, want, "zero({}) returned", n);
-        m.image[start..start + k].fill(0);
+        m.fill(start, k, 0);
         Ok(())
     }
 
@@ -530,7 +231,7 @@ impl<K: Kind> Drive for IovIter<'_, Dest, K> {
     }
 
     fn check_bytes(&mut self, m: &Model) -> TestResult {
-        if m.shape == Shape::Discard {
+        if m.kind == IterType::Discard {
             prop_assert_eq!(self.chunks_mut().count(), 0, "a discard has no memory");
             return Ok(());
         }
@@ -559,7 +260,7 @@ where
         "iov_offset (model {:?})",
         m.snap()
     );
-    prop_assert_eq!(it.capacity(), m.total() - m.pos, "capacity");
+    prop_assert_eq!(it.capacity(), m.total - m.pos, "capacity");
     it.check_bytes(m)
 }
 
@@ -573,32 +274,10 @@ where
     for<'x> IovIter<'x, D, K>: Drive,
 {
     match op {
-        Op::Advance(a) => {
-            let n = a.of(m.count);
-            it.advance(n);
-            m.advance(n);
-        }
-        Op::Revert(_) | Op::RevertHuge => {
-            let n = match op {
-                Op::Revert(a) => a.of(m.pos),
-                _ => MAX_RW_COUNT + 1,
-            };
-            let before = m.snap();
-            let expected = m.revert(n);
-            prop_assert_eq!(it.revert(n), expected, "revert({}) from {:?}", n, before);
-        }
-        Op::Truncate(a) => {
-            let n = a.of(m.count) as u64;
-            it.truncate(n);
-            m.truncate(n);
-        }
-        Op::TruncateMax => {
-            it.truncate(u64::MAX);
-            m.truncate(u64::MAX);
-        }
-        Op::Reexpand(a) => {
-            let n = a.of(m.total() - m.pos);
-            prop_assert_eq!(it.reexpand(n), m.reexpand(n), "reexpand({})", n);
+        Op::Pos(p) => {
+            let (step, before) = (p.resolve(m), m.snap());
+            let (got, want) = m.step(it, step);
+            prop_assert_eq!(got, want, "{:?} from {:?}", step, before);
         }
         Op::Save(slot) => {
             let st = it.save_state();
@@ -647,7 +326,7 @@ where
                 check(&mut rb, &m2)?;
             }
             // The original did not move; what was written stays written.
-            m.image = m2.image;
+            m.bytes = m2.bytes;
             check(it, m)?;
             if carry && m2.pos >= m.pos {
                 let k = m2.pos - m.pos;
@@ -691,12 +370,12 @@ fn extract<D: Direction, K: Kind>(
         prop_assert!(pages.is_empty());
         return Ok(());
     }
-    let (bytes, offset0, want_pages) = match (m.shape, m.bvecs.is_empty()) {
-        (Shape::Discard, _) => {
+    let (bytes, offset0, want_pages) = match m.kind {
+        IterType::Discard => {
             prop_assert_eq!(got, Err(Error::NoPages));
             return Ok(());
         }
-        (Shape::Array, false) if m.bvecs.contains_empty_at_page_end() => {
+        IterType::Bvec if m.has_empty_bvec_at_page_end() => {
             // Known deviation (see `extract_pages_empty_bvec_at_page_end`):
             // only the bounds are checked, and the model follows the crate.
             let got = got.map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
@@ -705,16 +384,12 @@ fn extract<D: Direction, K: Kind>(
             m.advance(got.bytes);
             return Ok(());
         }
-        (Shape::Array, false) => m.extract_bvec(maxsize_c, maxpages),
+        IterType::Bvec => m.extract_bvec(maxsize_c, maxpages),
         _ => {
-            // first_iovec_segment (kvec: the same walk), then the pages of
-            // [addr, addr + size), at most maxpages of them.
+            // first_iovec_segment (kvec: the same walk) from the iterator's
+            // first chunk.
             let (addr, len) = first.expect("count > 0 but no chunk");
-            let size = min(maxsize_c, len);
-            let offset = addr % PAGE_SIZE;
-            let n = min((size + offset).div_ceil(PAGE_SIZE), maxpages);
-            let pages = (0..n).map(|k| addr - offset + k * PAGE_SIZE).collect();
-            (min(size, n * PAGE_SIZE - offset), offset, pages)
+            user_extract(addr, len, maxsize_c, maxpages)
         }
     };
     let want = Extracted {
@@ -727,17 +402,6 @@ fn extract<D: Direction, K: Kind>(
     prop_assert_eq!(got_pages, want_pages, "page addresses");
     m.advance(bytes);
     Ok(())
-}
-
-trait BvecList {
-    fn contains_empty_at_page_end(&self) -> bool;
-}
-
-impl BvecList for Vec<(usize, usize, usize)> {
-    /// A zero-length bvec with `bv_offset == PAGE_SIZE`.
-    fn contains_empty_at_page_end(&self) -> bool {
-        self.iter().any(|&(_, o, l)| o == PAGE_SIZE && l == 0)
-    }
 }
 
 fn run<'a, D: Direction, K: Kind>(
@@ -760,35 +424,6 @@ where
 
 // ---------------------------------------------------------------- layouts
 
-/// Segments in one buffer: `lead` bytes, then (gap, len) per segment.
-#[derive(Clone, Debug)]
-struct Layout {
-    lead: usize,
-    segs: Vec<(usize, usize)>,
-}
-
-impl Layout {
-    fn spans(&self) -> Vec<(usize, usize)> {
-        let mut at = self.lead;
-        self.segs
-            .iter()
-            .map(|&(gap, len)| {
-                let start = at + gap;
-                at = start + len;
-                (start, len)
-            })
-            .collect()
-    }
-
-    fn lens(&self) -> Vec<usize> {
-        self.segs.iter().map(|s| s.1).collect()
-    }
-
-    fn buf_len(&self) -> usize {
-        self.lead + self.segs.iter().map(|s| s.0 + s.1).sum::<usize>() + 3
-    }
-}
-
 fn seg_len() -> impl Strategy<Value = usize> {
     prop_oneof![
         3 => Just(0usize),
@@ -797,45 +432,18 @@ fn seg_len() -> impl Strategy<Value = usize> {
     ]
 }
 
+/// Segments in one buffer: `lead` bytes, then (gap, len) per segment, then 3
+/// canary bytes.
 fn layout() -> impl Strategy<Value = Layout> {
     (
         0..=3usize,
         proptest::collection::vec((0..=2usize, seg_len()), 0..=MAX_SEGS),
     )
-        .prop_map(|(lead, segs)| Layout { lead, segs })
-}
-
-fn split_spans<'b>(mut buf: &'b mut [u8], spans: &[(usize, usize)]) -> Vec<&'b mut [u8]> {
-    let mut at = 0;
-    let mut out = Vec::with_capacity(spans.len());
-    for &(start, len) in spans {
-        let (_, rest) = buf.split_at_mut(start - at);
-        let (seg, rest) = rest.split_at_mut(len);
-        out.push(seg);
-        buf = rest;
-        at = start + len;
-    }
-    out
-}
-
-fn concat(buf: &[u8], spans: &[(usize, usize)]) -> Vec<u8> {
-    spans
-        .iter()
-        .flat_map(|&(s, l)| &buf[s..s + l])
-        .copied()
-        .collect()
-}
-
-/// The buffer a destination must end up as: `initial` with each span holding
-/// its part of `image`.
-fn expected_buf(initial: &[u8], spans: &[(usize, usize)], image: &[u8]) -> Vec<u8> {
-    let mut out = initial.to_vec();
-    let mut at = 0;
-    for &(s, l) in spans {
-        out[s..s + l].copy_from_slice(&image[at..at + l]);
-        at += l;
-    }
-    out
+        .prop_map(|(lead, segs)| Layout {
+            lead,
+            segs,
+            tail: 3,
+        })
 }
 
 /// A bvec range in a page: small anywhere, ending at the page end, or the
@@ -889,12 +497,12 @@ where
     for<'x> IovIter<'x, Source, K>: Drive,
 {
     let buf = random_vec(seed, layout.buf_len());
-    let spans = layout.spans();
-    let segs: Vec<IoSeg<'_>> = spans
+    let segs: Vec<IoSeg<'_>> = layout
+        .spans()
         .iter()
         .map(|&(s, l)| IoSeg::new(&buf[s..s + l]))
         .collect();
-    let mut m = Model::new(Shape::Array, layout.lens(), concat(&buf, &spans));
+    let mut m = layout.model(K::ITER_TYPE, &buf);
     let mut it = new(&segs);
     run(&mut it, &mut m, ops)
 }
@@ -911,21 +519,17 @@ where
 {
     let initial = canary(1, layout.buf_len());
     let mut buf = initial.clone();
-    let spans = layout.spans();
-    let mut m = Model::new(Shape::Array, layout.lens(), concat(&initial, &spans));
+    let base = buf.as_ptr().addr();
+    let mut m = layout.model(K::ITER_TYPE, &buf);
     {
-        let mut segs: Vec<IoSegMut<'_>> = split_spans(&mut buf, &spans)
+        let mut segs: Vec<IoSegMut<'_>> = split_spans(&mut buf, &layout.spans())
             .into_iter()
             .map(IoSegMut::new)
             .collect();
         let mut it = new(&mut segs);
         run(&mut it, &mut m, ops)?;
     }
-    prop_assert_eq!(
-        buf,
-        expected_buf(&initial, &spans, &m.image),
-        "final memory"
-    );
+    prop_assert_eq!(buf, m.expect_memory(&initial, base), "final memory");
     Ok(())
 }
 
@@ -974,9 +578,8 @@ proptest! {
             .flat_map(|&(p, (o, l))| &pages[p].as_bytes()[o..o + l])
             .copied()
             .collect();
-        let bv = segs.iter().map(|&(p, (o, l))| (pages[p].addr(), o, l)).collect();
-        let mut m =
-            Model::new(Shape::Array, segs.iter().map(|s| s.1.1).collect(), image).with_bvecs(bv);
+        let bv: Vec<_> = segs.iter().map(|&(p, (o, l))| (pages[p].addr(), o, l)).collect();
+        let mut m = Model::bvec(&bv, image);
         let mut it = IovIter::<Source, Bvec>::new(&bvecs);
         run(&mut it, &mut m, &ops)?;
     }
@@ -1004,14 +607,13 @@ proptest! {
             })
             .copied()
             .collect();
-        let bv = layout
+        let bv: Vec<_> = layout
             .order
             .iter()
             .zip(&ranges)
             .map(|(&(p, _), &(o, l))| (pages[p].addr(), o, l))
             .collect();
-        let mut m =
-            Model::new(Shape::Array, ranges.iter().map(|r| r.1).collect(), image).with_bvecs(bv);
+        let mut m = Model::bvec(&bv, image);
         {
             // Per page: one segment, or two disjoint ones from `bvecs_mut`.
             let mut per_page: Vec<Vec<Option<BvecSegMut<'_>>>> = pages
@@ -1032,22 +634,17 @@ proptest! {
             run(&mut it, &mut m, &ops)?;
         }
         // Every page: canary outside the ranges, the model inside.
-        let mut at = 0;
-        let mut expected = initial.clone();
-        for &(p, r) in &layout.order {
-            let (o, l) = layout.pages[p][r];
-            expected[p][o..o + l].copy_from_slice(&m.image[at..at + l]);
-            at += l;
-        }
         for (p, page) in pages.iter().enumerate() {
-            prop_assert_eq!(&page.as_bytes()[..], &expected[p][..], "page {}", p);
+            let expected = m.expect_memory(&initial[p], page.addr());
+            prop_assert_eq!(&page.as_bytes()[..], &expected[..], "page {}", p);
         }
     }
 
     #[test]
     fn source_ubuf(lead in 0..=3usize, len in 0..=64usize, seed in any::<u64>(), ops in ops()) {
         let buf = random_vec(seed, lead + len + 3);
-        let mut m = Model::new(Shape::Ubuf, vec![len], buf[lead..lead + len].to_vec());
+        let seg = (buf.as_ptr().addr() + lead, len);
+        let mut m = Model::new(IterType::Ubuf, &[seg], buf[lead..lead + len].to_vec());
         let mut it = IovIter::<Source, Ubuf>::new(&buf[lead..lead + len]);
         run(&mut it, &mut m, &ops)?;
     }
@@ -1056,17 +653,18 @@ proptest! {
     fn dest_ubuf(lead in 0..=3usize, len in 0..=64usize, ops in ops()) {
         let initial = canary(3, lead + len + 3);
         let mut buf = initial.clone();
-        let mut m = Model::new(Shape::Ubuf, vec![len], initial[lead..lead + len].to_vec());
+        let base = buf.as_ptr().addr();
+        let mut m = Model::new(IterType::Ubuf, &[(base + lead, len)], initial[lead..lead + len].to_vec());
         {
             let mut it = IovIter::<Dest, Ubuf>::new(&mut buf[lead..lead + len]);
             run(&mut it, &mut m, &ops)?;
         }
-        prop_assert_eq!(buf, expected_buf(&initial, &[(lead, len)], &m.image));
+        prop_assert_eq!(buf, m.expect_memory(&initial, base));
     }
 
     #[test]
     fn dest_discard(count in 0..=64usize, ops in ops()) {
-        let mut m = Model::new(Shape::Discard, Vec::new(), vec![0; count]);
+        let mut m = Model::discard(count);
         let mut it = IovIter::<Dest, Discard>::new(count);
         run(&mut it, &mut m, &ops)?;
     }

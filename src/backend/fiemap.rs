@@ -141,6 +141,29 @@ impl<F: AsFd> FiemapMap<F> {
     ///
     /// The ioctl's errno (`EOPNOTSUPP` where the filesystem has no
     /// FIEMAP, `EBADF`), `fstat`'s.
+    ///
+    /// # Examples
+    ///
+    /// Written bytes are a mapped extent with a device address (delayed
+    /// allocation is flushed first, `FIEMAP_FLAG_SYNC`):
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use iov_iter::backend::fiemap::FiemapMap;
+    /// use iov_iter::iomap::{ExtentKind, IoMap, IomapOp};
+    ///
+    /// let p = std::env::temp_dir().join(format!("iov-iter-fiemap-n-{}", std::process::id()));
+    /// let mut f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&p)?;
+    /// std::fs::remove_file(&p)?;
+    /// f.write_all(&[7u8; 8192])?;
+    /// let map = FiemapMap::new(f)?;
+    /// # if map.extents().is_empty() { return Ok(()) } // a filesystem without FIEMAP extents (tmpfs)
+    /// assert_eq!(map.size(), 8192);
+    /// let e = map.begin(0, 8192, IomapOp::REPORT)?;
+    /// assert_eq!(e.kind, ExtentKind::Mapped);
+    /// assert!(e.addr.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(file: F) -> Result<FiemapMap<F>> {
         let mut map = FiemapMap {
             file,
