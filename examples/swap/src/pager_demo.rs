@@ -160,9 +160,16 @@ impl fmt::Display for UffdReport {
         )?;
         writeln!(
             f,
-            "  ahead     fault-around {} pages, {} faults found theirs on its way; device \
-             readahead {} pages, {} hits; swap-cache hits {}",
-            s.fault_around, s.fault_around_hits, c.readahead_pages, c.readahead_hits, c.cache_hits,
+            "  ahead     fault-around {} pages, {} faults found theirs on its way ({} windows \
+             started early), {} sequential streams grown; device readahead {} pages, {} hits; \
+             swap-cache hits {}",
+            s.fault_around,
+            s.fault_around_hits,
+            s.async_readahead,
+            s.streams,
+            c.readahead_pages,
+            c.readahead_hits,
+            c.cache_hits,
         )?;
         writeln!(
             f,
