@@ -61,9 +61,59 @@ fn ru(x: u64, a: u64) -> u64 {
     x.div_ceil(a) * a
 }
 
-fn pattern(seed: u8, i: usize) -> u8 {
-    // Never zero: a zeroed byte where data belongs is always visible.
-    (seed ^ (i as u8).wrapping_mul(29) ^ ((i >> 8) as u8).wrapping_mul(7)).max(1)
+/// Longest pattern asked for: the largest device (about 310 KiB) with room.
+const PATTERN_MAX: usize = 512 * 1024;
+/// Where seed `s`'s pattern starts in [`pattern_table`].
+const PATTERN_STRIDE: usize = 97;
+
+/// Pseudo-random bytes, never zero (a zeroed byte where data belongs is
+/// always visible), made once: each input's device and write bytes are a
+/// slice of it (per-byte loops under the fuzzer's comparison tracing cost
+/// more than the I/O itself).
+fn pattern_table() -> &'static [u8] {
+    static T: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        (0..PATTERN_MAX + 256 * PATTERN_STRIDE)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8 | 1
+            })
+            .collect()
+    })
+}
+
+/// `len` bytes of seed `seed`'s pattern.
+fn pattern(seed: u8, len: usize) -> &'static [u8] {
+    let at = usize::from(seed) * PATTERN_STRIDE;
+    &pattern_table()[at..at + len]
+}
+
+static ZEROS: [u8; 16384] = [0; 16384];
+
+/// Whether every byte is zero (a `memcmp` a chunk at a time).
+fn all_zero(b: &[u8]) -> bool {
+    b.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
+}
+
+/// The device's bytes, into `buf` (reused across inputs: no fresh pages to
+/// fault in for each snapshot).
+fn snapshot_into(dev: &MemDevice, buf: &mut Vec<u8>) {
+    buf.resize(dev.len() as usize, 0);
+    dev.read_at(0, buf);
+}
+
+thread_local! {
+    /// Snapshot buffers, kept from one input to the next.
+    static BUFS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = Default::default();
+}
+
+/// `IOMAP_DIO_TRACE` set (read once, not per op).
+fn trace() -> bool {
+    static T: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *T.get_or_init(|| std::env::var_os("IOMAP_DIO_TRACE").is_some())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,10 +381,9 @@ fn fuzz_one(u: &mut Unstructured<'_>) -> Result<()> {
     };
     let alloc_unwritten: Vec<bool> = (0..4).map(|_| u.arbitrary()).collect::<Result<_>>()?;
 
-    let dev = MemDevice::new(dev_len as usize).with_max_segs(max_segs);
     let dev_seed: u8 = u.arbitrary()?;
-    let init: Vec<u8> = (0..dev_len as usize).map(|i| pattern(dev_seed, i)).collect();
-    dev.write_at(0, &init);
+    let init = pattern(dev_seed, dev_len as usize);
+    let dev = MemDevice::from_vec(init.to_vec()).with_max_segs(max_segs);
     dev.defer_completions(order);
 
     let mut model = Model {
@@ -364,7 +413,8 @@ fn fuzz_one(u: &mut Unstructured<'_>) -> Result<()> {
         gran,
     };
     let file = IomapDio::new(map, dev);
-    check_device(&file, &mut model, &init, None);
+    let (mut before, mut snap) = BUFS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    check_device(&file, &mut model, init, None, &mut snap);
 
     for op_no in 0..nops {
         let kind = match u.int_in_range(0..=8u8)? {
@@ -392,7 +442,7 @@ fn fuzz_one(u: &mut Unstructured<'_>) -> Result<()> {
             None
         };
         let seed = (op_no as u8).wrapping_mul(37) ^ 0x5a;
-        let before = file.device().snapshot();
+        snapshot_into(file.device(), &mut before);
         {
             let mut st = file.map().st.lock().unwrap();
             st.calls = 0;
@@ -400,7 +450,7 @@ fn fuzz_one(u: &mut Unstructured<'_>) -> Result<()> {
             st.injected_at = None;
             st.end_ios.clear();
         }
-        if std::env::var_os("IOMAP_DIO_TRACE").is_some() {
+        if trace() {
             eprintln!(
                 "op {op_no}: {kind:?} pos {pos} lens {lens:?} inject {inject:?}; bs {bs} gran {gran} \
                  max_segs {max_segs} order {order:?} size {} layout {:?}",
@@ -431,9 +481,10 @@ fn fuzz_one(u: &mut Unstructured<'_>) -> Result<()> {
                 None
             }
         };
-        check_device(&file, &mut model, &before, allow.as_ref());
+        check_device(&file, &mut model, &before, allow.as_ref(), &mut snap);
         assert_eq!(file.device().pending(), 0, "everything completed");
     }
+    BUFS.with(|b| *b.borrow_mut() = (before, snap));
     Ok(())
 }
 
@@ -510,7 +561,10 @@ impl Ctx<'_> {
                 let it = OwnedIter::<Dest, _>::new(segs);
                 let done = self.run_async(it);
                 let left = done.buf.count();
-                let got = done.buf.into_inner().iter().flat_map(|b| b.as_slice().to_vec()).collect();
+                let mut got = Vec::with_capacity(total);
+                for b in done.buf.into_inner().iter() {
+                    got.extend_from_slice(b.as_slice());
+                }
                 (done.result, got, left)
             };
             let n = res.as_ref().map_or(0, |&n| n);
@@ -541,12 +595,15 @@ impl Ctx<'_> {
             let n = res.as_ref().map_or(0, |&n| n);
             assert_eq!(left, total - n, "the iterator advanced by the count");
             assert_eq!(kiocb.pos, self.pos + n as u64, "kiocb.pos advanced by the count");
-            let got: Vec<u8> = bufs.iter().flat_map(|b| b.as_slice().to_vec()).collect();
+            let mut got = Vec::with_capacity(total);
+            for b in &bufs {
+                got.extend_from_slice(b.as_slice());
+            }
             // A sync read touches nothing past the last sector it counted.
             let touched = ru(n as u64, SECTOR) as usize;
             if res.is_ok() {
                 assert!(
-                    got[touched.min(total)..].iter().all(|&b| b == fill),
+                    got[touched.min(total)..] == vec![fill; total - touched.min(total)][..],
                     "a sync read wrote past sector {touched} of its buffer (count {n})"
                 );
             }
@@ -595,7 +652,7 @@ impl Ctx<'_> {
     fn write(&self, asynchronous: bool, model: &mut Model) -> Option<Allow> {
         let size = model.size;
         let total = self.total();
-        let data: Vec<u8> = (0..total).map(|i| pattern(self.seed, i)).collect();
+        let data: Vec<u8> = pattern(self.seed, total).to_vec();
         let bufs: Vec<AlignedBuf> = {
             let mut off = 0;
             self.lens
@@ -766,8 +823,15 @@ impl Ctx<'_> {
 /// bytes, the file is zeros where nothing is mapped, everything else is as
 /// it was (`before`), except allocated extents a write touched, which may
 /// have been zeroed, and (`allow`) bytes past a short write's count.
-fn check_device(file: &File, model: &mut Model, before: &[u8], allow: Option<&Allow>) {
-    let snap = file.device().snapshot();
+fn check_device(
+    file: &File,
+    model: &mut Model,
+    before: &[u8],
+    allow: Option<&Allow>,
+    snap: &mut Vec<u8>,
+) {
+    snapshot_into(file.device(), snap);
+    let snap = &snap[..];
     let st = file.map().st.lock().unwrap();
     let in_allow = |o: u64| allow.is_some_and(|al| o >= al.from && o < al.to);
     let touched = |o: u64| allow.is_some_and(|al| o >= al.touched.0 && o < al.touched.1);
@@ -780,7 +844,7 @@ fn check_device(file: &File, model: &mut Model, before: &[u8], allow: Option<&Al
         let (o, l) = (e.off as usize, e.len as usize);
         if e.kind == Kind::Hole {
             assert!(
-                model.file[o..o + l].iter().all(|&b| b == 0),
+                all_zero(&model.file[o..o + l]),
                 "model: a hole byte in {e:?} is not zero"
             );
             continue;
@@ -815,7 +879,7 @@ fn check_device(file: &File, model: &mut Model, before: &[u8], allow: Option<&Al
             }
         } else {
             assert!(
-                model.file[o..o + l].iter().all(|&b| b == 0),
+                all_zero(&model.file[o..o + l]),
                 "model: an unwritten byte in {e:?} is not zero"
             );
             if dev == &before[a..a + l] {

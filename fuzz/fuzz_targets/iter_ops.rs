@@ -7,16 +7,17 @@
 //! `PAGE_SIZE`, any order, overlapping for sources). Then every following
 //! op-code applies one operation (advance, revert, truncate, reexpand,
 //! save/restore, copies, zero, iterate, chunks, extract/get pages, page
-//! copies, std I/O, dup/reborrow) to the iterator *and* to a [`Model`]: the
+//! copies, std I/O, dup/reborrow) to the iterator *and* to a [`Model`] (the
+//! flat model shared with `tests/model.rs`, crate `iov-iter-model`): the
 //! concatenated bytes plus `pos` (bytes consumed) and `count`. Any divergence
 //! (a return value, an error variant, a byte, a page address, the position)
 //! panics. At the end, destination memory is compared byte for byte with the
 //! model, and bytes outside the segments must be untouched.
 //!
 //! Segment bookkeeping (`nr_segs`, `iov_offset`) is checked for consistency
-//! with the flat position, not against a re-implementation of the kernel's
-//! popping rules: `prefix(idx) + iov_offset == pos`, the current segment is
-//! never over-consumed, and `advance` leaves it non-exhausted.
+//! with the flat position, not against the model's popping rules (that is
+//! `tests/model.rs`'s job): `prefix(idx) + iov_offset == pos`, the current
+//! segment is never over-consumed, and `advance` leaves it non-exhausted.
 
 #![no_main]
 
@@ -27,8 +28,10 @@ use std::sync::LazyLock;
 use arbitrary::{Result, Unstructured};
 use iov_iter::{
     Bvec, BvecSeg, BvecSegMut, Dest, Direction, Discard, Error, Extracted, IoSeg, IoSegMut,
-    IovIter, Iovec, IterState, Kind, Kvec, MAX_RW_COUNT, PAGE_SIZE, Page, PageAddr, Source, Ubuf,
+    IovIter, Iovec, IterState, IterType, Kind, Kvec, MAX_RW_COUNT, PAGE_SIZE, Page, PageAddr,
+    Source, Ubuf,
 };
+use iov_iter_model::{Model, Snap, Step, concat, split_spans, user_extract};
 use libfuzzer_sys::fuzz_target;
 
 /// Pages of the contiguous buffer behind Iovec / Kvec / Ubuf segments.
@@ -46,170 +49,6 @@ fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     let _ = fuzz_one(&mut u);
 });
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    Iovec,
-    Kvec,
-    Bvec,
-    Ubuf,
-    Discard,
-}
-
-/// One segment, in iterator order.
-#[derive(Debug, Clone, Copy)]
-struct Seg {
-    /// Address of its first byte.
-    addr: usize,
-    len: usize,
-    /// Offset of its first byte in the concatenation.
-    flat: usize,
-}
-
-/// The flat model: the concatenated bytes, where each one lives, and the
-/// position.
-#[derive(Debug)]
-struct Model {
-    shape: Shape,
-    /// Bytes the iterator covers in total (the Discard count).
-    total: usize,
-    /// The concatenated bytes (empty for Discard).
-    bytes: Vec<u8>,
-    segs: Vec<Seg>,
-    /// Bytes consumed from the start.
-    pos: usize,
-    /// `iov_iter_count`.
-    count: usize,
-}
-
-impl Model {
-    /// `read(addr, len)` gives the initial bytes of a segment.
-    fn new(shape: Shape, segs: &[(usize, usize)], read: impl Fn(usize, usize) -> Vec<u8>) -> Model {
-        let mut flat = 0;
-        let mut out = Vec::new();
-        let mut bytes = Vec::new();
-        for &(addr, len) in segs {
-            out.push(Seg { addr, len, flat });
-            if len != 0 {
-                bytes.extend_from_slice(&read(addr, len));
-            }
-            flat += len;
-        }
-        Model {
-            shape,
-            total: flat,
-            bytes,
-            segs: out,
-            pos: 0,
-            count: flat,
-        }
-    }
-
-    fn discard(total: usize) -> Model {
-        Model {
-            shape: Shape::Discard,
-            total,
-            bytes: Vec::new(),
-            segs: Vec::new(),
-            pos: 0,
-            count: total,
-        }
-    }
-
-    fn is_array(&self) -> bool {
-        matches!(self.shape, Shape::Iovec | Shape::Kvec | Shape::Bvec)
-    }
-
-    /// The (non-empty) segment holding flat byte `q < total`.
-    fn seg_of(&self, q: usize) -> &Seg {
-        let i = self.segs.partition_point(|s| s.flat + s.len <= q);
-        let s = &self.segs[i];
-        assert!(s.flat <= q && q < s.flat + s.len);
-        s
-    }
-
-    fn addr_of(&self, q: usize) -> usize {
-        let s = self.seg_of(q);
-        s.addr + (q - s.flat)
-    }
-
-    /// Contiguous pieces `(flat, len)` covering `len` bytes from `start`,
-    /// split at segment ends: the chunks a walk hands out.
-    fn pieces(&self, start: usize, len: usize) -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
-        if self.shape == Shape::Discard {
-            return out;
-        }
-        let (mut q, end) = (start, start + len);
-        while q < end {
-            let s = self.seg_of(q);
-            let l = (s.flat + s.len).min(end) - q;
-            out.push((q, l));
-            q += l;
-        }
-        out
-    }
-
-    fn take(&mut self, n: usize) {
-        assert!(n <= self.count);
-        self.pos += n;
-        self.count -= n;
-    }
-
-    fn advance(&mut self, n: usize) {
-        self.take(n.min(self.count));
-    }
-
-    /// `iov_iter_revert` as documented: 0 is a no-op, then the
-    /// `MAX_RW_COUNT` check, then "more than was consumed".
-    fn revert(&mut self, n: usize) -> Result<(), Error> {
-        if n == 0 {
-            return Ok(());
-        }
-        if n > MAX_RW_COUNT {
-            return Err(Error::RevertTooLarge(n));
-        }
-        if n > self.pos {
-            return Err(Error::RevertPastStart {
-                requested: n,
-                consumed: self.pos,
-            });
-        }
-        self.pos -= n;
-        self.count += n;
-        Ok(())
-    }
-
-    fn reexpand(&mut self, c: usize) -> Result<(), Error> {
-        let available = self.total - self.pos;
-        if c > available {
-            return Err(Error::ReexpandPastEnd {
-                requested: c,
-                available,
-            });
-        }
-        self.count = c;
-        Ok(())
-    }
-
-    /// The memory at flat offset `q` now holds `data`.
-    fn write(&mut self, q: usize, data: &[u8]) {
-        if self.shape != Shape::Discard {
-            self.bytes[q..q + data.len()].copy_from_slice(data);
-        }
-    }
-
-    fn fill(&mut self, q: usize, len: usize, b: u8) {
-        if self.shape != Shape::Discard {
-            self.bytes[q..q + len].fill(b);
-        }
-    }
-
-    /// Current bytes `[pos, pos + n)`.
-    fn ahead(&self, n: usize) -> &[u8] {
-        &self.bytes[self.pos..self.pos + n]
-    }
-}
 
 /// An amount for advance / revert / reexpand / zero: mostly near the
 /// position, sometimes an edge value.
@@ -377,16 +216,10 @@ fn split_disjoint<'b>(
     ranges: &[(usize, usize)],
     order: &[usize],
 ) -> Vec<IoSegMut<'b>> {
-    let mut by_addr = Vec::with_capacity(ranges.len());
-    let mut rest = buf;
-    let mut cursor = 0;
-    for &(start, len) in ranges {
-        let (_, tail) = rest.split_at_mut(start - cursor);
-        let (seg, tail) = tail.split_at_mut(len);
-        by_addr.push(Some(IoSegMut::new(seg)));
-        rest = tail;
-        cursor = start + len;
-    }
+    let mut by_addr: Vec<Option<IoSegMut<'b>>> = split_spans(buf, ranges)
+        .into_iter()
+        .map(|seg| Some(IoSegMut::new(seg)))
+        .collect();
     order.iter().map(|&i| by_addr[i].take().unwrap()).collect()
 }
 
@@ -424,10 +257,10 @@ fn bvec_range(u: &mut Unstructured) -> Result<(usize, usize)> {
 fn fuzz_one(u: &mut Unstructured) -> Result<()> {
     let seed = u.int_in_range(0..=1023)?;
     match u.int_in_range(0u8..=8)? {
-        0 => source_array::<Iovec>(u, seed, Shape::Iovec),
-        1 => source_array::<Kvec>(u, seed, Shape::Kvec),
-        2 => dest_array::<Iovec>(u, seed, Shape::Iovec),
-        3 => dest_array::<Kvec>(u, seed, Shape::Kvec),
+        0 => source_array::<Iovec>(u, seed),
+        1 => source_array::<Kvec>(u, seed),
+        2 => dest_array::<Iovec>(u, seed),
+        3 => dest_array::<Kvec>(u, seed),
         4 => source_bvec(u, seed),
         5 => dest_bvec(u, seed),
         6 => source_ubuf(u, seed),
@@ -459,7 +292,7 @@ impl ArrayKind for Kvec {
     }
 }
 
-fn source_array<K: ArrayKind>(u: &mut Unstructured, seed: usize, shape: Shape) -> Result<()> {
+fn source_array<K: ArrayKind>(u: &mut Unstructured, seed: usize) -> Result<()> {
     let buf = AlignedBuf::new(BUF_LEN, seed);
     let mem = buf.bytes();
     let base = mem.as_ptr() as usize;
@@ -469,7 +302,7 @@ fn source_array<K: ArrayKind>(u: &mut Unstructured, seed: usize, shape: Shape) -
         .map(|&(s, l)| IoSeg::new(&mem[s..s + l]))
         .collect();
     let abs: Vec<(usize, usize)> = ranges.iter().map(|&(s, l)| (base + s, l)).collect();
-    let mut m = Model::new(shape, &abs, |a, l| mem[a - base..a - base + l].to_vec());
+    let mut m = Model::new(K::ITER_TYPE, &abs, concat(mem, &ranges));
     // Foreign: a proper prefix of the same array (same base, shorter), or
     // another array.
     let other = [7u8; 8];
@@ -488,18 +321,13 @@ fn source_array<K: ArrayKind>(u: &mut Unstructured, seed: usize, shape: Shape) -
     Ok(())
 }
 
-fn dest_array<K: ArrayKind>(u: &mut Unstructured, seed: usize, shape: Shape) -> Result<()> {
+fn dest_array<K: ArrayKind>(u: &mut Unstructured, seed: usize) -> Result<()> {
     let mut buf = AlignedBuf::new(BUF_LEN, seed);
     let base = buf.bytes().as_ptr() as usize;
     let (ranges, order) = disjoint_ranges(u, BUF_LEN)?;
-    let abs: Vec<(usize, usize)> = order
-        .iter()
-        .map(|&i| (base + ranges[i].0, ranges[i].1))
-        .collect();
-    let mut m = {
-        let mem = buf.bytes();
-        Model::new(shape, &abs, |a, l| mem[a - base..a - base + l].to_vec())
-    };
+    let in_order: Vec<(usize, usize)> = order.iter().map(|&i| ranges[i]).collect();
+    let abs: Vec<(usize, usize)> = in_order.iter().map(|&(s, l)| (base + s, l)).collect();
+    let mut m = Model::new(K::ITER_TYPE, &abs, concat(buf.bytes(), &in_order));
     let mut other = [0u8; 8];
     let mut other_segs = [IoSegMut::new(&mut other)];
     let foreign = K::dest(&mut other_segs).save_state();
@@ -515,11 +343,7 @@ fn dest_array<K: ArrayKind>(u: &mut Unstructured, seed: usize, shape: Shape) -> 
 /// Destination memory equals the model inside the segments and the initial
 /// pattern outside them.
 fn check_dest_memory(mem: &[u8], base: usize, seed: usize, m: &Model) {
-    let mut want = pat(seed, 0, mem.len()).to_vec();
-    for s in &m.segs {
-        let o = s.addr - base;
-        want[o..o + s.len].copy_from_slice(&m.bytes[s.flat..s.flat + s.len]);
-    }
+    let want = m.expect_memory(pat(seed, 0, mem.len()), base);
     if mem == &want[..] {
         return;
     }
@@ -574,18 +398,15 @@ fn source_bvec(u: &mut Unstructured, seed: usize) -> Result<()> {
             segs.push(BvecSeg::full(page));
         }
     }
-    let abs: Vec<(usize, usize)> = segs
+    let bv: Vec<(usize, usize, usize)> = segs
         .iter()
-        .map(|s| (s.page().addr() + s.offset(), s.len()))
+        .map(|s| (s.page().addr(), s.offset(), s.len()))
         .collect();
-    let read = |a: usize, l: usize| {
-        let p = pages
-            .iter()
-            .find(|p| (p.addr()..p.addr() + PAGE_SIZE).contains(&a))
-            .unwrap();
-        p.as_bytes()[a - p.addr()..a - p.addr() + l].to_vec()
-    };
-    let mut m = Model::new(Shape::Bvec, &abs, read);
+    let mut bytes = Vec::new();
+    for s in &segs {
+        bytes.extend_from_slice(&s.page().as_bytes()[s.offset()..s.offset() + s.len()]);
+    }
+    let mut m = Model::bvec(&bv, bytes);
     let other = Page::new();
     let other_segs = [BvecSeg::full(&other)];
     let foreign = IovIter::<Source, Bvec>::new(&other_segs).save_state();
@@ -649,23 +470,18 @@ fn dest_bvec(u: &mut Unstructured, seed: usize) -> Result<()> {
     let order = permutation(u, by_page.len())?;
     let mut slots: Vec<Option<BvecSegMut<'_>>> = by_page.into_iter().map(Some).collect();
     let mut segs: Vec<BvecSegMut<'_>> = order.iter().map(|&i| slots[i].take().unwrap()).collect();
-    let abs: Vec<(usize, usize)> = segs
+    let bv: Vec<(usize, usize, usize)> = segs
         .iter()
-        .map(|s| (s.page_addr() + s.offset(), s.len()))
+        .map(|s| (s.page_addr(), s.offset(), s.len()))
         .collect();
-    let page_of = |a: usize| {
-        addrs
-            .iter()
-            .position(|&p| (p..p + PAGE_SIZE).contains(&a))
-            .unwrap()
-    };
     // The pages are mutably borrowed by the segments: read the initial
     // bytes from the pattern they were filled with.
-    let read = |a: usize, l: usize| {
-        let p = page_of(a);
-        pat(seed, a - addrs[p] + p * PAGE_SIZE, l).to_vec()
-    };
-    let mut m = Model::new(Shape::Bvec, &abs, read);
+    let mut bytes = Vec::new();
+    for &(page, off, len) in &bv {
+        let p = addrs.iter().position(|&a| a == page).unwrap();
+        bytes.extend_from_slice(pat(seed, p * PAGE_SIZE + off, len));
+    }
+    let mut m = Model::bvec(&bv, bytes);
     let mut other = Page::new();
     let mut other_segs = [BvecSegMut::full(&mut other)];
     let foreign = IovIter::<Dest, Bvec>::new(&mut other_segs).save_state();
@@ -674,11 +490,7 @@ fn dest_bvec(u: &mut Unstructured, seed: usize) -> Result<()> {
     drop(segs);
     drop(slots);
     for (p, page) in pages.iter().enumerate() {
-        let mut want = pat(seed, p * PAGE_SIZE, PAGE_SIZE).to_vec();
-        for s in m.segs.iter().filter(|s| s.len != 0 && page_of(s.addr) == p) {
-            let o = s.addr - addrs[p];
-            want[o..o + s.len].copy_from_slice(&m.bytes[s.flat..s.flat + s.len]);
-        }
+        let want = m.expect_memory(pat(seed, p * PAGE_SIZE, PAGE_SIZE), addrs[p]);
         if page.as_bytes()[..] == want[..] {
             continue;
         }
@@ -699,9 +511,11 @@ fn source_ubuf(u: &mut Unstructured, seed: usize) -> Result<()> {
     let base = mem.as_ptr() as usize;
     let start = u.int_in_range(0..=BUF_LEN)?;
     let len = seg_len(u, BUF_LEN - start)?;
-    let mut m = Model::new(Shape::Ubuf, &[(base + start, len)], |a, l| {
-        mem[a - base..a - base + l].to_vec()
-    });
+    let mut m = Model::new(
+        IterType::Ubuf,
+        &[(base + start, len)],
+        mem[start..start + len].to_vec(),
+    );
     let other = [1u8; 4];
     let foreign = IovIter::<Source, Ubuf>::new(&other).save_state();
     let mut it = IovIter::<Source, Ubuf>::new(&mem[start..start + len]);
@@ -714,12 +528,11 @@ fn dest_ubuf(u: &mut Unstructured, seed: usize) -> Result<()> {
     let base = buf.bytes().as_ptr() as usize;
     let start = u.int_in_range(0..=BUF_LEN)?;
     let len = seg_len(u, BUF_LEN - start)?;
-    let mut m = {
-        let mem = buf.bytes();
-        Model::new(Shape::Ubuf, &[(base + start, len)], |a, l| {
-            mem[a - base..a - base + l].to_vec()
-        })
-    };
+    let mut m = Model::new(
+        IterType::Ubuf,
+        &[(base + start, len)],
+        buf.bytes()[start..start + len].to_vec(),
+    );
     let mut other = [1u8; 4];
     let foreign = IovIter::<Dest, Ubuf>::new(&mut other).save_state();
     {
@@ -749,12 +562,12 @@ fn check<D: Direction, K: Kind>(it: &IovIter<'_, D, K>, m: &Model) {
     assert_eq!(it.count(), m.count, "count");
     assert_eq!(it.is_empty(), m.count == 0);
     assert_eq!(it.capacity(), m.total - m.pos, "capacity");
-    match m.shape {
-        Shape::Ubuf => {
+    match m.kind {
+        IterType::Ubuf => {
             assert_eq!(it.nr_segs(), 1);
             assert_eq!(it.iov_offset(), m.pos, "ubuf iov_offset");
         }
-        Shape::Discard => {
+        IterType::Discard => {
             assert_eq!(it.nr_segs(), 0);
             assert_eq!(it.iov_offset(), m.pos, "discard iov_offset");
         }
@@ -839,7 +652,7 @@ fn pages_op<D: Direction, K: Kind>(
         assert!(out.is_empty());
         return Ok(());
     }
-    if m.shape == Shape::Discard || (op == PagesOp::Get && m.shape == Shape::Kvec) {
+    if m.kind == IterType::Discard || (op == PagesOp::Get && m.kind == IterType::Kvec) {
         assert_eq!(r, Err(Error::NoPages));
         assert!(out.is_empty());
         return Ok(());
@@ -864,13 +677,13 @@ fn pages_op<D: Direction, K: Kind>(
             out[last].0 + vl % PAGE_SIZE,
             "last byte of piece at {q}"
         );
-        if m.shape == Shape::Bvec {
+        if m.kind == IterType::Bvec {
             assert_eq!(first, last, "a bvec piece spans two listed pages");
         }
     }
     let need = (e.offset0 + e.bytes).div_ceil(PAGE_SIZE);
-    match m.shape {
-        Shape::Bvec => {
+    match m.kind {
+        IterType::Bvec => {
             if e.bytes == 0 {
                 // Only an empty bvec at the position gives nothing; it still
                 // lists its page (as the kernel does).
@@ -891,31 +704,27 @@ fn pages_op<D: Direction, K: Kind>(
         }
         _ => {
             // The first non-empty segment only, exactly.
-            let a0 = m.addr_of(m.pos);
             let s = m.seg_of(m.pos);
-            let size = ms.min(s.flat + s.len - m.pos);
-            let offset0 = a0 % PAGE_SIZE;
-            let n = (size + offset0).div_ceil(PAGE_SIZE).min(maxpages);
-            let bytes = size.min(n * PAGE_SIZE - offset0);
+            let (bytes, offset0, pages) =
+                user_extract(m.addr_of(m.pos), s.flat + s.len - m.pos, ms, maxpages);
             assert_eq!(
                 e,
                 Extracted {
                     bytes,
                     offset0,
-                    npages: n
+                    npages: pages.len()
                 }
             );
-            let want: Vec<PageAddr> = (0..n)
-                .map(|k| PageAddr(a0 - offset0 + k * PAGE_SIZE))
-                .collect();
+            let want: Vec<PageAddr> = pages.into_iter().map(PageAddr).collect();
             assert_eq!(out, want);
         }
     }
-    m.take(e.bytes);
+    // The kernel advances by what it extracted.
+    m.advance(e.bytes);
     Ok(())
 }
 
-type Slot<'a, D, K> = Option<(IterState<'a, D, K>, usize, usize)>;
+type Slot<'a, D, K> = Option<(IterState<'a, D, K>, Snap)>;
 
 /// The interpreter.
 fn run<'a, D: Direction, K: Kind>(
@@ -934,38 +743,27 @@ where
             break;
         }
         match u.int_in_range(0u8..=19)? {
-            0 | 1 => {
-                let n = amount(u, m)?;
+            op @ 0..=5 => {
+                let step = match op {
+                    0 | 1 => Step::Advance(amount(u, m)?),
+                    2 | 3 => Step::Revert(amount(u, m)?),
+                    4 => Step::Truncate(if u.arbitrary()? {
+                        amount(u, m)? as u64
+                    } else {
+                        u.arbitrary()?
+                    }),
+                    _ => Step::Reexpand(amount(u, m)?),
+                };
                 let had = m.count;
-                it.advance(n);
-                m.advance(n);
+                let (got, want) = m.step(it, step);
+                assert_eq!(got, want, "{step:?}");
                 // Advance pops what it consumed: the current segment is
                 // never exhausted or empty afterwards.
-                if m.is_array() && had != 0 && it.nr_segs() != 0 {
+                if matches!(step, Step::Advance(_)) && m.is_array() && had != 0 && it.nr_segs() != 0
+                {
                     let s = &m.segs[m.segs.len() - it.nr_segs()];
                     assert!(it.iov_offset() < s.len, "advance left a used-up segment");
                 }
-            }
-            2 | 3 => {
-                let n = amount(u, m)?;
-                let want = m.revert(n);
-                assert_eq!(it.revert(n), want, "revert({n})");
-            }
-            4 => {
-                let limit: u64 = if u.arbitrary()? {
-                    amount(u, m)? as u64
-                } else {
-                    u.arbitrary()?
-                };
-                it.truncate(limit);
-                if (m.count as u64) > limit {
-                    m.count = limit as usize;
-                }
-            }
-            5 => {
-                let c = amount(u, m)?;
-                let want = m.reexpand(c);
-                assert_eq!(it.reexpand(c), want, "reexpand({c})");
             }
             6 => {
                 let s = it.save_state();
@@ -973,13 +771,12 @@ where
                     (s.count(), s.iov_offset(), s.nr_segs()),
                     (it.count(), it.iov_offset(), it.nr_segs())
                 );
-                slots[u.choose_index(SLOTS)?] = Some((s, m.pos, m.count));
+                slots[u.choose_index(SLOTS)?] = Some((s, m.snap()));
             }
             7 => match slots[u.choose_index(SLOTS)?] {
-                Some((s, pos, count)) if u.ratio(7u8, 8)? => {
+                Some((s, snap)) if u.ratio(7u8, 8)? => {
                     assert_eq!(it.restore(&s), Ok(()));
-                    m.pos = pos;
-                    m.count = count;
+                    m.set(snap);
                 }
                 _ => {
                     // A state of another segment array: refused, nothing moves.
@@ -1036,7 +833,7 @@ fn expect_walk(m: &Model, len: usize, rets: &[usize]) -> (Vec<(usize, usize, usi
     let mut steps = Vec::new();
     let mut done = 0;
     let want = len.min(m.count);
-    if m.shape == Shape::Discard {
+    if m.kind == IterType::Discard {
         return (steps, want);
     }
     let mut q = m.pos;

@@ -36,6 +36,41 @@ fn pattern(seed: u8, i: usize) -> u8 {
     seed ^ (i as u8).wrapping_mul(13) ^ ((i >> 8) as u8)
 }
 
+/// The largest request: 12 segments of 8 sectors.
+const MAX_TOTAL: usize = 12 * 8 * SECTOR;
+
+/// The device's initial bytes and the write buffer's bytes, made once (a
+/// per-byte loop under the fuzzer's comparison tracing cost more than the
+/// whole I/O; every input used the same bytes anyway).
+fn patterns() -> &'static (Vec<u8>, Vec<u8>) {
+    static P: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        (
+            (0..DEV).map(|i| pattern(0xa5, i)).collect(),
+            (0..MAX_TOTAL).map(|i| pattern(0x3c, i)).collect(),
+        )
+    })
+}
+
+/// Whether every byte of `got` is the byte of `a` or of `b` at its place:
+/// whole sectors compared at once, byte by byte only in a mixed sector.
+fn each_from(got: &[u8], a: &[u8], b: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for ((g, x), y) in got
+        .chunks(SECTOR)
+        .zip(a.chunks(SECTOR))
+        .zip(b.chunks(SECTOR))
+    {
+        if g != x && g != y {
+            if let Some(k) = (0..g.len()).find(|&k| g[k] != x[k] && g[k] != y[k]) {
+                return Some(at + k);
+            }
+        }
+        at += g.len();
+    }
+    None
+}
+
 fn fuzz_one(u: &mut Unstructured<'_>) -> Result<()> {
     let nsegs = u.int_in_range(0..=12usize)?;
     let lens: Vec<usize> = (0..nsegs)
@@ -52,17 +87,19 @@ fn fuzz_one(u: &mut Unstructured<'_>) -> Result<()> {
         _ => Some(PendingOrder::Shuffled(u.arbitrary()?)),
     };
 
-    let dev = MemDevice::new(DEV).with_max_segs(max_segs);
-    let dev_seed = 0xa5;
-    let init: Vec<u8> = (0..DEV).map(|i| pattern(dev_seed, i)).collect();
-    dev.write_at(0, &init);
+    let (init, all_buf_bytes) = patterns();
+    let init: &[u8] = init;
+    let dev = MemDevice::from_vec(init.to_vec()).with_max_segs(max_segs);
     dev.defer_completions(order);
 
     // The model: what the device and the buffer must hold at the end.
-    let buf_seed = 0x3c;
-    let buf_bytes: Vec<u8> = (0..total).map(|i| pattern(buf_seed, i)).collect();
-    let mut model_dev = init.clone();
-    let mut model_buf = if write { buf_bytes.clone() } else { vec![0u8; total] };
+    let buf_bytes: &[u8] = &all_buf_bytes[..total];
+    let mut model_dev = init.to_vec();
+    let mut model_buf = if write {
+        buf_bytes.to_vec()
+    } else {
+        vec![0u8; total]
+    };
 
     let mut segs = Vec::new();
     let mut off = 0;
@@ -86,9 +123,7 @@ fn fuzz_one(u: &mut Unstructured<'_>) -> Result<()> {
             let (left, done) = round(&dev, pos, iter);
             iter = done.buf;
             let n = check(left, done.result, iter.count(), done.pos, pos)?;
-            for i in 0..n {
-                model_dev[pos as usize + i] = model_buf[moved + i];
-            }
+            model_dev[pos as usize..pos as usize + n].copy_from_slice(&model_buf[moved..moved + n]);
             moved += n;
             pos += n as u64;
             assert_eq!(iter.consumed(), moved);
@@ -121,25 +156,72 @@ fn fuzz_one(u: &mut Unstructured<'_>) -> Result<()> {
     // earlier part kept from being reported: each such byte is either what
     // was there before or what the transfer would have put there.
     let snap = dev.snapshot();
-    let got: Vec<u8> = back.iter().flat_map(|b| b.as_slice().iter().copied()).collect();
+    let mut got = Vec::with_capacity(total);
+    for b in &back {
+        got.extend_from_slice(b.as_slice());
+    }
     assert_eq!(got.len(), total);
     let s0 = start as usize;
-    for i in 0..DEV {
-        let in_req = i >= s0 && i < s0 + total;
-        let ok = if !in_req || !write || i < s0 + moved {
-            snap[i] == model_dev[i]
-        } else {
-            snap[i] == init[i] || snap[i] == buf_bytes[i - s0]
-        };
-        assert!(ok, "device byte {i} (request {s0}+{total}, moved {moved})");
+    // Compared a range at a time (byte by byte only to name a mismatch).
+    let first_diff = |a: &[u8], b: &[u8]| (0..a.len()).find(|&k| a[k] != b[k]).unwrap_or(0);
+    let req_end = (s0 + total).min(DEV);
+    // Outside the request, and in it up to the bytes reported (all of it
+    // for a read): the model.
+    let exact_end = if write {
+        (s0 + moved).min(DEV)
+    } else {
+        req_end
+    };
+    for (a, b) in [(0, exact_end), (req_end, DEV)] {
+        if snap[a..b] != model_dev[a..b] {
+            let i = a + first_diff(&snap[a..b], &model_dev[a..b]);
+            panic!("device byte {i} (request {s0}+{total}, moved {moved})");
+        }
     }
-    for i in 0..total {
-        let ok = if write || i < moved {
-            got[i] == model_buf[i]
-        } else {
-            got[i] == 0 || (s0 + i < DEV && got[i] == init[s0 + i])
-        };
-        assert!(ok, "buffer byte {i} (moved {moved} of {total})");
+    if exact_end < req_end {
+        let k = exact_end - s0;
+        if let Some(j) = each_from(
+            &snap[exact_end..req_end],
+            &init[exact_end..req_end],
+            &buf_bytes[k..k + req_end - exact_end],
+        ) {
+            panic!(
+                "device byte {} (request {s0}+{total}, moved {moved})",
+                exact_end + j
+            );
+        }
+    }
+    if write {
+        if got != model_buf {
+            panic!(
+                "buffer byte {} (moved {moved} of {total})",
+                first_diff(&got, &model_buf)
+            );
+        }
+    } else {
+        if got[..moved] != model_buf[..moved] {
+            panic!(
+                "buffer byte {} (moved {moved} of {total})",
+                first_diff(&got, &model_buf)
+            );
+        }
+        // Past the bytes reported: zeros, or what the device held there.
+        let zeros = vec![0u8; total];
+        let dev_end = DEV.min(s0 + total).max(s0 + moved);
+        let on_dev = dev_end - (s0 + moved);
+        if let Some(j) = each_from(
+            &got[moved..moved + on_dev],
+            &zeros[..on_dev],
+            &init[s0 + moved..dev_end],
+        ) {
+            panic!("buffer byte {} (moved {moved} of {total})", moved + j);
+        }
+        if got[moved + on_dev..] != zeros[moved + on_dev..] {
+            panic!(
+                "buffer byte {} (moved {moved} of {total}), past the device",
+                moved + on_dev
+            );
+        }
     }
     assert_eq!(dev.pending(), 0);
     Ok(())
@@ -234,7 +316,11 @@ fn check(
         Err(e) => panic!("unexpected error {e}"),
     };
     assert!(n <= left, "{n} bytes reported of {left}");
-    assert_eq!(count, left - n, "the iterator advanced by the bytes reported");
+    assert_eq!(
+        count,
+        left - n,
+        "the iterator advanced by the bytes reported"
+    );
     if result.is_ok() {
         assert_eq!(new_pos, pos + n as u64);
     } else {
