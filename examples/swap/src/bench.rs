@@ -1265,6 +1265,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "/proc/thread-self")]
     fn stat_times_are_fields_14_and_15() {
         let line = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 97 0 0 0 123 45 0 0 20 0 1 0 9 \
                     1000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
@@ -1303,6 +1304,7 @@ mod tests {
     /// The whole subcommand on a small real swap file, every case for a
     /// moment, JSON parsed back; then `--prepare`, and a single `--case`.
     #[test]
+    #[cfg_attr(miri, ignore = "O_DIRECT file, io_uring")]
     fn bench_runs_every_case_on_a_real_file() {
         let dir = TestDir::new("bench");
         if let Err(e) = area::direct_io_works(dir.path()) {

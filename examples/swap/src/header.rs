@@ -956,6 +956,13 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
+            // Under Miri: fewer cases, and no regression file (no file system).
+            #![proptest_config(if cfg!(miri) {
+                ProptestConfig { cases: 8, failure_persistence: None, ..ProptestConfig::default() }
+            } else {
+                ProptestConfig::default()
+            })]
+
             #[test]
             fn any_header_round_trips(
                 pages in MIN_GOODPAGES..=u64::from(u32::MAX),

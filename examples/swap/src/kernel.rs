@@ -131,6 +131,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "/proc")]
     fn vmstat_and_page_cluster_read() {
         assert!(
             vmstat_swap().is_some(),

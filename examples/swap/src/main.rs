@@ -371,6 +371,7 @@ mod tests {
     /// The demo itself, both modes, on a swap file it creates and keeps
     /// (`--file`), then again on the existing area.
     #[test]
+    #[cfg_attr(miri, ignore = "O_DIRECT file, io_uring")]
     fn demo_runs_end_to_end_on_a_real_file() {
         let dir = TestDir::new("demo");
         if let Err(e) = area::direct_io_works(dir.path()) {
@@ -405,6 +406,7 @@ mod tests {
     /// writes the swap header, then every mode verifies every page.
     #[cfg(feature = "nbd")]
     #[test]
+    #[cfg_attr(miri, ignore = "qemu-nbd, sockets, libnbd")]
     fn demo_runs_over_nbd_against_qemu_nbd() {
         let dir = TestDir::new("demo-nbd");
         let image = dir.join("export.img");

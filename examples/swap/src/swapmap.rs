@@ -712,11 +712,18 @@ mod tests {
         }
 
         proptest! {
+            // Under Miri: fewer cases, and no regression file (no file system).
+            #![proptest_config(if cfg!(miri) {
+                ProptestConfig { cases: 4, failure_persistence: None, ..ProptestConfig::default() }
+            } else {
+                ProptestConfig::default()
+            })]
+
             #[test]
             fn matches_a_set_model(
                 nr in 1u64..300,
                 bad in proptest::collection::vec(1u32..300, 0..10),
-                ops in proptest::collection::vec(op(), 0..200),
+                ops in proptest::collection::vec(op(), 0..if cfg!(miri) { 24 } else { 200 }),
             ) {
                 let bad: Vec<u32> = bad.into_iter().filter(|&b| u64::from(b) < nr).collect();
                 let mut m = SwapMap::new(nr, &bad).unwrap();
