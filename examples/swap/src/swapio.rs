@@ -2727,7 +2727,10 @@ mod tests {
     #[test]
     fn swap_in_reuses_pages_put_back_without_zeroing() {
         // Under Miri, one mode: the pool is the same in both.
-        for mode in ASYNC_BACKENDS.into_iter().take(if cfg!(miri) { 1 } else { 2 }) {
+        for mode in ASYNC_BACKENDS
+            .into_iter()
+            .take(if cfg!(miri) { 1 } else { 2 })
+        {
             let (mem, dev) = mem_device(mode, 8);
             dev.set_page_cluster(0); // the pool's pages, one per swap-in
             let s = run_slots(&dev, 2);
