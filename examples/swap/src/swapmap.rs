@@ -723,7 +723,7 @@ mod tests {
             fn matches_a_set_model(
                 nr in 1u64..300,
                 bad in proptest::collection::vec(1u32..300, 0..10),
-                ops in proptest::collection::vec(op(), 0..if cfg!(miri) { 24 } else { 200 }),
+                ops in proptest::collection::vec(op(), 0..if cfg!(miri) { 12 } else { 200 }),
             ) {
                 let bad: Vec<u32> = bad.into_iter().filter(|&b| u64::from(b) < nr).collect();
                 let mut m = SwapMap::new(nr, &bad).unwrap();

@@ -550,8 +550,8 @@ mod tests {
         let dev = SwapDevice::new(mem.clone(), IoMode::Uring, 600).unwrap();
         dev.set_page_cluster(0); // every swap-in its own read
         let cfg = WorkloadConfig {
-            pages: if MIRI { 12 } else { 300 },
-            window: if MIRI { 4 } else { 16 },
+            pages: if MIRI { 8 } else { 300 },
+            window: if MIRI { 3 } else { 16 },
             ..WorkloadConfig::default()
         };
         let report = run(&dev, &cfg).unwrap();
@@ -573,7 +573,7 @@ mod tests {
         dev.set_page_cluster(0); // the faults' sequence numbers count single reads
         // A few transient faults: the retries recover. (Under Miri, fewer
         // pages, the last two faults still in the swap-in.)
-        let (pages, late, few) = if MIRI { (12, 11, 2) } else { (500, 400, 50) };
+        let (pages, late, few) = if MIRI { (8, 7, 2) } else { (500, 400, 50) };
         for seq in [3, 10, late, late + 1] {
             mem.inject(FaultPlan::at_seq(seq, Fault::EIO));
         }
