@@ -573,7 +573,7 @@ mod tests {
         dev.set_page_cluster(0); // the faults' sequence numbers count single reads
         // A few transient faults: the retries recover. (Under Miri, fewer
         // pages, the last two faults still in the swap-in.)
-        let (pages, late, few) = if MIRI { (8, 7, 2) } else { (500, 400, 50) };
+        let (pages, late, few) = if MIRI { (6, 7, 2) } else { (500, 400, 50) };
         for seq in [3, 10, late, late + 1] {
             mem.inject(FaultPlan::at_seq(seq, Fault::EIO));
         }
