@@ -55,6 +55,26 @@ def row(label, job, ratios, ocpu, fcpu, unit="×"):
         min(ratios), max(ratios), unit, statistics.median(fcpu), statistics.median(ocpu)))
 
 
+def qd8_pages_row(runs, case, job, rw, pages, label, desc):
+    """A multi-page case of ours against fio at QD8 with `pages` pages per
+    block, in pages per second; skipped when the runs predate the pair. A
+    `%.1f` in `label` takes ours' median pages per kiocb."""
+    ratios, ocpu, fcpu, ppk = [], [], [], []
+    for run in runs:
+        if not os.path.exists(os.path.join(run, "fio-%s.json" % job)):
+            break
+        o, oc = swap_case(run, case)
+        fi, fc = fio(run, job, rw)
+        ratios.append(o["pages_s"] / (fi * pages))
+        ocpu.append(oc)
+        fcpu.append(fc)
+        ppk.append(o["pages_s"] / max(o["iops"], 1))
+    if ratios:
+        if "%" in label:
+            label = label % statistics.median(ppk)
+        row(label, desc, ratios, ocpu, fcpu)
+
+
 def main(runs):
     print("| case | fio job | ours/fio per run | median | min–max | fio / ours CPU µs per I/O (median) |")
     print("|---|---|---|--:|--:|--:|")
@@ -67,34 +87,15 @@ def main(runs):
             fcpu.append(fc)
         row(name, "%s %s QD%s" % (rw, engine, depth), ratios, ocpu, fcpu)
     # Plugged, 8 kiocbs of 32 pages in flight, against fio's 128 KiB QD8.
-    ratios, ocpu, fcpu = [], [], []
-    for run in runs:
-        if not os.path.exists(os.path.join(run, "fio-plugged128k.json")):
-            break
-        o, oc = swap_case(run, "swapout-plugged-async-qd8")
-        fi, fc = fio(run, "plugged128k", "randwrite")
-        ratios.append(o["pages_s"] / (fi * 32))
-        ocpu.append(oc)
-        fcpu.append(fc)
-    if ratios:
-        row("swapout-plugged-async-qd8 (pages/s)", "randwrite 128k io_uring QD8 (×32 pages)",
-            ratios, ocpu, fcpu)
+    qd8_pages_row(runs, "swapout-plugged-async-qd8", "plugged128k", "randwrite", 32,
+                  "swapout-plugged-async-qd8 (pages/s)",
+                  "randwrite 128k io_uring QD8 (×32 pages)")
     # Readahead swap-in, 8 clusters of 8 pages in flight, against fio's
-    # 32 KiB QD8 (pages/s; ours also reports its pages per kiocb: the
-    # readahead window adapts, so not every kiocb holds 8).
-    ratios, ocpu, fcpu, ppk = [], [], [], []
-    for run in runs:
-        if not os.path.exists(os.path.join(run, "fio-readahead32k.json")):
-            break
-        o, oc = swap_case(run, "swapin-readahead-async-qd8")
-        fi, fc = fio(run, "readahead32k", "randread")
-        ratios.append(o["pages_s"] / (fi * 8))
-        ocpu.append(oc)
-        fcpu.append(fc)
-        ppk.append(o["pages_s"] / max(o["iops"], 1))
-    if ratios:
-        row("swapin-readahead-async-qd8 (pages/s; %.1f pages per kiocb)" % statistics.median(ppk),
-            "randread 32k io_uring QD8 (×8 pages)", ratios, ocpu, fcpu)
+    # 32 KiB QD8 (ours also reports its pages per kiocb: the readahead
+    # window adapts, so not every kiocb holds 8).
+    qd8_pages_row(runs, "swapin-readahead-async-qd8", "readahead32k", "randread", 8,
+                  "swapin-readahead-async-qd8 (pages/s; %.1f pages per kiocb)",
+                  "randread 32k io_uring QD8 (×8 pages)")
     for name, rw, bs, depth, extra in pairs(runs[0], "dio_pairs.txt"):
         ratios, ocpu, fcpu = [], [], []
         for run in runs:
