@@ -82,6 +82,24 @@ use super::region::{AnonRegion, MemfdRegion};
 use crate::swapio::{IntoFill, SwapDevice, SwapError, SwapIn, SwapInto, SwapPlug};
 use crate::swapmap::Slot;
 
+/// The runs of consecutive page indices in `items` (sorted by `index`):
+/// each run's first index and length.
+fn runs<'a, T>(
+    items: &'a [T],
+    index: impl Fn(&T) -> usize + 'a,
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let mut k = 0;
+    std::iter::from_fn(move || {
+        let first = index(items.get(k)?);
+        let mut n = 1;
+        while items.get(k + n).is_some_and(|x| index(x) == first + n) {
+            n += 1;
+        }
+        k += n;
+        Some((first, n))
+    })
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -1103,18 +1121,11 @@ impl Pager {
             }
         }
         read.sort_unstable();
-        let mut k = 0;
-        while k < read.len() {
-            let first = read[k];
-            let mut n = 1;
-            while k + n < read.len() && read[k + n] == first + n {
-                n += 1;
-            }
+        for (first, n) in runs(&read, |&i| i) {
             self.continue_run(st, first, n)?;
-            for &i in &read[k..k + n] {
+            for i in first..first + n {
                 self.mapped(st, i)?;
             }
-            k += n;
         }
         Ok(progress)
     }
@@ -1381,13 +1392,7 @@ impl Pager {
         // finds them gone).
         dropped.sort_unstable_by_key(|(i, _)| *i);
         let mut failed = None;
-        let mut k = 0;
-        while k < dropped.len() {
-            let first = dropped[k].0;
-            let mut n = 1;
-            while k + n < dropped.len() && dropped[k + n].0 == first + n {
-                n += 1;
-            }
+        for (first, n) in runs(&dropped, |(i, _)| *i) {
             let r = match &*self.mem {
                 Memory::Anon(r) => {
                     let start = self.base.as_ptr() as usize + first * PAGE_SIZE;
@@ -1400,7 +1405,6 @@ impl Pager {
                 // requests are still answered below, then the error.
                 failed.get_or_insert(e);
             }
-            k += n;
         }
         for (i, ticket) in dropped {
             self.publish(i, PageState::Swapped);
