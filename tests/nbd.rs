@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{QemuNbd, block, skip};
+use common::{QemuNbd, block, skip, unix_listening};
 use iov_iter::backend::nbd::{self, NbdDevice};
 use iov_iter::buf::{AlignedBuf, OwnedIter};
 use iov_iter::dio::DirectIo;
@@ -903,7 +903,7 @@ impl ExtraServer {
             uri: format!("nbd+unix:///?socket={}", sock.display()),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !sock.exists() {
+        while !unix_listening(&sock) {
             if Instant::now() > deadline || s.child.try_wait().ok().flatten().is_some() {
                 return None;
             }

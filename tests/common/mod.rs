@@ -255,7 +255,7 @@ impl QemuNbd {
         loop {
             let up = match self.tcp {
                 Some(port) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-                None => self.sock().exists(),
+                None => unix_listening(&self.sock()),
             };
             if up {
                 break;
@@ -295,6 +295,14 @@ impl QemuNbd {
         self.kill();
         self.spawn()
     }
+}
+
+/// Whether a server accepts connections on the unix socket `sock`. The
+/// socket file appears at bind(2), before listen(2): a client connecting in
+/// between is refused, so the file existing is not enough.
+#[cfg(all(target_os = "linux", feature = "nbd"))]
+pub fn unix_listening(sock: &std::path::Path) -> bool {
+    std::os::unix::net::UnixStream::connect(sock).is_ok()
 }
 
 #[cfg(all(target_os = "linux", feature = "nbd"))]

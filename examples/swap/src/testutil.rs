@@ -177,7 +177,9 @@ impl NbdServer {
             uri: format!("nbd+unix:///?socket={}", sock.display()),
         };
         for _ in 0..500 {
-            if sock.exists() {
+            // Accepting, not only bound: the socket file appears at bind(2),
+            // before listen(2), when a connect is still refused.
+            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
                 return Some(server);
             }
             std::thread::sleep(std::time::Duration::from_millis(10));

@@ -848,10 +848,14 @@ fn unsupported_features_are_refused_saying_why() {
     ] {
         let e = PagerError::Uffd(Error::Os { op, errno });
         assert_eq!(e.is_unavailable(), unavailable, "{e}");
+        assert_eq!(e.errno(), errno.raw_os_error(), "{e}");
     }
-    assert!(
-        !PagerError::Swap(SwapError::BadSlot(iov_iter_swap::swapmap::Slot::new(1)))
-            .is_unavailable()
+    let bad_slot = PagerError::Swap(SwapError::BadSlot(iov_iter_swap::swapmap::Slot::new(1)));
+    assert!(!bad_slot.is_unavailable());
+    assert_eq!(bad_slot.errno(), libc::EINVAL);
+    assert_eq!(
+        PagerError::Unsupported("x".into()).errno(),
+        libc::EOPNOTSUPP
     );
     let region = AnonRegion::new(PAGE_SIZE).unwrap();
     region.register(&uffd, RegisterMode::MISSING).unwrap();

@@ -215,6 +215,25 @@ pub enum PagerError {
 }
 
 impl PagerError {
+    /// The kernel's errno for this error, as a raw value (what a C caller
+    /// of the same facility would see): the userfaultfd or syscall errno,
+    /// the swap device's ([`SwapError::errno`]), `EOPNOTSUPP` for a pager
+    /// that cannot work here.
+    ///
+    /// ```
+    /// use iov_iter_swap::uffd::PagerError;
+    ///
+    /// let e = PagerError::Unsupported("no userfaultfd".into());
+    /// assert_eq!(e.errno(), libc::EOPNOTSUPP);
+    /// ```
+    pub fn errno(&self) -> i32 {
+        match self {
+            PagerError::Uffd(e) => e.errno().raw_os_error(),
+            PagerError::Swap(e) => e.errno(),
+            PagerError::Unsupported(_) => libc::EOPNOTSUPP,
+        }
+    }
+
     /// Whether this says userfaultfd is unavailable (no kernel support,
     /// or not permitted), as opposed to a failure while paging.
     pub fn is_unavailable(&self) -> bool {
