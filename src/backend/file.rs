@@ -1160,8 +1160,11 @@ fn probe_dontcache(fd: &OwnedFd, align: DioAlign) -> bool {
     if writable_only {
         return false;
     }
-    let Ok(mut buf) =
-        crate::buf::AlignedBuf::zeroed(align.mem as usize, align.offset_for(RwType::Read) as usize)
+    // Page-aligned, as `AlignedBuf::for_dio` allocates: a buffer at the
+    // bare memory alignment is a partial-page segment, which zram on Linux
+    // 6.18 answers by overwriting whole pages around it.
+    let mem = (align.mem as usize).max(crate::PAGE_SIZE);
+    let Ok(mut buf) = crate::buf::AlignedBuf::zeroed(mem, align.offset_for(RwType::Read) as usize)
     else {
         return false;
     };

@@ -30,9 +30,10 @@ use crate::error::{Errno, Error, Result};
 /// buf[..5].copy_from_slice(b"hello");
 /// assert_eq!(&buf[..5], b"hello");
 ///
-/// // Room for 64 KiB at the alignment a file reports, nothing initialised.
+/// // Room for 64 KiB for a file that takes 512-byte aligned memory,
+/// // nothing initialised: page-aligned all the same (see `for_dio`).
 /// let empty = AlignedBuf::for_dio(DioAlign::new(512, 512)?, 65536)?;
-/// assert_eq!((empty.len(), empty.capacity(), empty.align()), (0, 65536, 512));
+/// assert_eq!((empty.len(), empty.capacity(), empty.align()), (0, 65536, 4096));
 /// # Ok::<(), iov_iter::Error>(())
 /// ```
 #[doc(alias = "posix_memalign")]
@@ -103,14 +104,33 @@ impl AlignedBuf {
         AlignedBuf::allocate(align, len, true)
     }
 
-    /// Room for `cap` bytes at the memory alignment of `align` (its
-    /// [`DioAlign::mem`]), uninitialised.
+    /// Room for `cap` bytes for direct I/O under `align`, uninitialised:
+    /// at its memory alignment ([`DioAlign::mem`]) or the page size,
+    /// whichever is larger. Page alignment costs nothing the kernel can
+    /// see and spares it a segment per page boundary crossed (a 4 KiB
+    /// buffer at a 512-byte boundary pins two pages); it also keeps clear
+    /// of drivers that mishandle partial-page segments: on Linux 6.18, a
+    /// 4 KiB `O_DIRECT` read from zram into a buffer 512 bytes into a page
+    /// overwrites the rest of both pages it touches, though `statx`
+    /// reports 512-byte memory alignment. For exactly `align.mem`, use
+    /// [`AlignedBuf::with_capacity`].
+    ///
+    /// ```
+    /// use iov_iter::buf::AlignedBuf;
+    /// use iov_iter::dio::DioAlign;
+    ///
+    /// let buf = AlignedBuf::for_dio(DioAlign::new(512, 512)?, 4096)?;
+    /// assert_eq!(buf.as_ptr() as usize % 4096, 0);
+    /// let big = AlignedBuf::for_dio(DioAlign::new(8192, 512)?, 8192)?;
+    /// assert_eq!(big.as_ptr() as usize % 8192, 0);
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
     /// As [`AlignedBuf::with_capacity`].
     pub fn for_dio(align: DioAlign, cap: usize) -> Result<AlignedBuf> {
-        AlignedBuf::with_capacity(align.mem as usize, cap)
+        AlignedBuf::with_capacity((align.mem as usize).max(crate::PAGE_SIZE), cap)
     }
 
     /// A copy of `bytes` at an address aligned to `align`.
