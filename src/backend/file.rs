@@ -311,7 +311,7 @@ impl DirectFileOptions {
     /// let buf = AlignedBuf::zeroed(a.mem as usize, a.offset as usize)?;
     /// let mut src = IovIter::<Source, Ubuf>::new(&buf);
     /// let err = read_only.direct_io(&mut Kiocb::new_sync(0), &mut src).unwrap_err();
-    /// assert_eq!(err.errno(), Errno::EBADF); // pwritev2 on a read-only descriptor
+    /// assert_eq!(err.errno(), Errno::EBADF); // a write on a read-only descriptor
     /// # drop(file);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -1194,11 +1194,15 @@ impl DirectIo for DirectFile {
         self.caps
     }
 
-    /// `preadv2` / `pwritev2` at `pos` with `flags`, continued until done,
-    /// a 0 return, or a return that leaves the offset alignment (end of
-    /// file); see the [module documentation](self).
+    /// `preadv2` / `pwritev2` at `pos` with `flags` (`pread` / `pwrite`
+    /// for one segment and no flag, which spares the kernel an iovec
+    /// import), continued until done, a 0 return, or a return that leaves
+    /// the offset alignment (end of file); see the [module
+    /// documentation](self).
     #[doc(alias = "preadv2")]
     #[doc(alias = "pwritev2")]
+    #[doc(alias = "pread")]
+    #[doc(alias = "pwrite")]
     unsafe fn transfer(
         &self,
         rw: RwType,
@@ -1246,7 +1250,12 @@ impl DirectIo for DirectFile {
                 let mut bufs: &mut [IoSliceMut<'_>] = &mut storage;
                 while done < total {
                     let at = pos.saturating_add(done as u64);
-                    let r = retry_eintr(|| rustix::io::preadv2(&self.fd, bufs, at, rflags));
+                    // One segment and no flag: pread(2), which the kernel
+                    // serves without importing an iovec array.
+                    let r = retry_eintr(|| match bufs {
+                        [one] if rflags.is_empty() => rustix::io::pread(&self.fd, &mut **one, at),
+                        _ => rustix::io::preadv2(&self.fd, bufs, at, rflags),
+                    });
                     match step(r, &mut done)? {
                         Some(n) => IoSliceMut::advance_slices(&mut bufs, n),
                         None => break,
@@ -1271,7 +1280,10 @@ impl DirectIo for DirectFile {
                 let mut bufs: &mut [IoSlice<'_>] = &mut storage;
                 while done < total {
                     let at = pos.saturating_add(done as u64);
-                    let r = retry_eintr(|| rustix::io::pwritev2(&self.fd, bufs, at, rflags));
+                    let r = retry_eintr(|| match bufs {
+                        [one] if rflags.is_empty() => rustix::io::pwrite(&self.fd, one, at),
+                        _ => rustix::io::pwritev2(&self.fd, bufs, at, rflags),
+                    });
                     match step(r, &mut done)? {
                         Some(n) => IoSlice::advance_slices(&mut bufs, n),
                         None => break,
