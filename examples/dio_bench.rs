@@ -420,6 +420,7 @@ mod imp {
         }
         let q = match UringQueue::builder()
             .depth(case.depth as u32)
+            .single_issuer(true)
             .coop_taskrun(true)
             .register_files(case.mem == Mem::Fixed)
             .build(f)

@@ -40,6 +40,8 @@ impl Errno {
     pub const EFAULT: Errno = Errno(14);
     /// Device or resource busy.
     pub const EBUSY: Errno = Errno(16);
+    /// File exists; on io_uring, a second submitter on a single-issuer ring.
+    pub const EEXIST: Errno = Errno(17);
     /// Invalid argument.
     pub const EINVAL: Errno = Errno(22);
     /// Broken pipe (a write to an NBD server that closed its socket).
@@ -120,6 +122,7 @@ impl Errno {
             12 => "ENOMEM",
             14 => "EFAULT",
             16 => "EBUSY",
+            17 => "EEXIST",
             22 => "EINVAL",
             30 => "EROFS",
             32 => "EPIPE",

@@ -37,6 +37,39 @@ fn skip(name: &str, why: &str) {
     eprintln!("SKIPPED dio_uring::{name}: {why}");
 }
 
+/// Whether the running kernel is at least `major.minor`
+/// (`/proc/sys/kernel/osrelease`).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (major, minor)
+}
+
+/// As [`setup_with`], for a builder that asked for a set-up flag:
+/// checks that `is_on` says it took from kernel `since` on, and that a
+/// queue built without asking does not have it.
+fn setup_flagged(
+    name: &str,
+    builder: UringBuilder,
+    is_on: fn(&UringQueue) -> bool,
+    since: (u32, u32),
+) -> Option<(UringQueue, PathBuf)> {
+    let (q, p) = setup_with(name, builder)?;
+    if kernel_at_least(since.0, since.1) {
+        assert!(
+            is_on(&q),
+            "{name}: the kernel has the flag (since {since:?})"
+        );
+    }
+    assert!(
+        !is_on(&setup(&format!("{name}_off"), 8)?.0),
+        "{name}: not asked for"
+    );
+    Some((q, p))
+}
+
 /// A fresh, empty file and a queue on it, or `None` (after a loud skip
 /// message) when io_uring or O_DIRECT is unavailable here.
 fn setup(name: &str, depth: u32) -> Option<(UringQueue, PathBuf)> {
@@ -287,21 +320,9 @@ fn async_round_trip_qd32_many_in_flight() {
 #[cfg_attr(miri, ignore)]
 fn coop_taskrun_queue_single_and_vectored_round_trips() {
     let builder = UringQueue::builder().depth(8).coop_taskrun(true);
-    let Some((q, p)) = setup_with("coop", builder) else {
+    let Some((q, p)) = setup_flagged("coop", builder, UringQueue::is_coop_taskrun, (5, 19)) else {
         return;
     };
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut v = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|n| n.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
-    if (major, minor) >= (5, 19) {
-        assert!(
-            q.is_coop_taskrun(),
-            "kernel {release} has IORING_SETUP_COOP_TASKRUN"
-        );
-    }
-    assert!(!setup("coop_off", 8).unwrap().0.is_coop_taskrun());
     // 40 single-page async writes: five times the depth.
     let runs = Arc::new(AtomicUsize::new(0));
     let wlog = log();
@@ -363,6 +384,102 @@ fn coop_taskrun_queue_single_and_vectored_round_trips() {
     assert_eq!(q.submit(&mut w), Ok(Submitted::Done(PAGE_SIZE)));
     assert_eq!(std::fs::metadata(&p).unwrap().len(), 41 * PS);
     assert_eq!(q.in_flight(), 0);
+}
+
+/// A single-issuer queue (`IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN`)
+/// does the round trips of any queue on the thread that built it, with
+/// more than one request in flight; from another thread every submission
+/// is refused with `EEXIST` before it reaches the ring (sync: the error;
+/// async: the kiocb completes with it, once, buffer back) and so is a wait,
+/// and the building thread goes on as if nothing happened.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn single_issuer_queue_serves_its_thread_and_refuses_others() {
+    let builder = UringQueue::builder().depth(16).single_issuer(true);
+    let Some((q, p)) = setup_flagged(
+        "single_issuer",
+        builder,
+        UringQueue::is_single_issuer,
+        (6, 1),
+    ) else {
+        return;
+    };
+    // 32 async writes, then 32 async reads, all submitted before any wait.
+    let mut futs = Vec::new();
+    for i in 0..32u64 {
+        let (mut kiocb, done) = Kiocb::new_async_with(i * PS, src(i..i + 1, 5));
+        assert!(q.submit(&mut kiocb).unwrap().is_queued());
+        futs.push(done);
+    }
+    if q.is_single_issuer() {
+        assert!(q.in_flight() > 1, "requests wait for the issuer's wait");
+    }
+    for done in futs {
+        assert_eq!(wait_for(&q, done).result, Ok(PAGE_SIZE));
+    }
+    let mut reads = Vec::new();
+    for i in (0..32u64).rev() {
+        let (mut kiocb, done) = Kiocb::new_async_with(i * PS, blank(1));
+        assert!(q.submit(&mut kiocb).unwrap().is_queued());
+        reads.push((i, done));
+    }
+    for (i, done) in reads {
+        let out = wait_for(&q, done);
+        assert_eq!(out.result, Ok(PAGE_SIZE));
+        assert_eq!(check(out.buf.into_inner()[0].as_bytes()), (i, 5));
+    }
+    if !q.is_single_issuer() {
+        return;
+    }
+    // Another thread: refused, nothing queued, every buffer back once.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut sync = Kiocb::new_sync_with(0, blank(1));
+            assert_eq!(q.submit(&mut sync), Err(Error::Os(Errno::EEXIST)));
+            assert!(
+                sync.take_buf().is_some(),
+                "the sync buffer stays with the caller"
+            );
+            let (mut kiocb, mut done) = Kiocb::new_async_with(PS, src(1..2, 9));
+            let r = q.submit(&mut kiocb);
+            let out = match r {
+                Ok(Submitted::Queued) => done.try_take().expect("completed at once"),
+                other => panic!("an async kiocb completes through its future: {other:?}"),
+            };
+            assert_eq!(out.result, Err(Error::Os(Errno::EEXIST)));
+            assert_eq!(out.buf.into_inner().len(), 1);
+            let mut borrowed = vec![0u8; PAGE_SIZE];
+            let mut it = IovIter::<Dest, Ubuf>::new(&mut borrowed[..]);
+            let e = q.direct_io(&mut Kiocb::new_sync(0), &mut it).unwrap_err();
+            assert_eq!(e.errno(), Errno::EEXIST);
+            assert_eq!(q.in_flight(), 0);
+        });
+    });
+    // The building thread: page 1 still holds version 5 (the refused
+    // write never happened), and the queue works on.
+    let mut sync = Kiocb::new_sync_with(PS, blank(1));
+    assert_eq!(q.submit(&mut sync), Ok(Submitted::Done(PAGE_SIZE)));
+    assert_eq!(
+        check(sync.take_buf().unwrap().into_inner()[0].as_bytes()),
+        (1, 5)
+    );
+    // Dropped on another thread with writes in flight: that thread cannot
+    // wait for them, so the ring and their buffers are leaked (the kernel
+    // keeps writing into memory nobody frees); the process goes on.
+    let mut pending = Vec::new();
+    for i in 0..4u64 {
+        let (mut kiocb, done) = Kiocb::new_async_with(i * PS, src(i..i + 1, 6));
+        assert!(q.submit(&mut kiocb).unwrap().is_queued());
+        pending.push(done);
+    }
+    std::thread::spawn(move || drop(q)).join().unwrap();
+    for mut done in pending {
+        assert!(
+            done.try_take().is_none(),
+            "a leaked request never completes"
+        );
+    }
+    let _ = std::fs::remove_file(p);
 }
 
 /// A plug holds async submissions in the SQ and its end submits them all;

@@ -209,6 +209,7 @@ pub struct UringQueue {
 pub struct UringBuilder {
     depth: u32,
     coop_taskrun: bool,
+    single_issuer: bool,
     align: Option<DioAlign>,
     caps: Option<FileCaps>,
     register_files: bool,
@@ -268,6 +269,38 @@ impl UringBuilder {
     #[doc(alias = "IORING_SETUP_TASKRUN_FLAG")]
     pub fn coop_taskrun(mut self, on: bool) -> UringBuilder {
         self.coop_taskrun = on;
+        self
+    }
+
+    /// `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN` (Linux
+    /// 6.1; on an older kernel the queue is set up as without it, and
+    /// [`UringQueue::is_single_issuer`] says so). Default off.
+    ///
+    /// The kernel then runs completion work only when the one thread
+    /// allowed to use the ring waits for completions, in batches, and
+    /// never interrupts it: the cheapest set-up for a queue driven by one
+    /// thread (fio's io_uring engine sets it up so). That thread is the
+    /// one that calls [`UringBuilder::build`]. From any other thread,
+    /// submissions are refused with `EEXIST` before anything reaches the
+    /// ring (an async kiocb completes with it), and so are waits; a
+    /// completion is delivered only when the building thread waits or
+    /// reaps. Dropping the queue on another thread with requests in
+    /// flight cannot wait for them: the ring and the requests' buffers are
+    /// leaked, never freed under the kernel.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().single_issuer(true).open("/var/tmp/disk.img")?;
+    /// println!("single issuer: {}", queue.is_single_issuer());
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    #[doc(alias = "IORING_SETUP_SINGLE_ISSUER")]
+    #[doc(alias = "IORING_SETUP_DEFER_TASKRUN")]
+    pub fn single_issuer(mut self, on: bool) -> UringBuilder {
+        self.single_issuer = on;
         self
     }
 
@@ -392,8 +425,9 @@ impl UringBuilder {
         if self.depth == 0 {
             return Err(Error::InvalidArgument("io_uring queue depth 0"));
         }
-        let (ring, coop_taskrun) =
-            setup_ring(self.depth.min(4096), self.coop_taskrun).map_err(io_err)?;
+        let (ring, took) = setup_ring(self.depth.min(4096), self.coop_taskrun, self.single_issuer)
+            .map_err(io_err)?;
+        let issuer = took.single_issuer.then(|| std::thread::current().id());
         let depth = ring.params().sq_entries() as usize;
         let single_ops = has_single_ops(&ring);
         let mut files = FileTable::new();
@@ -403,7 +437,7 @@ impl UringBuilder {
         }
         let align = self.align.unwrap_or(file.dio_align());
         let caps = self.caps.unwrap_or(file.caps());
-        let shared = Shared::new(ring, files, depth, coop_taskrun, single_ops);
+        let shared = Shared::new(ring, files, depth, took.coop, issuer, single_ops);
         Ok(UringQueue {
             h: Handle::attach(shared, file.into_fd(), align, caps),
         })
@@ -519,6 +553,7 @@ impl UringQueue {
         UringBuilder {
             depth: 32,
             coop_taskrun: false,
+            single_issuer: false,
             align: None,
             caps: None,
             register_files: false,
@@ -540,6 +575,23 @@ impl UringQueue {
     /// ```
     pub fn is_coop_taskrun(&self) -> bool {
         self.h.ring.coop_taskrun
+    }
+
+    /// Whether the ring runs with `IORING_SETUP_SINGLE_ISSUER |
+    /// IORING_SETUP_DEFER_TASKRUN` (asked for with
+    /// [`UringBuilder::single_issuer`] and supported by the kernel).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    ///
+    /// let queue = UringQueue::builder().open("/var/tmp/disk.img")?;
+    /// assert!(!queue.is_single_issuer()); // not asked for
+    /// # Ok::<(), iov_iter::Error>(())
+    /// ```
+    pub fn is_single_issuer(&self) -> bool {
+        self.h.ring.issuer.is_some()
     }
 
     /// Most operations in flight at once (the SQ size), over all files.

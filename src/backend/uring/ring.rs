@@ -8,6 +8,7 @@ use std::io;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+use std::thread::ThreadId;
 
 use io_uring::{IoUring, opcode, squeue};
 
@@ -220,6 +221,9 @@ pub(super) struct Shared {
     state: Mutex<State>,
     pub(super) depth: usize,
     pub(super) coop_taskrun: bool,
+    /// Set up with `IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN`: only this
+    /// thread (the one that built the queue) may push SQEs or wait.
+    pub(super) issuer: Option<ThreadId>,
     /// The kernel has `IORING_OP_READ` / `IORING_OP_WRITE`.
     pub(super) single_ops: bool,
     /// The registered buffers, once registered: kept (and their memory
@@ -236,6 +240,7 @@ impl Shared {
         files: FileTable,
         depth: usize,
         coop_taskrun: bool,
+        issuer: Option<ThreadId>,
         single_ops: bool,
     ) -> Arc<Shared> {
         Arc::new(Shared {
@@ -247,6 +252,7 @@ impl Shared {
             }),
             depth,
             coop_taskrun,
+            issuer,
             single_ops,
             bufs: OnceLock::new(),
             counters: Counters::default(),
@@ -265,6 +271,18 @@ impl Shared {
             Ok(st) => Some(st),
             Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
             Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// `EEXIST` (what the kernel answers a second submitter) on a ring
+    /// set up for a single issuer, from any other thread than its own:
+    /// checked before anything is pushed, since an SQE pushed by another
+    /// thread would wait in the SQ for the issuer's next entry (a borrowed
+    /// buffer's SQE would outlive the borrow).
+    pub(super) fn check_issuer(&self) -> Result<()> {
+        match self.issuer {
+            Some(id) if std::thread::current().id() != id => Err(Error::Os(Errno::EEXIST)),
+            _ => Ok(()),
         }
     }
 
@@ -388,6 +406,7 @@ impl Shared {
         kind: OpKind,
         fixed_file: bool,
     ) -> Result<i32> {
+        self.check_issuer()?;
         let mut reaped = Reaped::new();
         let res = (|| {
             let mut st = self.lock();
@@ -433,6 +452,11 @@ impl Shared {
         fixed_file: bool,
     ) {
         let mut reaped = Reaped::new();
+        if let Err(e) = self.check_issuer() {
+            reaped.push((op, Err(e)));
+            deliver(reaped);
+            return;
+        }
         {
             let mut st = self.lock();
             let pushed = st.make_room(&mut reaped).and_then(|()| {

@@ -10,11 +10,51 @@ use crate::error::{Errno, Error, Result};
 use crate::kiocb::{RwType, RwfFlags};
 use crate::seg::UserIovec;
 
-/// io_uring_setup(2) for a queue of `entries`; with `coop`,
-/// `IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG` where the kernel
-/// has them (Linux 5.19) and plain otherwise. Returns the ring and whether
-/// the flags took.
-pub(super) fn setup_ring(entries: u32, coop: bool) -> io::Result<(IoUring, bool)> {
+/// The task-work flags a ring was set up with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct TaskRun {
+    /// `IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG`.
+    pub(super) coop: bool,
+    /// `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+    /// IORING_SETUP_TASKRUN_FLAG`.
+    pub(super) single_issuer: bool,
+}
+
+/// io_uring_setup(2) for a queue of `entries`: with `single`,
+/// `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+/// IORING_SETUP_TASKRUN_FLAG` where the kernel has them (Linux 6.1); else,
+/// with `coop`, `IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG`
+/// where it has those (5.19); plain otherwise. Returns the ring and which
+/// took.
+pub(super) fn setup_ring(entries: u32, coop: bool, single: bool) -> io::Result<(IoUring, TaskRun)> {
+    let none = TaskRun {
+        coop: false,
+        single_issuer: false,
+    };
+    if single {
+        match IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_taskrun_flag()
+            .build(entries)
+        {
+            Ok(ring) => {
+                let took = TaskRun {
+                    single_issuer: true,
+                    ..none
+                };
+                return Ok((ring, took));
+            }
+            // EINVAL: a kernel that predates the flags.
+            Err(e) if e.raw_os_error() == Some(Errno::EINVAL.raw()) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let (ring, coop) = setup_coop(entries, coop)?;
+    Ok((ring, TaskRun { coop, ..none }))
+}
+
+fn setup_coop(entries: u32, coop: bool) -> io::Result<(IoUring, bool)> {
     if coop {
         match IoUring::builder()
             .setup_coop_taskrun()
