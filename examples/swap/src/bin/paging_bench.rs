@@ -322,6 +322,8 @@ struct Measured {
 
 fn kernel(pattern: &'static str, o: &Options, rng: &mut SlotRng) -> Result<Measured, String> {
     let base = resident();
+    // Before any page of the region is in the swap cache.
+    let cached0 = vmstat("nr_swapcached").unwrap_or(0);
     let mut r = Region::new(o.pages)?;
     r.fill(o.seed);
     let wb = vmstat("nr_writeback").unwrap_or(0);
@@ -331,33 +333,28 @@ fn kernel(pattern: &'static str, o: &Options, rng: &mut SlotRng) -> Result<Measu
     wait_writeback(wb);
     let out_secs = t.elapsed().as_secs_f64();
     let (_, out1) = vmstat_swap().ok_or("no /proc/vmstat")?;
-    // Out of the swap cache: touched, then paged out again (clean: no
-    // I/O) until the region is no longer resident.
-    let mut buf = Box::new([0u8; PAGE_SIZE]);
-    for i in 0..o.pages {
-        r.read(i, &mut buf);
-        std::hint::black_box(&buf); // the read must happen: it faults the page in
-    }
-    // A page written again (its slot freed when it was touched: the
-    // kernel does that when swap is more than half full, which the area's
-    // size prevents) is under writeback when the pageout returns and stays
-    // in the swap cache after, unmapped: touched again and paged out
-    // again until neither the region nor the swap cache holds more than
-    // 1 % of it.
+    // Out of the swap cache: every page touched, then paged out again
+    // (clean: no I/O), until neither the region nor the swap cache holds
+    // more than 1 % of it. A page written again (its slot freed when it
+    // was touched: the kernel does that when swap is more than half full,
+    // which the area's size prevents) is under writeback when the pageout
+    // returns and stays in the swap cache after, unmapped: hence another
+    // pass.
     let slack = (o.pages as u64) / 100;
-    let cached0 = vmstat("nr_swapcached").unwrap_or(0);
     let cached = || vmstat("nr_swapcached").unwrap_or(0).saturating_sub(cached0);
+    let mut buf = Box::new([0u8; PAGE_SIZE]);
     let mut passes = 0;
-    while passes < 8 && (resident() > base + slack || cached() > slack) {
-        if passes > 0 {
-            for i in 0..o.pages {
-                r.read(i, &mut buf);
-                std::hint::black_box(&buf);
-            }
+    loop {
+        for i in 0..o.pages {
+            r.read(i, &mut buf);
+            std::hint::black_box(&buf); // the read must happen: it faults the page in
         }
         r.pageout()?;
         wait_writeback(wb);
         passes += 1;
+        if passes == 8 || (resident() <= base + slack && cached() <= slack) {
+            break;
+        }
     }
     let left = resident().saturating_sub(base);
     let left_cached = cached();
