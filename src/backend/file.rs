@@ -1160,14 +1160,14 @@ fn probe_dontcache(fd: &OwnedFd, align: DioAlign) -> bool {
     if writable_only {
         return false;
     }
-    // Page-aligned, as `AlignedBuf::for_dio` allocates: a buffer at the
-    // bare memory alignment is a partial-page segment, which zram on Linux
-    // 6.18 answers by overwriting whole pages around it.
-    let mem = (align.mem as usize).max(crate::PAGE_SIZE);
-    let Ok(mut buf) = crate::buf::AlignedBuf::zeroed(mem, align.offset_for(RwType::Read) as usize)
-    else {
+    // `for_dio`'s alignment (page-aligned at least): a buffer at the bare
+    // memory alignment is a partial-page segment, which zram on Linux 6.18
+    // answers by overwriting whole pages around it.
+    let len = align.offset_for(RwType::Read) as usize;
+    let Ok(mut buf) = crate::buf::AlignedBuf::for_dio(align, len) else {
         return false;
     };
+    buf.resize_zeroed(len);
     let flags = ReadWriteFlags::from_bits_retain(RwfFlags::DONTCACHE.bits());
     rustix::io::preadv2(fd, &mut [IoSliceMut::new(&mut buf)], 0, flags).is_ok()
 }

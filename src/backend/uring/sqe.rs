@@ -27,10 +27,6 @@ pub(super) struct TaskRun {
 /// where it has those (5.19); plain otherwise. Returns the ring and which
 /// took.
 pub(super) fn setup_ring(entries: u32, coop: bool, single: bool) -> io::Result<(IoUring, TaskRun)> {
-    let none = TaskRun {
-        coop: false,
-        single_issuer: false,
-    };
     if single {
         match IoUring::builder()
             .setup_single_issuer()
@@ -40,8 +36,8 @@ pub(super) fn setup_ring(entries: u32, coop: bool, single: bool) -> io::Result<(
         {
             Ok(ring) => {
                 let took = TaskRun {
+                    coop: false,
                     single_issuer: true,
-                    ..none
                 };
                 return Ok((ring, took));
             }
@@ -51,7 +47,11 @@ pub(super) fn setup_ring(entries: u32, coop: bool, single: bool) -> io::Result<(
         }
     }
     let (ring, coop) = setup_coop(entries, coop)?;
-    Ok((ring, TaskRun { coop, ..none }))
+    let took = TaskRun {
+        coop,
+        single_issuer: false,
+    };
+    Ok((ring, took))
 }
 
 fn setup_coop(entries: u32, coop: bool) -> io::Result<(IoUring, bool)> {
