@@ -465,7 +465,12 @@ fn single_issuer_queue_serves_its_thread_and_refuses_others() {
     );
     // Dropped on another thread with writes in flight: that thread cannot
     // wait for them, so the ring and their buffers are leaked (the kernel
-    // keeps writing into memory nobody frees); the process goes on.
+    // keeps writing into memory nobody frees); the process goes on. A
+    // write whose completion the building thread's last entries into the
+    // kernel posted completes, then or in the drop (which reaps what is
+    // posted), with its result; the last one's completion could only be
+    // posted by a wait of the building thread: it never completes, nor
+    // does any other left.
     let mut pending = Vec::new();
     for i in 0..4u64 {
         let (mut kiocb, done) = Kiocb::new_async_with(i * PS, src(i..i + 1, 6));
@@ -473,7 +478,19 @@ fn single_issuer_queue_serves_its_thread_and_refuses_others() {
         pending.push(done);
     }
     std::thread::spawn(move || drop(q)).join().unwrap();
+    let mut left = Vec::new();
     for mut done in pending {
+        match done.try_take() {
+            Some(out) => assert_eq!(out.result, Ok(PAGE_SIZE)),
+            None => left.push(done),
+        }
+    }
+    assert!(
+        !left.is_empty(),
+        "the last write was still in flight at the drop"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    for mut done in left {
         assert!(
             done.try_take().is_none(),
             "a leaked request never completes"

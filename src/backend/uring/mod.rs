@@ -285,8 +285,9 @@ impl UringBuilder {
     /// ring (an async kiocb completes with it), and so are waits; a
     /// completion is delivered only when the building thread waits or
     /// reaps. Dropping the queue on another thread with requests in
-    /// flight cannot wait for them: the ring and the requests' buffers are
-    /// leaked, never freed under the kernel.
+    /// flight cannot wait for them: those whose completions the kernel has
+    /// posted complete, the ring and the others' buffers are leaked (never
+    /// freed under the kernel) and they never complete.
     ///
     /// # Examples
     ///
