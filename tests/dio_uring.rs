@@ -448,8 +448,9 @@ fn single_issuer_queue_serves_its_thread_and_refuses_others() {
             };
             assert_eq!(out.result, Err(Error::Os(Errno::EEXIST)));
             assert_eq!(out.buf.into_inner().len(), 1);
-            let mut borrowed = vec![0u8; PAGE_SIZE];
-            let mut it = IovIter::<Dest, Ubuf>::new(&mut borrowed[..]);
+            // Page-aligned (a Vec's bytes may be misaligned: EINVAL first).
+            let mut borrowed = Page::new();
+            let mut it = IovIter::<Dest, Ubuf>::new(borrowed.as_mut_bytes());
             let e = q.direct_io(&mut Kiocb::new_sync(0), &mut it).unwrap_err();
             assert_eq!(e.errno(), Errno::EEXIST);
             assert_eq!(q.in_flight(), 0);
