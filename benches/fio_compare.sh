@@ -2,7 +2,7 @@
 # The swap example's direct-I/O paths side by side with fio, on the same file.
 #
 #   benches/fio_compare.sh [--time SECS] [--size SIZE] [--file PATH] [--out DIR]
-#                          [--fio-first]
+#                          [--fio-first] [--cpu N|none]
 #
 # 1. Installs fio if it is missing (apt-get), builds the swap example
 #    (release), and creates (or reuses) a swap file of SIZE (default 1G,
@@ -16,6 +16,11 @@
 #    io_uring QD1 and QD32, time_based for SECS (default 10), norandommap,
 #    randrepeat=0, over the swap area's usable slots (offset=4096,
 #    size=(max_pages - 1) * 4096: fio never touches the header page).
+#    Both sides run under `taskset -c N` (default CPU 0; --cpu none lets
+#    the scheduler place them): where a thread runs relative to the CPU
+#    that takes the device's interrupt (a single-queue virtio-blk
+#    interrupts one CPU) changes its QD1 rate by 20 % and more, and left to
+#    the scheduler the two sides land differently from run to run.
 # 3. Runs the plugged swap-out cases (32 contiguous pages per kiocb) and
 #    compares their pages/s with fio's 4k randwrite QD1 IOPS (target >= 4x).
 # 4. Prints a table (fio IOPS, ours, ratio, latency, CPU seconds per 100k
@@ -38,6 +43,7 @@ SIZE=1G
 FILE=""
 OUT=""
 FIO_FIRST=0
+CPU=0
 
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -54,6 +60,8 @@ while [ $# -gt 0 ]; do
     -o | --out) OUT="$2"; shift 2 ;;
     --out=*) OUT="${1#*=}"; shift ;;
     --fio-first) FIO_FIRST=1; shift ;;
+    --cpu) CPU="$2"; shift 2 ;;
+    --cpu=*) CPU="${1#*=}"; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "fio_compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -62,6 +70,15 @@ case "$TIME" in
 '' | *[!0-9]*) echo "fio_compare.sh: --time takes whole seconds (fio's runtime)" >&2; exit 2 ;;
 esac
 [ "$TIME" -gt 0 ] || { echo "fio_compare.sh: --time must be positive" >&2; exit 2; }
+PIN=()
+case "$CPU" in
+none) ;;
+'' | *[!0-9]*) echo "fio_compare.sh: --cpu takes a CPU number or none" >&2; exit 2 ;;
+*)
+    [ "$CPU" -lt "$(nproc)" ] || { echo "fio_compare.sh: --cpu $CPU: only $(nproc) CPUs" >&2; exit 2; }
+    PIN=(taskset -c "$CPU")
+    ;;
+esac
 
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
@@ -96,6 +113,7 @@ REGION=$((USABLE * 4096))
     echo "dio align:  memory $DIO_MEM, offset $DIO_OFF (statx STATX_DIOALIGN)"
     echo "fio:        $FIO_VERSION"
     echo "runtime:    $TIME s per run, $([ "$FIO_FIRST" = 1 ] && echo "fio first" || echo "ours first") in each pair"
+    echo "cpu pinned: $([ "$CPU" = none ] && echo "no (scheduler's placement)" || echo "both sides on CPU $CPU (taskset)")"
     echo "load avg:   $(cut -d' ' -f1-3 /proc/loadavg) (before)"
 } | tee "$OUT/machine.txt"
 
@@ -110,7 +128,7 @@ FIO_COMMON=(
 
 ours() { # case
     echo "  ours: swap bench --case $1 --time $TIME"
-    "$BIN" bench --file "$FILE" --case "$1" --time "$TIME" --json \
+    "${PIN[@]}" "$BIN" bench --file "$FILE" --case "$1" --time "$TIME" --json \
         >"$OUT/ours-$1.json" 2>"$OUT/ours-$1.log" || {
         cat "$OUT/ours-$1.log" >&2
         echo "fio_compare.sh: swap bench --case $1 failed" >&2
@@ -120,7 +138,7 @@ ours() { # case
 
 fio_run() { # case rw engine depth
     echo "  fio:  --rw=$2 --ioengine=$3 --iodepth=$4 --runtime=$TIME"
-    fio --name="$1" --rw="$2" --ioengine="$3" --iodepth="$4" "${FIO_COMMON[@]}" \
+    "${PIN[@]}" fio --name="$1" --rw="$2" --ioengine="$3" --iodepth="$4" "${FIO_COMMON[@]}" \
         >"$OUT/fio-$1.json" 2>"$OUT/fio-$1.log" || {
         cat "$OUT/fio-$1.log" >&2
         echo "fio_compare.sh: fio $1 failed" >&2
@@ -160,7 +178,7 @@ fio_extra() { # name rw bs depth [extra fio args...]
     local name=$1 rw=$2 bs=$3 depth=$4
     shift 4
     echo "  fio:  --rw=$rw --bs=$bs --ioengine=io_uring --iodepth=$depth $*"
-    fio --name="$name" --rw="$rw" --ioengine=io_uring --iodepth="$depth" "${FIO_COMMON[@]}" --bs="$bs" "$@" \
+    "${PIN[@]}" fio --name="$name" --rw="$rw" --ioengine=io_uring --iodepth="$depth" "${FIO_COMMON[@]}" --bs="$bs" "$@" \
         >"$OUT/fio-$name.json" 2>"$OUT/fio-$name.log" || {
         cat "$OUT/fio-$name.log" >&2
         echo "fio_compare.sh: fio $name failed" >&2
@@ -188,7 +206,7 @@ pair_qd8 swapin-readahead-async-qd8 readahead32k randread 32k
 # page segments against fio's 64 KiB blocks at QD8.
 dio_run() { # case
     echo "  ours: dio_bench $1 $TIME"
-    "$DIO" "$FILE" "$1" "$TIME" >"$OUT/dio-$1.json" 2>"$OUT/dio-$1.log" || {
+    "${PIN[@]}" "$DIO" "$FILE" "$1" "$TIME" >"$OUT/dio-$1.json" 2>"$OUT/dio-$1.log" || {
         cat "$OUT/dio-$1.log" >&2
         echo "fio_compare.sh: dio_bench $1 failed" >&2
         exit 1

@@ -550,7 +550,7 @@ pub fn run_case(
         pages,
         errors,
         elapsed: timed.elapsed,
-        latency: LatencySummary::of(samples),
+        latency: samples,
         cpu: timed.cpu,
         ctx_switches: timed.ctx,
     })

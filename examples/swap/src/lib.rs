@@ -15,6 +15,7 @@
 //! | [`swapmap`] | slot allocation (`si->swap_map`) |
 //! | [`swapcache`] | the swap cache: per-slot state while data moves (writeback, reads, readahead), the zero map |
 //! | [`swapio`] | the swap I/O paths: plugging, kiocbs, completions, the swap cache's use, readahead, zero pages, counters |
+//! | [`latency`] | per-kiocb latency histograms (lock-free, bounded) and their percentiles |
 //! | [`kernel`] | the kernel's own swap: `swapon(2)` in a guard that always swaps off, `/proc/swaps`, `/proc/vmstat` |
 //! | [`content`] | checksummed page contents and swap-out orders the demo, the tests and the stress run verify |
 //! | [`uffd`] | userfaultfd: the fd and its ioctls, registrable regions (anonymous, memfd with an alias), and [`uffd::Pager`], which pages a region of the process's own memory through a [`swapio::SwapDevice`] |
@@ -27,6 +28,7 @@ pub mod activate;
 pub mod content;
 pub mod header;
 pub mod kernel;
+pub mod latency;
 pub mod swapcache;
 pub mod swapio;
 pub mod swapmap;

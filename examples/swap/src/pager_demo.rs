@@ -23,7 +23,7 @@ use iov_iter_swap::uffd::{
     HandlerSetup, PageState, Pager, PagerConfig, PagerStats, RegionKind, harden_handler_thread,
 };
 
-use crate::workload::LatencySummary;
+use iov_iter_swap::latency::LatencySummary;
 
 /// Pages of the region by default (32 MiB).
 pub const DEFAULT_PAGES: usize = 8192;
@@ -368,7 +368,7 @@ pub fn run(dev: SwapDevice, cfg: &UffdConfig) -> Result<Outcome, String> {
         stats: pager.stats(),
         counters: pager.device().counters(),
         max_in_flight: pager.device().max_in_flight(),
-        latency: LatencySummary::of(pager.take_latencies()),
+        latency: pager.take_latencies(),
         user_mode_only: pager.uffd().user_mode_only(),
         setup,
         verified,

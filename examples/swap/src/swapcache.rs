@@ -27,6 +27,7 @@
 //! them, oldest evicted first.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Weak};
 
 use iov_iter::{Folio, Page};
@@ -34,6 +35,38 @@ use iov_iter::{Folio, Page};
 /// Most read-ahead pages kept while nobody asks for them (4 MiB); older
 /// ones are dropped (reclaim of clean swap-cache pages).
 pub const READAHEAD_CACHE_MAX: usize = 1024;
+
+/// Hashes a slot number by one multiplication (Fibonacci hashing): the
+/// cache is looked up two to four times per swap-in and swap-out, and the
+/// standard library's SipHash, built to resist keys chosen by an attacker,
+/// costs more than the rest of the lookup. Slot numbers come from the
+/// device's own allocator (or its caller), so nothing here is exposed to
+/// such keys. The low bits of the product (the table's bucket) depend on
+/// the low bits of the slot, so neighbouring slots land in different
+/// buckets; the high bits (the table's tag) on all of them.
+#[derive(Default, Clone, Copy)]
+struct SlotHasher(u64);
+
+/// 2^64 divided by the golden ratio, odd: multiplying by it permutes the
+/// low bits and spreads every bit of the key into the high ones.
+const FIB: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for SlotHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for `u32` keys; any bytes still hash.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(FIB);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(FIB);
+    }
+}
 
 /// What the cache holds for one slot. `C` is the cell a read's completion
 /// fills (the swap-in handles' shared state).
@@ -72,9 +105,22 @@ pub(crate) enum Entry<C> {
     },
 }
 
+impl<C> Entry<C> {
+    /// Whether `swap_free` of the slot is waiting for this entry's I/O.
+    pub(crate) fn free_pending(&self) -> bool {
+        matches!(
+            self,
+            Entry::Writeback { free: true, .. }
+                | Entry::Reading { free: true, .. }
+                | Entry::FolioWriteback { free: true, .. }
+                | Entry::FolioReading { free: true }
+        )
+    }
+}
+
 /// The per-slot state table and the zero map.
 pub(crate) struct SwapCache<C> {
-    entries: HashMap<u32, Entry<C>>,
+    entries: HashMap<u32, Entry<C>, BuildHasherDefault<SlotHasher>>,
     /// Slots whose page was all zeros when swapped out: nothing on the
     /// device, zeros on swap-in (mainline's zeromap).
     zero: Vec<u64>,
@@ -88,7 +134,7 @@ impl<C> SwapCache<C> {
     /// An empty cache for `nr_slots` slots.
     pub(crate) fn new(nr_slots: u32) -> SwapCache<C> {
         SwapCache {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             zero: vec![0; (nr_slots as usize).div_ceil(64)],
             readahead: VecDeque::new(),
             readahead_cached: 0,
@@ -126,17 +172,22 @@ impl<C> SwapCache<C> {
         old
     }
 
-    /// Whether `swap_free` of the slot is waiting for its I/O.
-    pub(crate) fn free_pending(&self, slot: u32) -> bool {
-        matches!(
-            self.entries.get(&slot),
-            Some(
-                Entry::Writeback { free: true, .. }
-                    | Entry::Reading { free: true, .. }
-                    | Entry::FolioWriteback { free: true, .. }
-                    | Entry::FolioReading { free: true }
-            )
-        )
+    /// Removes the slot's entry if `pred` holds for it (one lookup: a
+    /// completion taking its own entry out, and no other).
+    pub(crate) fn remove_if(
+        &mut self,
+        slot: u32,
+        pred: impl FnOnce(&Entry<C>) -> bool,
+    ) -> Option<Entry<C>> {
+        use std::collections::hash_map::Entry as Slot;
+        let old = match self.entries.entry(slot) {
+            Slot::Occupied(o) if pred(o.get()) => o.remove(),
+            _ => return None,
+        };
+        if matches!(old, Entry::Readahead { .. }) {
+            self.readahead_cached -= 1;
+        }
+        Some(old)
     }
 
     /// Drops the oldest read-ahead pages beyond [`READAHEAD_CACHE_MAX`];

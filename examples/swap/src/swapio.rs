@@ -73,7 +73,7 @@ use std::fmt;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use iov_iter::backend::file::DirectFile;
 #[cfg(feature = "uring")]
@@ -86,6 +86,7 @@ use iov_iter::{
 };
 
 use crate::activate::SwapFile;
+use crate::latency::{LatencyHist, LatencySummary};
 use crate::swapcache::{Entry, SwapCache, is_zero_filled};
 use crate::swapmap::{Slot, SlotRange, SlotRng, SwapMap, SwapMapError};
 use smallvec::SmallVec;
@@ -328,22 +329,30 @@ fn weighted(hist: &[u64]) -> u64 {
 
 /// Per-kiocb latencies (submission to completion) since the last
 /// [`SwapDevice::take_latencies`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Latencies {
     /// Write kiocbs.
-    pub write: Vec<Duration>,
+    pub write: LatencySummary,
     /// Read kiocbs.
-    pub read: Vec<Duration>,
+    pub read: LatencySummary,
 }
 
 /// What completions update: counters, latencies, the error log. Shared with
 /// completions running on other threads; holds no backend (so an in-flight
 /// completion does not keep the device alive).
+///
+/// The counters every kiocb updates come first and share one cache line
+/// (`repr(C)` keeps the order, the alignment starts the line): a swap-in
+/// or swap-out touches few lines of its own.
+#[repr(C, align(64))]
 struct Stats {
     pswpin: AtomicU64,
     pswpout: AtomicU64,
     write_batches: AtomicU64,
     read_batches: AtomicU64,
+    writes_in_flight: AtomicU64,
+    reads_in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     merged_write_pages: AtomicU64,
     merged_read_pages: AtomicU64,
     write_errors: AtomicU64,
@@ -362,15 +371,17 @@ struct Stats {
     folio_splits: AtomicU64,
     write_hist: [AtomicU64; SWAP_CLUSTER_MAX + 1],
     read_hist: [AtomicU64; SWAP_CLUSTER_MAX + 1],
-    writes_in_flight: AtomicU64,
-    reads_in_flight: AtomicU64,
-    max_in_flight: AtomicU64,
-    latencies: Mutex<Latencies>,
+    write_lat: LatencyHist,
+    read_lat: LatencyHist,
     errors: Mutex<Vec<String>>,
 }
 
+/// Adds `n` to a counter (no atomic operation for 0: most kiocbs merge no
+/// pages and read none ahead).
 fn add(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
+    if n != 0 {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 fn get(c: &AtomicU64) -> u64 {
@@ -384,6 +395,9 @@ impl Stats {
             pswpout: AtomicU64::new(0),
             write_batches: AtomicU64::new(0),
             read_batches: AtomicU64::new(0),
+            writes_in_flight: AtomicU64::new(0),
+            reads_in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
             merged_write_pages: AtomicU64::new(0),
             merged_read_pages: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
@@ -402,10 +416,8 @@ impl Stats {
             folio_splits: AtomicU64::new(0),
             write_hist: std::array::from_fn(|_| AtomicU64::new(0)),
             read_hist: std::array::from_fn(|_| AtomicU64::new(0)),
-            writes_in_flight: AtomicU64::new(0),
-            reads_in_flight: AtomicU64::new(0),
-            max_in_flight: AtomicU64::new(0),
-            latencies: Mutex::new(Latencies::default()),
+            write_lat: LatencyHist::new(),
+            read_lat: LatencyHist::new(),
             errors: Mutex::new(Vec::new()),
         }
     }
@@ -459,7 +471,9 @@ impl Stats {
     fn note_in_flight(&self) {
         let n = self.writes_in_flight.load(Ordering::Acquire)
             + self.reads_in_flight.load(Ordering::Acquire);
-        self.max_in_flight.fetch_max(n.max(1), Ordering::Relaxed);
+        if n.max(1) > self.max_in_flight.load(Ordering::Relaxed) {
+            self.max_in_flight.fetch_max(n.max(1), Ordering::Relaxed);
+        }
     }
 
     /// A read kiocb of `pages` pages is being submitted.
@@ -481,21 +495,15 @@ impl Stats {
         result: Result<usize, IoError>,
         start: Instant,
     ) {
-        lock(&self.latencies).write.push(start.elapsed());
+        self.write_lat.record(start.elapsed());
         let failure = IoFailure::check(result, pages.len() * PAGE_SIZE);
         {
             let mut book = lock(&slots.book);
             let first = (pos / PAGE_SIZE as u64) as u32;
             for (i, page) in pages.iter().enumerate() {
                 let slot = first + i as u32;
-                let ours = matches!(
-                    book.cache.get(slot),
-                    Some(Entry::Writeback { page: w, .. }) if std::ptr::eq(w.as_ptr(), Arc::as_ptr(page))
-                );
-                if !ours {
-                    continue;
-                }
-                if let Some(Entry::Writeback { page: w, free }) = book.cache.remove(slot) {
+                let ours = |e: &Entry<InCell>| matches!(e, Entry::Writeback { page: w, .. } if std::ptr::eq(w.as_ptr(), Arc::as_ptr(page)));
+                if let Some(Entry::Writeback { page: w, free }) = book.cache.remove_if(slot, ours) {
                     if free {
                         let _ = book.map.free(Slot::new(slot));
                     } else if failure.is_some() {
@@ -539,7 +547,7 @@ impl Stats {
         result: Result<usize, IoError>,
         start: Instant,
     ) {
-        lock(&self.latencies).read.push(start.elapsed());
+        self.read_lat.record(start.elapsed());
         let n = pages.len() as u64;
         let failure = IoFailure::check(result, pages.len() * PAGE_SIZE);
         match failure {
@@ -564,18 +572,11 @@ impl Stats {
             };
             let slot = cell.slot.index();
             let mut book = lock(&slots.book);
-            let entry = match book.cache.get(slot) {
-                Some(Entry::Reading {
-                    cell: c,
-                    wanted,
-                    free,
-                }) if Arc::ptr_eq(c, cell) => Some((*wanted, *free)),
-                // A swap-out replaced a read-ahead that nobody wanted.
-                _ => None,
-            };
-            match entry {
-                Some((wanted, free)) => {
-                    book.cache.remove(slot);
+            // Not ours when a swap-out replaced a read-ahead that nobody
+            // wanted.
+            let ours = |e: &Entry<InCell>| matches!(e, Entry::Reading { cell: c, .. } if Arc::ptr_eq(c, cell));
+            match book.cache.remove_if(slot, ours) {
+                Some(Entry::Reading { wanted, free, .. }) => {
                     if free {
                         let _ = book.map.free(cell.slot);
                     }
@@ -596,7 +597,7 @@ impl Stats {
                         slots.pool.put(page);
                     }
                 }
-                None => {
+                _ => {
                     drop(book);
                     slots.pool.put(page);
                 }
@@ -619,7 +620,7 @@ impl Stats {
         result: Result<usize, IoError>,
         start: Instant,
     ) {
-        lock(&self.latencies).read.push(start.elapsed());
+        self.read_lat.record(start.elapsed());
         let n = bufs.len() as u64;
         let failure = IoFailure::check(result, bufs.len() * PAGE_SIZE);
         match failure {
@@ -641,14 +642,9 @@ impl Stats {
             let slot = cached.slot.index();
             {
                 let mut book = lock(&slots.book);
-                let ours = matches!(
-                    book.cache.get(slot),
-                    Some(Entry::Reading { cell, .. }) if Arc::ptr_eq(cell, cached)
-                );
-                if ours {
-                    if let Some(Entry::Reading { free: true, .. }) = book.cache.remove(slot) {
-                        let _ = book.map.free(cached.slot);
-                    }
+                let ours = |e: &Entry<InCell>| matches!(e, Entry::Reading { cell, .. } if Arc::ptr_eq(cell, cached));
+                if let Some(Entry::Reading { free: true, .. }) = book.cache.remove_if(slot, ours) {
+                    let _ = book.map.free(cached.slot);
                 }
             }
             // Out of the cache: no swap-in joins any more.
@@ -1471,28 +1467,28 @@ impl SwapDevice {
         let s = slot.index();
         {
             let mut book = self.book();
-            if !book.map.is_allocated(slot) || book.cache.free_pending(s) {
+            if !book.map.is_allocated(slot) {
                 return Err(SwapError::BadSlot(slot));
             }
-            if matches!(
-                book.cache.get(s),
+            match book.cache.get(s) {
+                Some(e) if e.free_pending() => return Err(SwapError::BadSlot(slot)),
                 Some(
                     Entry::Writeback { .. }
-                        | Entry::Reading { wanted: true, .. }
-                        | Entry::FolioWriteback { .. }
-                        | Entry::FolioReading { .. }
-                )
-            ) {
-                return Err(SwapError::Busy(slot));
+                    | Entry::Reading { wanted: true, .. }
+                    | Entry::FolioWriteback { .. }
+                    | Entry::FolioReading { .. },
+                ) => return Err(SwapError::Busy(slot)),
+                _ => {}
             }
             // pageout(): folio_clear_dirty_for_io.
             if !page.test_and_clear(PageFlags::DIRTY) {
                 return Ok(false);
             }
-            // A read ahead of the slot, or a redirtied page, is stale now.
-            book.cache.remove(s);
+            // A read ahead of the slot, or a redirtied page, is stale now:
+            // removed, or replaced by the page under writeback.
             if is_zero_filled(page.as_bytes()) {
                 // swap_writeout: a zero-filled folio is only marked.
+                book.cache.remove(s);
                 book.cache.set_zero(s, true);
                 add(&self.shared.stats.zero_pages_out, 1);
                 return Ok(true);
@@ -1578,10 +1574,11 @@ impl SwapDevice {
         let mut reads: SmallVec<[Arc<InCell>; 8]> = SmallVec::new();
         let handle = {
             let mut book = self.book();
-            if !book.map.is_allocated(slot) || book.cache.free_pending(s) {
+            if !book.map.is_allocated(slot) {
                 return Err(SwapError::BadSlot(slot));
             }
             match book.cache.get_mut(s) {
+                Some(e) if e.free_pending() => return Err(SwapError::BadSlot(slot)),
                 Some(Entry::Redirtied) => return Err(SwapError::InMemory(slot)),
                 Some(Entry::Writeback { page, .. }) => {
                     // The write batch holds the page until the entry
@@ -1670,13 +1667,8 @@ impl SwapDevice {
                 Ok(page) => batch.push((cell, page)),
                 Err(e) => {
                     let mut book = self.book();
-                    let ours = matches!(
-                        book.cache.get(cell.slot.index()),
-                        Some(Entry::Reading { cell: c, .. }) if Arc::ptr_eq(c, &cell)
-                    );
-                    if ours {
-                        book.cache.remove(cell.slot.index());
-                    }
+                    let ours = |e: &Entry<InCell>| matches!(e, Entry::Reading { cell: c, .. } if Arc::ptr_eq(c, &cell));
+                    book.cache.remove_if(cell.slot.index(), ours);
                     if cell.slot == slot {
                         drop(book);
                         for (_, page) in batch {
@@ -1788,10 +1780,11 @@ impl SwapDevice {
         let s = slot.index();
         let cached = {
             let mut book = self.book();
-            if !book.map.is_allocated(slot) || book.cache.free_pending(s) {
+            if !book.map.is_allocated(slot) {
                 return Err(SwapError::BadSlot(slot));
             }
             match book.cache.get(s) {
+                Some(e) if e.free_pending() => return Err(SwapError::BadSlot(slot)),
                 Some(Entry::FolioReading { .. }) => return Err(SwapError::Busy(slot)),
                 Some(Entry::FolioWriteback { folio, first, .. }) => {
                     let folio = folio.upgrade().ok_or(SwapError::Busy(slot))?;
@@ -2071,7 +2064,11 @@ impl SwapDevice {
 
     /// Per-kiocb latencies recorded since the last call.
     pub fn take_latencies(&self) -> Latencies {
-        std::mem::take(&mut *lock(&self.shared.stats.latencies))
+        let stats = &self.shared.stats;
+        Latencies {
+            write: stats.write_lat.take(),
+            read: stats.read_lat.take(),
+        }
     }
 
     /// The first error messages (write and read failures), rate-limited as
@@ -2195,20 +2192,15 @@ impl Stats {
         result: Result<usize, IoError>,
         start: Instant,
     ) {
-        lock(&self.latencies).write.push(start.elapsed());
+        self.write_lat.record(start.elapsed());
         let failure = IoFailure::check(result, folio.size());
         {
             let mut book = lock(&slots.book);
             for slot in range.iter() {
-                let ours = matches!(
-                    book.cache.get(slot.index()),
-                    Some(Entry::FolioWriteback { folio: w, .. })
-                        if std::ptr::eq(w.as_ptr(), Arc::as_ptr(folio))
-                );
-                if !ours {
-                    continue;
-                }
-                if let Some(Entry::FolioWriteback { free, .. }) = book.cache.remove(slot.index()) {
+                let ours = |e: &Entry<InCell>| matches!(e, Entry::FolioWriteback { folio: w, .. } if std::ptr::eq(w.as_ptr(), Arc::as_ptr(folio)));
+                if let Some(Entry::FolioWriteback { free, .. }) =
+                    book.cache.remove_if(slot.index(), ours)
+                {
                     if free {
                         let _ = book.map.free(slot);
                     } else if failure.is_some() {
@@ -2242,14 +2234,14 @@ impl Stats {
         result: Result<usize, IoError>,
         start: Instant,
     ) -> Result<FolioRef, SwapError> {
-        lock(&self.latencies).read.push(start.elapsed());
+        self.read_lat.record(start.elapsed());
         let failure = IoFailure::check(result, folio.size());
         {
             let mut book = lock(&slots.book);
             for slot in range.iter() {
-                if let Some(Entry::FolioReading { free }) = book.cache.get(slot.index()) {
-                    let free = *free;
-                    book.cache.remove(slot.index());
+                let ours = |e: &Entry<InCell>| matches!(e, Entry::FolioReading { .. });
+                if let Some(Entry::FolioReading { free }) = book.cache.remove_if(slot.index(), ours)
+                {
                     if free {
                         let _ = book.map.free(slot);
                     }
@@ -3166,7 +3158,7 @@ mod tests {
             }
             let c = dev.counters();
             assert_eq!((c.pswpin, c.read_errors), (300, 0));
-            assert!(dev.take_latencies().read.len() as u64 == c.read_batches);
+            assert!(dev.take_latencies().read.count as u64 == c.read_batches);
             for &slot in &order {
                 dev.swap_free(slot).unwrap();
             }

@@ -14,46 +14,9 @@ use iov_iter::{PAGE_SIZE, PageFlags, PageRef};
 use iov_iter_swap::content::{
     Mismatch, check_page, check_swapped_in, check_zero, make_page, plan, shuffle, zero_page,
 };
+pub use iov_iter_swap::latency::LatencySummary;
 use iov_iter_swap::swapio::{IoMode, SwapCounters, SwapDevice, SwapError, SwapIn, SwapPlug};
 use iov_iter_swap::swapmap::{Slot, SlotRng};
-
-/// Latency percentiles over per-kiocb latencies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LatencySummary {
-    /// Samples.
-    pub count: usize,
-    /// Arithmetic mean (with the rate, Little's law gives the mean number
-    /// of kiocbs in flight).
-    pub mean: Duration,
-    /// Median.
-    pub p50: Duration,
-    /// 99th percentile.
-    pub p99: Duration,
-    /// Largest.
-    pub max: Duration,
-}
-
-impl LatencySummary {
-    /// Nearest-rank percentiles of `samples`.
-    pub fn of(mut samples: Vec<Duration>) -> LatencySummary {
-        if samples.is_empty() {
-            return LatencySummary::default();
-        }
-        samples.sort_unstable();
-        let n = samples.len();
-        let rank = |p: usize| samples[((p * n).div_ceil(100)).clamp(1, n) - 1];
-        let total: u128 = samples.iter().map(Duration::as_nanos).sum();
-        // The mean is at most the largest sample, so it fits.
-        let mean = Duration::from_nanos((total / n as u128) as u64);
-        LatencySummary {
-            count: n,
-            mean,
-            p50: rank(50),
-            p99: rank(99),
-            max: samples[n - 1],
-        }
-    }
-}
 
 /// Throughput and latency of one phase.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -338,7 +301,7 @@ pub fn run(dev: &SwapDevice, cfg: &WorkloadConfig) -> Result<RunReport, SwapErro
         pages: pages.len() as u64,
         kiocbs: c1.write_batches - c0.write_batches,
         elapsed: t.elapsed(),
-        latency: LatencySummary::of(dev.take_latencies().write),
+        latency: dev.take_latencies().write,
         max_in_flight: dev.max_in_flight(),
     };
     for _ in 0..cfg.retries {
@@ -413,7 +376,7 @@ pub fn run(dev: &SwapDevice, cfg: &WorkloadConfig) -> Result<RunReport, SwapErro
         pages: entries.len() as u64,
         kiocbs: c3.read_batches - c2.read_batches,
         elapsed: t.elapsed(),
-        latency: LatencySummary::of(dev.take_latencies().read),
+        latency: dev.take_latencies().read,
         max_in_flight: dev.max_in_flight(),
     };
     for _ in 0..cfg.retries {
@@ -607,17 +570,7 @@ mod tests {
     }
 
     #[test]
-    fn percentiles_are_nearest_rank() {
-        let ms = |n| Duration::from_millis(n);
-        let s = LatencySummary::of((1..=100).rev().map(ms).collect());
-        assert_eq!(
-            (s.count, s.p50, s.p99, s.max),
-            (100, ms(50), ms(99), ms(100))
-        );
-        assert_eq!(s.mean, Duration::from_micros(50_500));
-        let s = LatencySummary::of(vec![ms(5)]);
-        assert_eq!((s.p50, s.p99, s.max), (ms(5), ms(5), ms(5)));
-        assert_eq!(LatencySummary::of(Vec::new()), LatencySummary::default());
+    fn phase_rates() {
         let p = PhaseReport {
             pages: 256,
             kiocbs: 8,

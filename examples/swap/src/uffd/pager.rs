@@ -79,6 +79,7 @@ use super::error::Error;
 use super::fd::{Event, FillFlags, Ioctls, Pagefault, RegisterMode, Uffd};
 use super::range::{Range, page_size};
 use super::region::{AnonRegion, MemfdRegion};
+use crate::latency::{LatencyHist, LatencySummary};
 use crate::swapio::{IntoFill, SwapDevice, SwapError, SwapIn, SwapInto, SwapPlug};
 use crate::swapmap::Slot;
 
@@ -502,7 +503,6 @@ struct Serve {
     /// that window's size.
     streams: std::collections::BTreeMap<usize, usize>,
     stats: PagerStats,
-    latencies: Vec<Duration>,
 }
 
 /// A region of this process's memory paged through a [`SwapDevice`] by a
@@ -520,6 +520,8 @@ pub struct Pager {
     states: Vec<AtomicU8>,
     resident: AtomicUsize,
     serve: Mutex<Serve>,
+    /// Fault latencies.
+    latency: LatencyHist,
     queue: Mutex<Vec<Request>>,
     /// Set when no `serve` will take requests any more.
     closed: AtomicBool,
@@ -665,8 +667,8 @@ impl Pager {
                 frames: Vec::new(),
                 streams: std::collections::BTreeMap::new(),
                 stats: PagerStats::default(),
-                latencies: Vec::new(),
             }),
+            latency: LatencyHist::new(),
             queue: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             kick,
@@ -760,8 +762,8 @@ impl Pager {
 
     /// Fault latencies (event read to the ioctl that woke the thread)
     /// since the last call.
-    pub fn take_latencies(&self) -> Vec<Duration> {
-        std::mem::take(&mut lock(&self.serve).latencies)
+    pub fn take_latencies(&self) -> LatencySummary {
+        self.latency.take()
     }
 
     /// Swaps `pages` (indices) out: the fault thread ([`Pager::serve`],
@@ -946,7 +948,7 @@ impl Pager {
                     st.stats.wakes += 1;
                 }
                 st.stats.served += 1;
-                st.latencies.push(now.elapsed());
+                self.latency.record(now.elapsed());
             }
             Slotted::Swapped { slot } => {
                 let slot = *slot;
@@ -1208,7 +1210,9 @@ impl Pager {
             self.dev.swap_free(slot)?;
             st.stats.swapped_in += 1;
             st.stats.served += waiters.len() as u64;
-            st.latencies.extend(waiters.iter().map(Instant::elapsed));
+            for w in &waiters {
+                self.latency.record(w.elapsed());
+            }
         }
         Ok(())
     }
