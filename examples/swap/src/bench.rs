@@ -18,7 +18,9 @@
 //! * Depth: sync cases have one kiocb at a time. Async cases (io_uring)
 //!   keep `depth` kiocbs in flight: a new one is submitted as soon as one
 //!   completes ([`SwapDevice::wait_any`]), single pages for QD32 (fio's
-//!   `iodepth=32 bs=4k`), not 32-page batches.
+//!   `iodepth=32 bs=4k`), not 32-page batches. The case's thread opens
+//!   the device and alone drives it, so its ring is set up as fio's
+//!   (`SINGLE_ISSUER | DEFER_TASKRUN`, [`SwapDevice::open_uring`]).
 //! * Readahead (`swapin-readahead-async-qd8`): `page-cluster` 3; each
 //!   kiocb starts at the first slot of a random aligned cluster of 8, the
 //!   device reads as much of the cluster as its adaptive readahead window
@@ -54,6 +56,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[cfg(feature = "uring")]
+use iov_iter::backend::uring::UringQueue;
 use iov_iter::{PAGE_SIZE, PageFlags, PageRef};
 
 use crate::area::{self, Area};
@@ -460,7 +464,23 @@ fn open(case: &Case, area: &Area) -> Result<SwapDevice, CaseError> {
         }
         CaseMode::Async => IoMode::Uring,
     };
-    match SwapDevice::open(&area.swap, mode, case.depth) {
+    // The case's thread opens the device and alone drives it, as fio's
+    // job thread does its ring: io_uring set up for one issuer, as fio's
+    // (SINGLE_ISSUER | DEFER_TASKRUN).
+    #[cfg(feature = "uring")]
+    let opened = match mode {
+        IoMode::Uring => SwapDevice::open_uring(
+            &area.swap,
+            UringQueue::builder()
+                .depth(case.depth)
+                .coop_taskrun(true)
+                .single_issuer(true),
+        ),
+        _ => SwapDevice::open(&area.swap, mode, case.depth),
+    };
+    #[cfg(not(feature = "uring"))]
+    let opened = SwapDevice::open(&area.swap, mode, case.depth);
+    match opened {
         Ok(dev) => {
             // 4 KiB random reads, as fio's: no readahead (`vm.page-cluster
             // = 0`, the usual setting for swap on SSDs); the readahead case

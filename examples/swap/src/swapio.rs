@@ -77,7 +77,7 @@ use std::time::Instant;
 
 use iov_iter::backend::file::DirectFile;
 #[cfg(feature = "uring")]
-use iov_iter::backend::uring::UringQueue;
+use iov_iter::backend::uring::{UringBuilder, UringQueue};
 use iov_iter::buf::{GuestBuf, IoBuf, IoBufMut, OwnedIter};
 use iov_iter::dio::{DioAlign, DioBuf, DirectIo};
 use iov_iter::kiocb::{IocbFlags, Kiocb, Submitted};
@@ -1319,6 +1319,17 @@ impl Shared {
     }
 }
 
+/// The swap file opened again with `O_DIRECT` (a duplicate of its
+/// descriptor), the target every mode's device reaches it through.
+fn direct_file(sf: &SwapFile) -> Result<DirectFile, SwapError> {
+    let file: File = sf
+        .file
+        .try_clone()
+        .map_err(|e| SwapError::Open(format!("dup {}: {e}", sf.path.display())))?;
+    DirectFile::from_file(file)
+        .map_err(|e| SwapError::Open(format!("O_DIRECT on {}: {e}", sf.path.display())))
+}
+
 /// A swap area with its slot map and I/O path: swap-out, swap-in and
 /// slot management, all through `&self` (shareable between threads).
 pub struct SwapDevice {
@@ -1374,33 +1385,52 @@ impl SwapDevice {
     /// cannot be set up; [`SwapError::Unsupported`] for [`IoMode::Uring`]
     /// without the `uring` feature.
     pub fn open(sf: &SwapFile, mode: IoMode, depth: u32) -> Result<SwapDevice, SwapError> {
-        let file: File = sf
-            .file
-            .try_clone()
-            .map_err(|e| SwapError::Open(format!("dup {}: {e}", sf.path.display())))?;
-        let direct = DirectFile::from_file(file)
-            .map_err(|e| SwapError::Open(format!("O_DIRECT on {}: {e}", sf.path.display())))?;
-        let target: Arc<dyn DirectIo> = match mode {
-            IoMode::Sync | IoMode::AsyncInline => Arc::new(direct),
+        match mode {
+            IoMode::Sync | IoMode::AsyncInline => {
+                SwapDevice::new(Arc::new(direct_file(sf)?), mode, sf.max_pages())
+            }
             #[cfg(feature = "uring")]
-            // One thread drives a swap device: completions may wait for
-            // its next io_uring_enter instead of interrupting it.
-            IoMode::Uring => Arc::new(
-                UringQueue::builder()
-                    .depth(depth)
-                    .coop_taskrun(true)
-                    .build(direct)
-                    .map_err(SwapError::Backend)?,
-            ),
+            // Completions may wait for the driving thread's next
+            // io_uring_enter instead of interrupting it.
+            IoMode::Uring => {
+                SwapDevice::open_uring(sf, UringQueue::builder().depth(depth).coop_taskrun(true))
+            }
             #[cfg(not(feature = "uring"))]
             IoMode::Uring => {
-                let _ = (depth, direct);
-                return Err(SwapError::Unsupported(
+                let _ = depth;
+                Err(SwapError::Unsupported(
                     "io_uring mode needs the `uring` feature",
-                ));
+                ))
             }
-        };
-        SwapDevice::new(target, mode, sf.max_pages())
+        }
+    }
+
+    /// A device in [`IoMode::Uring`] on an activated swap file, on an
+    /// io_uring queue that `builder` sets up: its depth, and options
+    /// [`SwapDevice::open`] leaves off, such as
+    /// [`single_issuer`](UringBuilder::single_issuer) for a device that
+    /// only the opening thread drives (fio's set-up; other threads' swap
+    /// I/O then fails with `EEXIST`).
+    ///
+    /// ```no_run
+    /// use iov_iter::backend::uring::UringQueue;
+    /// use iov_iter_swap::activate::open_swap_file;
+    /// use iov_iter_swap::swapio::SwapDevice;
+    ///
+    /// let sf = open_swap_file("/var/tmp/swapfile")?;
+    /// let dev = SwapDevice::open_uring(&sf, UringQueue::builder().depth(32).single_issuer(true))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`SwapDevice::open`].
+    #[cfg(feature = "uring")]
+    pub fn open_uring(sf: &SwapFile, builder: UringBuilder) -> Result<SwapDevice, SwapError> {
+        let queue = builder
+            .build(direct_file(sf)?)
+            .map_err(SwapError::Backend)?;
+        SwapDevice::new(Arc::new(queue), IoMode::Uring, sf.max_pages())
     }
 
     /// The kiocbs it submits.

@@ -404,10 +404,17 @@ pub fn phase_folios(cfg: &Config, ops: u64) -> FolioReport {
         let f = run.new_folio(j);
         run.lfs[j].loc = Loc::Mem(f);
     }
+    let mut round = 0u32;
     while run.r.ops < ops {
         // One round in 4 as on a swap file: folios split on the way out,
-        // and swapped in page by page.
-        let large = run.rng.below(4) != 0;
+        // and swapped in page by page. The first two rounds take one of
+        // each, so that a short run (the smoke's) covers both.
+        let large = match round {
+            0 => true,
+            1 => false,
+            _ => run.rng.below(4) != 0,
+        };
+        round += 1;
         run.dev.set_large_folios(large);
         run.swap_out();
         run.swap_in(false);
