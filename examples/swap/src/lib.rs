@@ -12,8 +12,8 @@
 //! |---|---|
 //! | [`header`] | the on-disk swap header (mkswap format), parsed with the kernel's `read_swap_header` rules |
 //! | [`activate`] | creating a swap file, and the checks `swapon(2)` makes (extent walk through FIEMAP and `iov_iter::iomap::swapfile_activate`) |
-//! | [`swapmap`] | slot allocation (`si->swap_map`) |
-//! | [`swapcache`] | the swap cache: per-slot state while data moves (writeback, reads, readahead), the zero map |
+//! | [`swapmap`] | slot allocation (`si->swap_map`) and the zero map (`si->zeromap`) |
+//! | [`swapcache`] | the swap cache: per-slot state while data moves (writeback, reads, readahead) |
 //! | [`swapio`] | the swap I/O paths: plugging, kiocbs, completions, the swap cache's use, readahead, zero pages, counters |
 //! | [`latency`] | per-kiocb latency histograms (lock-free, bounded) and their percentiles |
 //! | [`kernel`] | the kernel's own swap: `swapon(2)` in a guard that always swaps off, `/proc/swaps`, `/proc/vmstat` |

@@ -19,7 +19,8 @@
 //! | `FolioWriteback` | a large folio written as one segment over its run of slots, until the write completes | gets a copy of the folio's page, no I/O | deferred until the write completes |
 //! | `FolioReading` | a large folio read as one segment | `Busy` | deferred until the read completes |
 //!
-//! A slot with no entry is on the device (or holds zeros: the zero map).
+//! A slot with no entry is on the device (or holds zeros: the swap map's
+//! zero bits).
 //! The cache holds a page under writeback weakly (its owner holds it, and
 //! the write batch while in flight), a redirtied page not at all (its owner
 //! holds it, and may change it in place: `Arc::get_mut` works on it), and
@@ -118,12 +119,9 @@ impl<C> Entry<C> {
     }
 }
 
-/// The per-slot state table and the zero map.
+/// The per-slot state table.
 pub(crate) struct SwapCache<C> {
     entries: HashMap<u32, Entry<C>, BuildHasherDefault<SlotHasher>>,
-    /// Slots whose page was all zeros when swapped out: nothing on the
-    /// device, zeros on swap-in (mainline's zeromap).
-    zero: Vec<u64>,
     /// Read-ahead slots in the order they were cached (entries may have
     /// left since).
     readahead: VecDeque<u32>,
@@ -131,11 +129,10 @@ pub(crate) struct SwapCache<C> {
 }
 
 impl<C> SwapCache<C> {
-    /// An empty cache for `nr_slots` slots.
-    pub(crate) fn new(nr_slots: u32) -> SwapCache<C> {
+    /// An empty cache.
+    pub(crate) fn new() -> SwapCache<C> {
         SwapCache {
             entries: HashMap::default(),
-            zero: vec![0; (nr_slots as usize).div_ceil(64)],
             readahead: VecDeque::new(),
             readahead_cached: 0,
         }
@@ -221,24 +218,6 @@ impl<C> SwapCache<C> {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
-
-    /// Whether the slot holds zeros (its page was all zeros).
-    pub(crate) fn zero(&self, slot: u32) -> bool {
-        self.zero
-            .get(slot as usize / 64)
-            .is_some_and(|w| w & (1 << (slot % 64)) != 0)
-    }
-
-    /// Marks or clears the slot's zero bit.
-    pub(crate) fn set_zero(&mut self, slot: u32, zero: bool) {
-        if let Some(w) = self.zero.get_mut(slot as usize / 64) {
-            if zero {
-                *w |= 1 << (slot % 64);
-            } else {
-                *w &= !(1 << (slot % 64));
-            }
-        }
-    }
 }
 
 /// Whether every byte of the page is zero (`is_folio_zero_filled`).
@@ -256,16 +235,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zero_bits_and_pages() {
-        let mut c = SwapCache::<()>::new(130);
-        assert!(!c.zero(129));
-        c.set_zero(129, true);
-        c.set_zero(3, true);
-        assert!(c.zero(129) && c.zero(3) && !c.zero(4));
-        c.set_zero(129, false);
-        assert!(!c.zero(129));
-        c.set_zero(1000, true); // out of range: ignored
-        assert!(!c.zero(1000));
+    fn zero_filled_pages() {
         let mut page = [0u8; 4096];
         assert!(is_zero_filled(&page));
         page[4095] = 1;
@@ -277,7 +247,7 @@ mod tests {
 
     #[test]
     fn readahead_pages_are_bounded_oldest_first() {
-        let mut c = SwapCache::<()>::new(4096);
+        let mut c = SwapCache::<()>::new();
         for s in 0..(READAHEAD_CACHE_MAX as u32 + 10) {
             c.insert(
                 s,

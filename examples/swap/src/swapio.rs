@@ -1350,7 +1350,7 @@ impl SwapDevice {
         nr_slots: u64,
     ) -> Result<SwapDevice, SwapError> {
         let map = SwapMap::new(nr_slots, &[]).map_err(SwapError::Map)?;
-        let cache = SwapCache::new(map.nr_slots());
+        let cache = SwapCache::new();
         let align = target.dio_align();
         // A device of a fixed size (a block device, the RAM backend) is a
         // `SWP_BLKDEV` area; a regular file is not.
@@ -1519,11 +1519,11 @@ impl SwapDevice {
             if is_zero_filled(page.as_bytes()) {
                 // swap_writeout: a zero-filled folio is only marked.
                 book.cache.remove(s);
-                book.cache.set_zero(s, true);
+                book.map.set_zero(slot, true);
                 add(&self.shared.stats.zero_pages_out, 1);
                 return Ok(true);
             }
-            book.cache.set_zero(s, false);
+            book.map.set_zero(slot, false);
             book.cache.insert(
                 s,
                 Entry::Writeback {
@@ -1650,7 +1650,7 @@ impl SwapDevice {
                 }
                 None => {}
             }
-            if book.cache.zero(s) {
+            if book.map.is_zero(slot) {
                 drop(book);
                 let mut page = sh.slots.pool.get().map_err(SwapError::Backend)?;
                 page.as_mut_bytes().fill(0);
@@ -1670,7 +1670,7 @@ impl SwapDevice {
                 if t != s
                     && (!book.map.is_allocated(other)
                         || book.cache.get(t).is_some()
-                        || book.cache.zero(t))
+                        || book.map.is_zero(other))
                 {
                     continue;
                 }
@@ -1846,7 +1846,7 @@ impl SwapDevice {
                 }
                 None => {}
             }
-            if book.cache.zero(s) {
+            if book.map.is_zero(slot) {
                 drop(book);
                 fill_buf(&mut dst, None);
                 add(&sh.stats.zero_pages_in, 1);
@@ -1993,7 +1993,6 @@ impl SwapDevice {
             None => {}
         }
         book.map.free(slot).map_err(SwapError::Map)?;
-        book.cache.set_zero(s, false);
         Ok(())
     }
 
@@ -2370,13 +2369,13 @@ impl SwapDevice {
                     folio.clear_flags(PageFlags::DIRTY);
                     if is_zero_filled(folio.as_bytes()) {
                         for slot in range.iter() {
-                            book.cache.set_zero(slot.index(), true);
+                            book.map.set_zero(slot, true);
                         }
                         add(&sh.stats.zero_pages_out, u64::from(n));
                         return Ok(FolioOut::Zero(range));
                     }
                     for slot in range.iter() {
-                        book.cache.set_zero(slot.index(), false);
+                        book.map.set_zero(slot, false);
                         book.cache.insert(
                             slot.index(),
                             Entry::FolioWriteback {
@@ -2506,7 +2505,7 @@ impl SwapDevice {
                 if book.cache.get(slot.index()).is_some() {
                     return Ok(FolioIn::Fallback(FolioFallback::Cached));
                 }
-                zeros += u32::from(book.cache.zero(slot.index()));
+                zeros += u32::from(book.map.is_zero(slot));
             }
             if zeros != 0 && zeros != n {
                 return Ok(FolioIn::Fallback(FolioFallback::MixedZero));

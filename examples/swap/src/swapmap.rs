@@ -1,12 +1,16 @@
-//! The swap map: which slots (page indices in the swap file) are free.
+//! The swap map: which slots (page indices in the swap file) are free, and
+//! which hold a page of zeros.
 //!
 //! Linux reference: `si->swap_map` and the cluster allocator in
 //! `mm/swapfile.c`. Slot 0 holds the header and, like bad pages, is reserved
 //! at setup (the kernel marks it `SWAP_MAP_BAD`); reserved slots are never
 //! handed out and cannot be freed.
 //!
-//! The map is a bitmap (`Vec<u64>`, one bit per slot, set = taken). Scans
-//! skip full words, so allocation is O(slots / 64) worst case and usually
+//! The map is a bitmap (one bit per slot, set = taken), kept beside two
+//! more: the reserved slots and the zero map (`si->zeromap`: slots whose
+//! page was all zeros, nothing written). The three words of each 64 slots
+//! sit together, so the checks a swap-in or swap-out makes of one slot read
+//! one cache line. Scans skip full words, so allocation is O(slots / 64) worst case and usually
 //! O(1) thanks to a next-fit cursor. The cursor plays the role of the
 //! kernel's per-CPU current cluster: successive allocations land on
 //! successive slots, which is what lets batched swap-out merge neighbouring
@@ -198,14 +202,25 @@ impl fmt::Display for SwapMapError {
 
 impl std::error::Error for SwapMapError {}
 
-/// Slot allocator for one swap area.
+/// The per-slot bits of 64 slots, side by side: a swap-in's or swap-out's
+/// checks of one slot read one cache line (three separate bitmaps would be
+/// three random pages of memory).
+#[derive(Clone, Copy, Debug, Default)]
+struct Bits {
+    /// Set = not free (allocated, reserved, or padding past `nr_slots`).
+    taken: u64,
+    /// Set = reserved (header, bad pages).
+    reserved: u64,
+    /// Set = the slot's page was all zeros when swapped out: nothing on
+    /// the device, zeros on swap-in (mainline's `si->zeromap`).
+    zero: u64,
+}
+
+/// Slot allocator for one swap area, with its zero map.
 #[derive(Clone, Debug)]
 pub struct SwapMap {
     nr_slots: u32,
-    /// Set = not free (allocated, reserved, or padding past `nr_slots`).
-    taken: Vec<u64>,
-    /// Set = reserved (header, bad pages).
-    reserved: Vec<u64>,
+    bits: Vec<Bits>,
     free: u32,
     reserved_count: u32,
     /// Next-fit cursor: where the next scan starts.
@@ -228,14 +243,13 @@ impl SwapMap {
         }
         let n = nr_slots as u32;
         let words = n.div_ceil(64) as usize;
-        let mut taken = vec![0u64; words];
+        let mut bits = vec![Bits::default(); words];
         if n % 64 != 0 {
-            taken[words - 1] = !0u64 << (n % 64);
+            bits[words - 1].taken = !0u64 << (n % 64);
         }
         let mut map = SwapMap {
             nr_slots: n,
-            taken,
-            reserved: vec![0; words],
+            bits,
             free: n,
             reserved_count: 0,
             cursor: 1,
@@ -251,9 +265,9 @@ impl SwapMap {
     }
 
     fn reserve(&mut self, i: u32) {
-        if self.reserved[word(i)] & bit(i) == 0 {
-            self.reserved[word(i)] |= bit(i);
-            self.taken[word(i)] |= bit(i);
+        if self.bits[word(i)].reserved & bit(i) == 0 {
+            self.bits[word(i)].reserved |= bit(i);
+            self.bits[word(i)].taken |= bit(i);
             self.reserved_count += 1;
             self.free -= 1;
         }
@@ -282,23 +296,40 @@ impl SwapMap {
     /// Whether `slot` is allocated.
     pub fn is_allocated(&self, slot: Slot) -> bool {
         slot.0 < self.nr_slots
-            && self.taken[word(slot.0)] & bit(slot.0) != 0
+            && self.bits[word(slot.0)].taken & bit(slot.0) != 0
             && !self.is_reserved(slot)
     }
     /// Whether `slot` is the header or a bad page.
     pub fn is_reserved(&self, slot: Slot) -> bool {
-        slot.0 < self.nr_slots && self.reserved[word(slot.0)] & bit(slot.0) != 0
+        slot.0 < self.nr_slots && self.bits[word(slot.0)].reserved & bit(slot.0) != 0
     }
     /// Whether `slot` is free.
     pub fn is_free(&self, slot: Slot) -> bool {
-        slot.0 < self.nr_slots && self.taken[word(slot.0)] & bit(slot.0) == 0
+        slot.0 < self.nr_slots && self.bits[word(slot.0)].taken & bit(slot.0) == 0
+    }
+    /// Whether `slot` is marked as holding a page of zeros (the zero map;
+    /// out of range: no).
+    pub fn is_zero(&self, slot: Slot) -> bool {
+        slot.0 < self.nr_slots && self.bits[word(slot.0)].zero & bit(slot.0) != 0
+    }
+    /// Marks `slot` as holding a page of zeros, or not (out of range:
+    /// ignored).
+    pub fn set_zero(&mut self, slot: Slot, zero: bool) {
+        if slot.0 < self.nr_slots {
+            let w = &mut self.bits[word(slot.0)].zero;
+            if zero {
+                *w |= bit(slot.0);
+            } else {
+                *w &= !bit(slot.0);
+            }
+        }
     }
 
     /// First free slot in `[from, to)`.
     fn find_free(&self, from: u32, to: u32) -> Option<u32> {
         let mut i = from;
         while i < to {
-            let w = !self.taken[word(i)] & (!0u64 << (i % 64));
+            let w = !self.bits[word(i)].taken & (!0u64 << (i % 64));
             if w != 0 {
                 let found = (i & !63) + w.trailing_zeros();
                 return (found < to).then_some(found);
@@ -312,7 +343,7 @@ impl SwapMap {
     fn find_taken(&self, from: u32, to: u32) -> u32 {
         let mut i = from;
         while i < to {
-            let w = self.taken[word(i)] & (!0u64 << (i % 64));
+            let w = self.bits[word(i)].taken & (!0u64 << (i % 64));
             if w != 0 {
                 return ((i & !63) + w.trailing_zeros()).min(to);
             }
@@ -323,8 +354,8 @@ impl SwapMap {
 
     fn take(&mut self, start: u32, len: u32) {
         for i in start..start + len {
-            debug_assert!(self.taken[word(i)] & bit(i) == 0);
-            self.taken[word(i)] |= bit(i);
+            debug_assert!(self.bits[word(i)].taken & bit(i) == 0);
+            self.bits[word(i)].taken |= bit(i);
         }
         self.free -= len;
         self.cursor = if start + len >= self.nr_slots {
@@ -400,8 +431,8 @@ impl SwapMap {
             return None;
         }
         let mut k = rng.below(self.free);
-        for (wi, &w) in self.taken.iter().enumerate() {
-            let free_bits = !w;
+        for (wi, b) in self.bits.iter().enumerate() {
+            let free_bits = !b.taken;
             let ones = free_bits.count_ones();
             if k < ones {
                 // Select the k-th set bit of free_bits.
@@ -410,7 +441,7 @@ impl SwapMap {
                     b &= b - 1;
                 }
                 let slot = wi as u32 * 64 + b.trailing_zeros();
-                self.taken[wi] |= 1 << (slot % 64);
+                self.bits[wi].taken |= 1 << (slot % 64);
                 self.free -= 1;
                 return Some(Slot(slot));
             }
@@ -434,11 +465,13 @@ impl SwapMap {
         }
     }
 
-    /// Frees an allocated slot. Freeing a free slot, a reserved slot or one
+    /// Frees an allocated slot (and clears its zero bit). Freeing a free slot, a reserved slot or one
     /// past the end is an error and leaves the map unchanged.
     pub fn free(&mut self, slot: Slot) -> Result<(), SwapMapError> {
         self.check_free(slot)?;
-        self.taken[word(slot.0)] &= !bit(slot.0);
+        let b = &mut self.bits[word(slot.0)];
+        b.taken &= !bit(slot.0);
+        b.zero &= !bit(slot.0);
         self.free += 1;
         Ok(())
     }
@@ -449,7 +482,9 @@ impl SwapMap {
             self.check_free(slot)?;
         }
         for slot in range.iter() {
-            self.taken[word(slot.0)] &= !bit(slot.0);
+            let b = &mut self.bits[word(slot.0)];
+            b.taken &= !bit(slot.0);
+            b.zero &= !bit(slot.0);
         }
         self.free += range.len;
         Ok(())
@@ -466,6 +501,26 @@ impl SwapMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_bits() {
+        let mut m = SwapMap::new(130, &[]).unwrap();
+        assert!(!m.is_zero(Slot(129)));
+        m.set_zero(Slot(129), true);
+        m.set_zero(Slot(3), true);
+        assert!(m.is_zero(Slot(129)) && m.is_zero(Slot(3)) && !m.is_zero(Slot(4)));
+        // Independent of allocation.
+        assert!(m.is_free(Slot(129)) && m.alloc_contiguous(129).is_some());
+        assert!(m.is_zero(Slot(129)) && m.is_allocated(Slot(129)));
+        m.set_zero(Slot(129), false);
+        assert!(!m.is_zero(Slot(129)));
+        m.set_zero(Slot(1000), true); // out of range: ignored
+        assert!(!m.is_zero(Slot(1000)));
+        // Freeing clears it.
+        m.set_zero(Slot(5), true);
+        m.free(Slot(5)).unwrap();
+        assert!(!m.is_zero(Slot(5)));
+    }
 
     #[test]
     fn aligned_runs_start_at_a_multiple_of_their_length() {
