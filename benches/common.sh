@@ -1,5 +1,6 @@
 # Shared by benches/fio_compare.sh and benches/qd_sweep.sh (sourced, not
-# run): the tools, the release binaries and the O_DIRECT-capable bench file.
+# run): the tools, the release binaries, the O_DIRECT-capable bench file and
+# the CPU both sides are pinned to.
 # Each function takes the calling script's name for its messages.
 
 # fio (installed with apt-get when missing) and python3 (to read its JSON).
@@ -52,4 +53,27 @@ bench_prepare() { # size
         exit 1
     }
     cat "$OUT/area.log"
+}
+
+# Sets PIN, the command prefix that pins a benchmark process to CPU (a
+# number, or `none` for the scheduler's placement): `taskset -c CPU`. Both
+# sides of a comparison run under it, so that neither runs where the
+# device's interrupt lands while the other does not (a single-queue
+# virtio-blk interrupts one CPU; a QD1 thread there runs about 20 % faster).
+bench_pin() { # script cpu
+    PIN=()
+    case "$2" in
+    none) ;;
+    '' | *[!0-9]*) echo "$1: --cpu takes a CPU number or none" >&2; exit 2 ;;
+    *)
+        [ "$2" -lt "$(nproc)" ] || { echo "$1: --cpu $2: only $(nproc) CPUs" >&2; exit 2; }
+        command -v taskset >/dev/null 2>&1 || { echo "$1: taskset (util-linux) is needed to pin; or --cpu none" >&2; exit 2; }
+        PIN=(taskset -c "$2")
+        ;;
+    esac
+}
+
+# The pinning, for machine.txt.
+bench_pin_line() { # cpu
+    if [ "$1" = none ]; then echo "no (the scheduler's placement)"; else echo "both sides on CPU $1 (taskset)"; fi
 }

@@ -70,21 +70,13 @@ case "$TIME" in
 '' | *[!0-9]*) echo "fio_compare.sh: --time takes whole seconds (fio's runtime)" >&2; exit 2 ;;
 esac
 [ "$TIME" -gt 0 ] || { echo "fio_compare.sh: --time must be positive" >&2; exit 2; }
-PIN=()
-case "$CPU" in
-none) ;;
-'' | *[!0-9]*) echo "fio_compare.sh: --cpu takes a CPU number or none" >&2; exit 2 ;;
-*)
-    [ "$CPU" -lt "$(nproc)" ] || { echo "fio_compare.sh: --cpu $CPU: only $(nproc) CPUs" >&2; exit 2; }
-    PIN=(taskset -c "$CPU")
-    ;;
-esac
 
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
 
 # --- Tools, binaries, the file ---------------------------------------------
 . benches/common.sh
+bench_pin fio_compare.sh "$CPU"
 bench_tools fio_compare.sh
 FIO_VERSION=$(fio --version)
 bench_build
@@ -113,7 +105,7 @@ REGION=$((USABLE * 4096))
     echo "dio align:  memory $DIO_MEM, offset $DIO_OFF (statx STATX_DIOALIGN)"
     echo "fio:        $FIO_VERSION"
     echo "runtime:    $TIME s per run, $([ "$FIO_FIRST" = 1 ] && echo "fio first" || echo "ours first") in each pair"
-    echo "cpu pinned: $([ "$CPU" = none ] && echo "no (scheduler's placement)" || echo "both sides on CPU $CPU (taskset)")"
+    echo "cpu pinned: $(bench_pin_line "$CPU")"
     echo "load avg:   $(cut -d' ' -f1-3 /proc/loadavg) (before)"
 } | tee "$OUT/machine.txt"
 

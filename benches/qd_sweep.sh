@@ -4,7 +4,7 @@
 # written file, for the plots of BENCHMARKS.md (benches/plots.py).
 #
 #   benches/qd_sweep.sh [--time SECS] [--qds "1 2 4 8 16 32 64"] [--runs N]
-#                       [--file PATH] [--out DIR] [--no-swap-bench]
+#                       [--file PATH] [--out DIR] [--no-swap-bench] [--cpu N|none]
 #
 # Environment defaults (the flags win): SECS (10), QDS, RUNS (3).
 #
@@ -26,6 +26,9 @@
 #    (`swap bench --case swapin-async-qd1,swapin-async-qd32`, SECS each), whose
 #    p50 / p99 the latency plot marks: swap-swapin-rRUN.json.
 #
+# Every process runs under `taskset -c N` (default CPU 0), as in
+# benches/fio_compare.sh.
+#
 # Time: RUNS x (4 x #QDS + 2) x SECS, about 15 min with the defaults.
 set -euo pipefail
 
@@ -35,6 +38,7 @@ RUNS="${RUNS:-3}"
 FILE=""
 OUT=""
 SWAP_BENCH=1
+CPU=0
 
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -53,6 +57,8 @@ while [ $# -gt 0 ]; do
     -o | --out) OUT="$2"; shift 2 ;;
     --out=*) OUT="${1#*=}"; shift ;;
     --no-swap-bench) SWAP_BENCH=0; shift ;;
+    --cpu) CPU="$2"; shift 2 ;;
+    --cpu=*) CPU="${1#*=}"; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "qd_sweep.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -68,6 +74,7 @@ cd "$(dirname "$0")/.."
 T0=$(date +%s)
 
 . benches/common.sh
+bench_pin qd_sweep.sh "$CPU"
 bench_tools qd_sweep.sh
 bench_build
 [ -n "$FILE" ] || FILE="$TARGET_DIR/fio-compare/bench-1G.swap"
@@ -91,6 +98,7 @@ REGION=$(((SIZE - 4096) / 4096 * 4096))
     echo "fio:        $(fio --version)"
     echo "secs:       $SECS"
     echo "runs:       $RUNS"
+    echo "cpu pinned: $(bench_pin_line "$CPU")"
     echo "qds:        $QDS"
     echo "load avg:   $(cut -d' ' -f1-3 /proc/loadavg) (before)"
 } | tee "$OUT/machine.txt"
@@ -106,7 +114,7 @@ FIO_COMMON=(
 ours() { # rw qd run
     local f="$OUT/ours-$1-qd$2-r$3"
     echo "  ours: dio_bench rand4k-$1-qd$2 $SECS"
-    "$DIO" "$FILE" "rand4k-$1-qd$2" "$SECS" --lat-hist >"$f.json" 2>"$f.log" || {
+    "${PIN[@]}" "$DIO" "$FILE" "rand4k-$1-qd$2" "$SECS" --lat-hist >"$f.json" 2>"$f.log" || {
         cat "$f.log" >&2
         echo "qd_sweep.sh: dio_bench rand4k-$1-qd$2 failed" >&2
         exit 1
@@ -116,7 +124,7 @@ ours() { # rw qd run
 fio_run() { # rw qd run
     local f="$OUT/fio-$1-qd$2-r$3"
     echo "  fio:  --rw=rand$1 --iodepth=$2 --runtime=$SECS"
-    fio --name="rand$1-qd$2" --rw="rand$1" --iodepth="$2" "${FIO_COMMON[@]}" >"$f.json" 2>"$f.log" || {
+    "${PIN[@]}" fio --name="rand$1-qd$2" --rw="rand$1" --iodepth="$2" "${FIO_COMMON[@]}" >"$f.json" 2>"$f.log" || {
         cat "$f.log" >&2
         echo "qd_sweep.sh: fio rand$1 QD$2 failed" >&2
         exit 1
@@ -139,7 +147,7 @@ for run in $(seq 1 "$RUNS"); do
     if [ "$SWAP_BENCH" = 1 ]; then
         echo "run $run/$RUNS, swap bench swapin-async-qd1,swapin-async-qd32:"
         f="$OUT/swap-swapin-r$run"
-        "$BIN" bench --file "$FILE" --case swapin-async-qd1,swapin-async-qd32 --time "$SECS" --json \
+        "${PIN[@]}" "$BIN" bench --file "$FILE" --case swapin-async-qd1,swapin-async-qd32 --time "$SECS" --json \
             >"$f.json" 2>"$f.log" || {
             cat "$f.log" >&2
             echo "qd_sweep.sh: swap bench failed" >&2

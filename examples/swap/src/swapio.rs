@@ -502,7 +502,10 @@ impl Stats {
             let first = (pos / PAGE_SIZE as u64) as u32;
             for (i, page) in pages.iter().enumerate() {
                 let slot = first + i as u32;
-                let ours = |e: &Entry<InCell>| matches!(e, Entry::Writeback { page: w, .. } if std::ptr::eq(w.as_ptr(), Arc::as_ptr(page)));
+                let ours = |e: &Entry<InCell>| match e {
+                    Entry::Writeback { page: w, .. } => std::ptr::eq(w.as_ptr(), Arc::as_ptr(page)),
+                    _ => false,
+                };
                 if let Some(Entry::Writeback { page: w, free }) = book.cache.remove_if(slot, ours) {
                     if free {
                         let _ = book.map.free(Slot::new(slot));
@@ -574,7 +577,10 @@ impl Stats {
             let mut book = lock(&slots.book);
             // Not ours when a swap-out replaced a read-ahead that nobody
             // wanted.
-            let ours = |e: &Entry<InCell>| matches!(e, Entry::Reading { cell: c, .. } if Arc::ptr_eq(c, cell));
+            let ours = |e: &Entry<InCell>| match e {
+                Entry::Reading { cell: c, .. } => Arc::ptr_eq(c, cell),
+                _ => false,
+            };
             match book.cache.remove_if(slot, ours) {
                 Some(Entry::Reading { wanted, free, .. }) => {
                     if free {
@@ -642,7 +648,10 @@ impl Stats {
             let slot = cached.slot.index();
             {
                 let mut book = lock(&slots.book);
-                let ours = |e: &Entry<InCell>| matches!(e, Entry::Reading { cell, .. } if Arc::ptr_eq(cell, cached));
+                let ours = |e: &Entry<InCell>| match e {
+                    Entry::Reading { cell, .. } => Arc::ptr_eq(cell, cached),
+                    _ => false,
+                };
                 if let Some(Entry::Reading { free: true, .. }) = book.cache.remove_if(slot, ours) {
                     let _ = book.map.free(cached.slot);
                 }
@@ -1697,7 +1706,10 @@ impl SwapDevice {
                 Ok(page) => batch.push((cell, page)),
                 Err(e) => {
                     let mut book = self.book();
-                    let ours = |e: &Entry<InCell>| matches!(e, Entry::Reading { cell: c, .. } if Arc::ptr_eq(c, &cell));
+                    let ours = |e: &Entry<InCell>| match e {
+                        Entry::Reading { cell: c, .. } => Arc::ptr_eq(c, &cell),
+                        _ => false,
+                    };
                     book.cache.remove_if(cell.slot.index(), ours);
                     if cell.slot == slot {
                         drop(book);
@@ -2226,7 +2238,12 @@ impl Stats {
         {
             let mut book = lock(&slots.book);
             for slot in range.iter() {
-                let ours = |e: &Entry<InCell>| matches!(e, Entry::FolioWriteback { folio: w, .. } if std::ptr::eq(w.as_ptr(), Arc::as_ptr(folio)));
+                let ours = |e: &Entry<InCell>| match e {
+                    Entry::FolioWriteback { folio: w, .. } => {
+                        std::ptr::eq(w.as_ptr(), Arc::as_ptr(folio))
+                    }
+                    _ => false,
+                };
                 if let Some(Entry::FolioWriteback { free, .. }) =
                     book.cache.remove_if(slot.index(), ours)
                 {
