@@ -62,8 +62,8 @@ use iov_iter::{PAGE_SIZE, PageFlags, PageRef};
 
 use crate::area::{self, Area};
 use crate::cli::{self, BenchCommand, BenchOptions};
-use crate::workload::LatencySummary;
 use iov_iter_swap::content::make_page;
+use iov_iter_swap::latency::LatencySummary;
 use iov_iter_swap::swapio::{IoMode, SWAP_CLUSTER_MAX, SwapDevice, SwapError, SwapIn, SwapPlug};
 use iov_iter_swap::swapmap::{Slot, SlotRng};
 
@@ -549,7 +549,7 @@ pub fn run_case(
     };
     let c = dev.counters();
     let lat = dev.take_latencies();
-    let (kiocbs, pages, errors, samples) = match case.rw {
+    let (kiocbs, pages, errors, latency) = match case.rw {
         Rw::Read => (
             c.read_batches - c0.read_batches,
             c.read_pages() - c0.read_pages(),
@@ -570,7 +570,7 @@ pub fn run_case(
         pages,
         errors,
         elapsed: timed.elapsed,
-        latency: samples,
+        latency,
         cpu: timed.cpu,
         ctx_switches: timed.ctx,
     })

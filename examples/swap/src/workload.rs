@@ -14,7 +14,7 @@ use iov_iter::{PAGE_SIZE, PageFlags, PageRef};
 use iov_iter_swap::content::{
     Mismatch, check_page, check_swapped_in, check_zero, make_page, plan, shuffle, zero_page,
 };
-pub use iov_iter_swap::latency::LatencySummary;
+use iov_iter_swap::latency::LatencySummary;
 use iov_iter_swap::swapio::{IoMode, SwapCounters, SwapDevice, SwapError, SwapIn, SwapPlug};
 use iov_iter_swap::swapmap::{Slot, SlotRng};
 
