@@ -527,7 +527,7 @@ mod tests {
         assert!(pool.is_empty());
         let mut page = pool.get().unwrap();
         assert!(
-            page.as_bytes().iter().all(|&b| b == 0),
+            page.as_bytes()[..] == [0; PAGE_SIZE][..],
             "fresh pages are zeroed"
         );
         page.as_mut_bytes().fill(0x5c);
@@ -540,7 +540,7 @@ mod tests {
         assert_eq!(page.flags(), PageFlags::empty());
         assert!(page.trylock(), "a recycled page is unlocked");
         assert!(
-            page.as_bytes().iter().all(|&b| b == 0x5c),
+            page.as_bytes()[..] == [0x5c; PAGE_SIZE][..],
             "stale, not zeroed"
         );
         assert!(pool.is_empty());
@@ -562,7 +562,7 @@ mod tests {
         assert!(pool.is_empty());
         // An empty pool allocates.
         let fresh = pool.get().unwrap();
-        assert!(fresh.as_bytes().iter().all(|&b| b == 0));
+        assert!(fresh.as_bytes()[..] == [0; PAGE_SIZE][..]);
     }
 
     #[test]
@@ -584,7 +584,7 @@ mod tests {
                     for _ in 0..8 {
                         let mut page = pool.get().unwrap();
                         page.as_mut_bytes().fill(t);
-                        assert!(page.as_bytes().iter().all(|&b| b == t));
+                        assert!(page.as_bytes()[..] == [t; PAGE_SIZE][..]);
                         pool.put(page);
                     }
                 })

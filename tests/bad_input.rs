@@ -13,6 +13,9 @@
 //! and opens a file on it: it needs root, `mkfs.ext4` and a loop device, and
 //! prints a loud SKIP line and returns where any of them is missing.
 
+mod common;
+use common::all_bytes;
+
 use iov_iter::backend::mem::{MemDevice, PendingOrder};
 use iov_iter::buf::{AlignedBuf, IoBuf, IoBufMut, OwnedIter};
 use iov_iter::dio::{DioAlign, DioBuf, DirectIo};
@@ -54,7 +57,7 @@ fn bvec_range_outside_the_page_is_efault() {
     // The edges are inside: the empty range at the very end, the whole page.
     assert_eq!(BvecSeg::new(&page, PAGE_SIZE, 0).unwrap().len(), 0);
     assert_eq!(page.bvec_mut(0, PAGE_SIZE).unwrap().len(), PAGE_SIZE);
-    assert!(page.as_bytes().iter().all(|&b| b == 0x5a));
+    assert!(all_bytes(page.as_bytes(), 0x5a));
 }
 
 #[test]

@@ -5,6 +5,9 @@
 //! tracking, splitting at UIO_MAXIOV and fault injection. No syscalls:
 //! runs under Miri (sizes are kept small).
 
+mod common;
+use common::{all_bytes, fill_pattern, pattern};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -25,18 +28,6 @@ struct Buf<const N: usize>([u8; N]);
 
 fn buf<const N: usize>() -> Box<Buf<N>> {
     Box::new(Buf([0; N]))
-}
-
-fn pattern(seed: u8, out: &mut [u8]) {
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8;
-    }
-}
-
-fn pat(seed: u8, len: usize) -> Vec<u8> {
-    let mut v = vec![0; len];
-    pattern(seed, &mut v);
-    v
 }
 
 fn sync_io(dev: &MemDevice, pos: u64, it: &mut impl DioIter) -> iov_iter::Result<usize> {
@@ -79,7 +70,7 @@ fn misaligned(e: iov_iter::Result<usize>) -> Misalignment {
 fn round_trip_iovec() {
     let dev = MemDevice::new(DEV);
     let mut src = buf::<8192>();
-    pattern(1, &mut src.0);
+    fill_pattern(&mut src.0, 1);
     let (a, b) = src.0.split_at(1024);
     let segs = [
         IoSeg::new(a),
@@ -114,7 +105,7 @@ fn round_trip_iovec() {
 fn round_trip_kvec() {
     let dev = MemDevice::new(DEV);
     let mut src = buf::<4096>();
-    pattern(2, &mut src.0);
+    fill_pattern(&mut src.0, 2);
     let segs = [IoSeg::new(&src.0[..2048]), IoSeg::new(&src.0[2048..])];
     let mut it = IovIter::<Source, Kvec>::new(&segs);
     assert_eq!(sync_io(&dev, 0, &mut it), Ok(4096));
@@ -131,8 +122,8 @@ fn round_trip_kvec() {
 fn round_trip_bvec() {
     let dev = MemDevice::new(DEV);
     let (mut p0, mut p1) = (Page::new(), Page::new());
-    pattern(3, p0.as_mut_bytes());
-    pattern(4, p1.as_mut_bytes());
+    fill_pattern(p0.as_mut_bytes(), 3);
+    fill_pattern(p1.as_mut_bytes(), 4);
     let segs = [BvecSeg::full(&p0), BvecSeg::new(&p1, 512, 1024).unwrap()];
     let mut it = IovIter::<Source, Bvec>::new(&segs);
     assert_eq!(sync_io(&dev, 8192, &mut it), Ok(5120));
@@ -151,14 +142,14 @@ fn round_trip_bvec() {
     }
     assert_eq!(q0.as_bytes()[..], p0.as_bytes()[..]);
     assert_eq!(q1.as_bytes()[2048..3072], p1.as_bytes()[512..1536]);
-    assert!(q1.as_bytes()[..2048].iter().all(|&b| b == 0));
+    assert!(all_bytes(&q1.as_bytes()[..2048], 0));
 }
 
 #[test]
 fn round_trip_ubuf() {
     let dev = MemDevice::new(DEV);
     let mut src = buf::<4096>();
-    pattern(5, &mut src.0);
+    fill_pattern(&mut src.0, 5);
     let mut it = IovIter::<Source, Ubuf>::new(&src.0[..1536]);
     assert_eq!(sync_io(&dev, 512, &mut it), Ok(1536));
     let mut dst = buf::<4096>();
@@ -207,7 +198,7 @@ fn zero_length_does_no_io() {
 fn async_future_completes_once_with_pos() {
     let dev = MemDevice::new(DEV);
     let mut src = buf::<4096>();
-    pattern(6, &mut src.0);
+    fill_pattern(&mut src.0, 6);
     let (mut kiocb, fut) = Kiocb::new_async(4096);
     let mut it = IovIter::<Source, Ubuf>::new(&src.0);
     assert_eq!(dev.direct_io(&mut kiocb, &mut it), Ok(Submitted::Queued));
@@ -269,7 +260,7 @@ fn async_errors_go_through_the_completion() {
     let dev = MemDevice::new(DEV);
     let calls = Arc::new(AtomicUsize::new(0));
     let mut src = buf::<1024>();
-    pattern(7, &mut src.0);
+    fill_pattern(&mut src.0, 7);
 
     // Misaligned: refused before anything is queued, the completion left
     // in the kiocb; the caller delivers the error through it (what
@@ -311,7 +302,7 @@ fn async_errors_go_through_the_completion() {
             buf: ()
         })
     );
-    assert!(dev.snapshot().iter().all(|&b| b == 0));
+    assert!(all_bytes(&dev.snapshot(), 0));
 }
 
 /// Deferred completions (`defer_completions`): owned requests stay pending
@@ -322,7 +313,7 @@ fn async_errors_go_through_the_completion() {
 #[test]
 fn deferred_completions_run_in_order_and_survive_panics() {
     let dev = MemDevice::new(DEV);
-    let data = pat(17, DEV);
+    let data = pattern(DEV, 17);
     dev.write_at(0, &data);
     dev.defer_completions(Some(PendingOrder::Reverse));
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -377,7 +368,7 @@ fn misaligned_requests_are_einval_and_write_nothing() {
     dev.fill(0xee);
     let before = dev.snapshot();
     let mut src = buf::<8192>();
-    pattern(8, &mut src.0);
+    fill_pattern(&mut src.0, 8);
 
     // Segment address.
     let segs = [IoSeg::new(&src.0[..512]), IoSeg::new(&src.0[520..1032])];
@@ -408,7 +399,7 @@ fn misaligned_requests_are_einval_and_write_nothing() {
     );
     // Bvec: the in-page offset is the address.
     let mut page = Page::new();
-    pattern(9, page.as_mut_bytes());
+    fill_pattern(page.as_mut_bytes(), 9);
     let segs = [BvecSeg::new(&page, 100, 512).unwrap()];
     let mut it = IovIter::<Source, Bvec>::new(&segs);
     assert_eq!(
@@ -426,7 +417,7 @@ fn misaligned_requests_are_einval_and_write_nothing() {
         misaligned(sync_io(&dev, 0, &mut it)),
         Misalignment::SegmentAddress { index: 0 }
     );
-    assert!(dst.0.iter().all(|&b| b == 0));
+    assert!(all_bytes(&dst.0, 0));
     assert_eq!(dev.stats().ios(), 0);
 }
 
@@ -463,7 +454,7 @@ fn custom_and_bogus_alignment() {
 #[test]
 fn read_past_end_is_short_and_stops() {
     let dev = MemDevice::new(DEV);
-    dev.write_at(0, &pat(10, DEV));
+    dev.write_at(0, &pattern(DEV, 10));
     let mut dst = buf::<12288>();
     let (a, b) = dst.0.split_at_mut(4096);
     let mut segs = [IoSegMut::new(a), IoSegMut::new(b)];
@@ -484,15 +475,15 @@ fn read_past_end_is_short_and_stops() {
     // Way past the end.
     kiocb.pos = 1 << 40;
     assert_eq!(dev.direct_io(&mut kiocb, &mut it), Ok(Submitted::Done(0)));
-    assert_eq!(dst.0[..8192], pat(10, DEV)[8192..]);
-    assert!(dst.0[8192..].iter().all(|&b| b == 0));
+    assert_eq!(dst.0[..8192], pattern(DEV, 10)[8192..]);
+    assert!(all_bytes(&dst.0[8192..], 0));
 }
 
 #[test]
 fn write_past_end_is_short_then_enospc() {
     let dev = MemDevice::new(DEV);
     let mut src = buf::<8192>();
-    pattern(11, &mut src.0);
+    fill_pattern(&mut src.0, 11);
     let mut it = IovIter::<Source, Ubuf>::new(&src.0);
     assert_eq!(sync_io(&dev, 12288, &mut it), Ok(4096));
     assert_eq!(it.count(), 4096);
@@ -516,7 +507,7 @@ fn position_past_i64_max_is_einval_sync_and_async() {
     dev.fill(0x33);
     let before = dev.snapshot();
     let mut src = buf::<512>();
-    pattern(16, &mut src.0);
+    fill_pattern(&mut src.0, 16);
     let mut dst = buf::<512>();
 
     // Sync, borrowed, both directions: at 2^63, past it, ending past
@@ -605,7 +596,7 @@ fn position_past_i64_max_is_einval_sync_and_async() {
         assert_eq!(done.buf.into_inner()[..], src.0[..]);
         let done = rfut.wait();
         assert_eq!(done.buf.count(), 512);
-        assert!(done.buf.into_inner().iter().all(|&b| b == 0));
+        assert!(all_bytes(&done.buf.into_inner(), 0));
     }
     dev.defer_completions(None);
 
@@ -619,7 +610,7 @@ fn position_past_i64_max_is_einval_sync_and_async() {
 
     assert_eq!(dev.stats().ios(), 0);
     assert_eq!(dev.snapshot(), before);
-    assert!(dst.0.iter().all(|&b| b == 0));
+    assert!(all_bytes(&dst.0, 0));
 }
 
 // ------------------------------------------------------------ RWF flags, NOWAIT
@@ -679,7 +670,7 @@ fn rw_flags_are_validated_against_device_caps() {
 fn nowait_that_would_block_is_eagain() {
     let dev = MemDevice::new(DEV);
     let mut src = buf::<1024>();
-    pattern(12, &mut src.0);
+    fill_pattern(&mut src.0, 12);
     dev.inject(FaultPlan::next(1, Fault::WouldBlock));
 
     // Without NOWAIT the I/O may block: the fault does not hit.
@@ -696,7 +687,7 @@ fn nowait_that_would_block_is_eagain() {
     assert_eq!(err, Error::WouldBlock);
     assert_eq!(err.errno(), Errno::EAGAIN);
     assert_eq!((kiocb.pos, it.count()), (4096, 1024));
-    assert!(dev.snapshot()[4096..].iter().all(|&b| b == 0));
+    assert!(all_bytes(&dev.snapshot()[4096..], 0));
     // Used up: the retry goes through.
     assert_eq!(
         dev.direct_io(&mut kiocb, &mut it),
@@ -894,7 +885,7 @@ fn small_align_dev() -> MemDevice {
 fn more_than_uio_maxiov_segments_are_split() {
     let dev = small_align_dev();
     let mut src = buf::<{ 2048 * SEG }>();
-    pattern(13, &mut src.0);
+    fill_pattern(&mut src.0, 13);
     let segs: Vec<IoSeg<'_>> = src.0.chunks(SEG).map(IoSeg::new).collect();
     assert_eq!(segs.len(), 2048);
     let mut it = IovIter::<Source, Iovec>::new(&segs);
@@ -926,7 +917,7 @@ fn more_than_uio_maxiov_segments_are_split() {
 fn eio_on_second_batch_returns_the_first() {
     let dev = small_align_dev();
     let mut src = buf::<{ 2048 * SEG }>();
-    pattern(14, &mut src.0);
+    fill_pattern(&mut src.0, 14);
     let segs: Vec<IoSeg<'_>> = src.0.chunks(SEG).map(IoSeg::new).collect();
     dev.inject(FaultPlan::at_seq(1, Fault::EIO));
     let mut it = IovIter::<Source, Iovec>::new(&segs);
@@ -940,7 +931,7 @@ fn eio_on_second_batch_returns_the_first() {
     assert_eq!(it.nr_segs(), 1024);
     let snap = dev.snapshot();
     assert_eq!(snap[..1024 * SEG], src.0[..1024 * SEG]);
-    assert!(snap[1024 * SEG..].iter().all(|&b| b == 0));
+    assert!(all_bytes(&snap[1024 * SEG..], 0));
 
     // Read side: the dirty report covers the whole destination.
     let mut dst = buf::<{ 2048 * SEG }>();
@@ -962,7 +953,7 @@ fn eio_on_second_batch_returns_the_first() {
         (0..2048 * SEG / PAGE_SIZE).collect::<Vec<_>>()
     );
     assert_eq!(dst.0[..1024 * SEG], src.0[..1024 * SEG]);
-    assert!(dst.0[1024 * SEG..].iter().all(|&b| b == 0));
+    assert!(all_bytes(&dst.0[1024 * SEG..], 0));
 }
 
 // ------------------------------------------------------------ fault plans
@@ -971,7 +962,7 @@ fn eio_on_second_batch_returns_the_first() {
 fn short_fault_transfers_only_the_prefix() {
     let dev = MemDevice::new(DEV);
     let mut src = buf::<4096>();
-    pattern(15, &mut src.0);
+    fill_pattern(&mut src.0, 15);
     dev.inject(FaultPlan::next(1, Fault::Short(700)).writes_only());
     let segs = [IoSeg::new(&src.0[..512]), IoSeg::new(&src.0[512..])];
     let mut it = IovIter::<Source, Iovec>::new(&segs);
@@ -979,7 +970,7 @@ fn short_fault_transfers_only_the_prefix() {
     assert_eq!(it.count(), 4096 - 700);
     let snap = dev.snapshot();
     assert_eq!(snap[..700], src.0[..700]);
-    assert!(snap[700..].iter().all(|&b| b == 0));
+    assert!(all_bytes(&snap[700..], 0));
     assert_eq!(dev.stats().bytes_written, 700);
 }
 
@@ -1053,8 +1044,8 @@ fn concurrent_transfers_from_two_threads() {
         }
     });
     let snap = dev.snapshot();
-    assert!(snap[..4096].iter().all(|&b| b == 1));
-    assert!(snap[8192..12288].iter().all(|&b| b == 2));
+    assert!(all_bytes(&snap[..4096], 1));
+    assert!(all_bytes(&snap[8192..12288], 2));
     assert_eq!(dev.stats().writes, 8);
 }
 

@@ -14,7 +14,7 @@ mod common;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
-use common::{block, byte};
+use common::{all_bytes, block, byte};
 use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, PendingOrder};
 use iov_iter::buf::{AlignedBuf, IoBuf, IoBufMut, OwnedIter};
 use iov_iter::dio::{AsyncMode, DioAlign, DirectIo};
@@ -50,7 +50,7 @@ fn ram_backend_sixteen_reads_and_writes_in_flight_complete_out_of_order() {
     }
     assert_eq!(dev.pending(), N as usize, "all sixteen in flight");
     assert!(writes.lock().unwrap().is_empty(), "nothing completed yet");
-    assert!(dev.snapshot().iter().all(|&b| b == 0), "no data moved yet");
+    assert!(all_bytes(&dev.snapshot(), 0), "no data moved yet");
     assert_eq!(dev.drive(1), Ok(N as usize));
     let writes = writes.lock().unwrap();
     let order: Vec<u64> = writes.iter().map(|(pos, _)| pos / BS as u64).collect();
@@ -111,12 +111,11 @@ impl Scatter {
 
     fn filled(sizes: &[usize], b: u64) -> Scatter {
         let mut s = Scatter::new(sizes);
+        let data = block(b, sizes.iter().sum());
         let mut i = 0;
         for c in &mut s.chunks {
-            for x in c.iter_mut() {
-                *x = byte(b, i);
-                i += 1;
-            }
+            c.copy_from_slice(&data[i..i + c.len()]);
+            i += c.len();
         }
         s.init = i;
         s

@@ -7,6 +7,9 @@
 //! those rules and the natural alignment of folios, not read back from the
 //! implementation. No test makes a syscall, so all run under Miri.
 
+mod common;
+use common::{all_bytes, pattern};
+
 use iov_iter::buf::{IoBuf, IoBufMut};
 use iov_iter::{
     Bvec, BvecSeg, BvecSegMut, Dest, Direction, Errno, Error, Folio, FolioPool, FolioRef, IoSeg,
@@ -20,13 +23,6 @@ const FSIZE: usize = PAGE_SIZE << ORDER;
 /// `(count, nr_segs, iov_offset)`.
 fn pos<D: Direction, K: Kind>(it: &IovIter<'_, D, K>) -> (usize, usize, usize) {
     (it.count(), it.nr_segs(), it.iov_offset())
-}
-
-/// A byte pattern that differs at every page and segment boundary.
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add((i >> 8) as u8) ^ seed)
-        .collect()
 }
 
 /// Page addresses `first..first + n` pages from `base`.
@@ -72,7 +68,7 @@ fn every_order_is_allocated_aligned_to_its_size() {
         assert_eq!((folio.as_bytes()[0], folio.as_bytes()[size - 1]), (1, 2));
     }
     // A small folio is zero all through.
-    assert!(Folio::new(2).unwrap().as_bytes().iter().all(|&b| b == 0));
+    assert!(all_bytes(Folio::new(2).unwrap().as_bytes(), 0));
 }
 
 #[test]
@@ -164,7 +160,7 @@ fn the_pool_recycles_folios_without_zeroing_and_clears_flags() {
     assert!(pool.is_empty());
     let mut folio = pool.get().unwrap();
     assert_eq!(folio.order(), ORDER);
-    assert!(folio.as_bytes().iter().all(|&b| b == 0), "fresh is zeroed");
+    assert!(all_bytes(folio.as_bytes(), 0), "fresh is zeroed");
     folio.as_mut_bytes().fill(0x5c);
     folio.set_flags(PageFlags::all());
     let addr = folio.addr();
@@ -175,7 +171,7 @@ fn the_pool_recycles_folios_without_zeroing_and_clears_flags() {
     assert_eq!(folio.addr(), addr, "the same memory");
     assert_eq!(folio.flags(), PageFlags::empty());
     assert!(folio.trylock(), "a recycled folio is unlocked");
-    assert!(folio.as_bytes().iter().all(|&b| b == 0x5c), "stale");
+    assert!(all_bytes(folio.as_bytes(), 0x5c), "stale");
     assert!(pool.is_empty());
     pool.put(folio);
 }
@@ -197,7 +193,7 @@ fn the_pool_keeps_at_most_max_cached_folios_of_its_order() {
     assert_eq!(pool.get().unwrap().addr(), addrs[0]);
     let fresh = pool.get().unwrap();
     assert_eq!(fresh.order(), 1);
-    assert!(fresh.as_bytes().iter().all(|&b| b == 0));
+    assert!(all_bytes(fresh.as_bytes(), 0));
 
     let none = FolioPool::with_capacity(0, 0).unwrap();
     none.put(Folio::new(0).unwrap());
@@ -215,7 +211,7 @@ fn threads_share_a_pool() {
                 for _ in 0..3 {
                     let mut folio = pool.get().unwrap();
                     folio.as_mut_bytes().fill(t);
-                    assert!(folio.as_bytes().iter().all(|&b| b == t));
+                    assert!(all_bytes(folio.as_bytes(), t));
                     pool.put(folio);
                 }
             })
@@ -264,8 +260,8 @@ fn copies_round_trip_over_two_folios_and_a_page_at_odd_offsets() {
     }
     // By hand: where each part of `data` must be.
     assert_eq!(&fa.as_bytes()[A.0..A.0 + A.1], &data[..A.1]);
-    assert!(fa.as_bytes()[..A.0].iter().all(|&b| b == 0));
-    assert!(fa.as_bytes()[A.0 + A.1..].iter().all(|&b| b == 0));
+    assert!(all_bytes(&fa.as_bytes()[..A.0], 0));
+    assert!(all_bytes(&fa.as_bytes()[A.0 + A.1..], 0));
     assert_eq!(fb.as_bytes(), &data[A.1..A.1 + B.1]);
     assert_eq!(&page.as_bytes()[P.0..P.0 + P.1], &data[A.1 + B.1..]);
 
@@ -364,9 +360,9 @@ fn zero_and_folio_copies_span_pages() {
         assert_eq!(it.zero(usize::MAX), 8500);
     }
     let b = folio.as_bytes();
-    assert!(b[..4000].iter().all(|&x| x == 0xff));
-    assert!(b[4000..12_500].iter().all(|&x| x == 0));
-    assert!(b[12_500..].iter().all(|&x| x == 0xff));
+    assert!(all_bytes(&b[..4000], 0xff));
+    assert!(all_bytes(&b[4000..12_500], 0));
+    assert!(all_bytes(&b[12_500..], 0xff));
 
     // copy_folio_to_iter / copy_folio_from_iter: ranges across pages,
     // checked against the folio's size.

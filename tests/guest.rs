@@ -20,7 +20,7 @@ use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
-use common::{Recorder, block};
+use common::{Recorder, all_bytes, block};
 use iov_iter::backend::mem::{Fault, FaultPlan, MemDevice, PendingOrder};
 use iov_iter::buf::{GuestBuf, IoBuf, IoBufMut, OwnedIter, SharedRegion};
 use iov_iter::dio::{DirectIo, DirtyBitmap};
@@ -369,7 +369,7 @@ fn accessors_from_threads_are_serialised() {
             s.spawn(|| {
                 for _ in 0..rounds {
                     let v = read(ram, 64, 256);
-                    assert!(v.iter().all(|&b| b == v[0]), "a torn copy: {v:?}");
+                    assert!(all_bytes(&v, v[0]), "a torn copy: {v:?}");
                 }
             });
         });
@@ -380,7 +380,7 @@ fn accessors_from_threads_are_serialised() {
 fn zeroed_regions_are_page_aligned_and_free_themselves() {
     let ram = Arc::new(SharedRegion::zeroed(3 * PAGE_SIZE).unwrap());
     assert_eq!(ram.as_ptr() as usize % PAGE_SIZE, 0);
-    assert!(read(&ram, 0, 3 * PAGE_SIZE).iter().all(|&b| b == 0));
+    assert!(all_bytes(&read(&ram, 0, 3 * PAGE_SIZE), 0));
     let disk = MemDevice::new(4096);
     disk.fill(0x5a);
     let buf = GuestBuf::<Dest>::new(&ram, [(PAGE_SIZE as u64, 4096)]).unwrap();

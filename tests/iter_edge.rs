@@ -6,6 +6,9 @@
 //! implementation. No test makes a syscall, so all run under Miri (except the
 //! `MAX_RW_COUNT` clamping test, see there).
 
+mod common;
+use common::all_bytes;
+
 use std::io::{IoSlice, IoSliceMut, Read, Write};
 
 use iov_iter::{
@@ -646,7 +649,7 @@ fn copy_page_range_outside_page_is_efault() {
     );
     assert_eq!(err.errno(), Errno::EFAULT);
     assert_eq!(pos(&it), (200, 1, 0));
-    assert!(page.as_bytes().iter().all(|&b| b == 0), "nothing copied");
+    assert!(all_bytes(page.as_bytes(), 0), "nothing copied");
     assert_eq!(it.copy_page_from_iter(&mut page, 3896, 200), Ok(200));
     assert_eq!(&page.as_bytes()[3896..], &data[..]);
     assert_eq!(page.as_bytes()[3895], 0);

@@ -18,10 +18,15 @@ pub const MAGIC: &[u8; 8] = b"IOVSWAP1";
 /// Header: magic, page index, seed, FNV-1a of the payload (4 × 8 bytes).
 const HEADER_LEN: usize = 32;
 
-/// FNV-1a, 64 bits.
-pub fn fnv1a64(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+/// The payload checksum: FNV-1a, 64 bits, over the payload's 64-bit
+/// little-endian words (a word at a step, not a byte: an eighth of the
+/// work, for the demo and for Miri alike). A trailing part shorter than a
+/// word is hashed as a zero-padded word.
+pub fn checksum(data: &[u8]) -> u64 {
+    data.chunks(8).fold(0xcbf2_9ce4_8422_2325, |h, c| {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        (h ^ u64::from_le_bytes(w)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 
@@ -43,7 +48,7 @@ pub fn fill_page(bytes: &mut [u8; PAGE_SIZE], index: u64, seed: u64) {
     for chunk in bytes[HEADER_LEN..].chunks_exact_mut(8) {
         chunk.copy_from_slice(&next().to_le_bytes());
     }
-    let sum = fnv1a64(&bytes[HEADER_LEN..]);
+    let sum = checksum(&bytes[HEADER_LEN..]);
     bytes[..8].copy_from_slice(MAGIC);
     bytes[8..16].copy_from_slice(&index.to_le_bytes());
     bytes[16..24].copy_from_slice(&seed.to_le_bytes());
@@ -127,7 +132,7 @@ pub fn check_page(bytes: &[u8; PAGE_SIZE], index: u64, seed: u64) -> Result<(), 
         return Err(Mismatch::Seed { found });
     }
     let stored = u64_at(bytes, 24);
-    let computed = fnv1a64(&bytes[HEADER_LEN..]);
+    let computed = checksum(&bytes[HEADER_LEN..]);
     if stored != computed {
         return Err(Mismatch::Checksum { stored, computed });
     }
@@ -187,10 +192,12 @@ pub fn check_zero(page: &Page) -> Result<(), Mismatch> {
     if !page.test(PageFlags::UPTODATE) || page.test(PageFlags::LOCKED) {
         return Err(Mismatch::NotUptodate);
     }
-    match page.as_bytes().iter().position(|&b| b != 0) {
-        Some(offset) => Err(Mismatch::NotZero { offset }),
-        None => Ok(()),
+    let bytes = page.as_bytes();
+    if bytes[..] == [0u8; PAGE_SIZE][..] {
+        return Ok(());
     }
+    let offset = bytes.iter().position(|&b| b != 0).unwrap_or(0);
+    Err(Mismatch::NotZero { offset })
 }
 
 /// Fisher-Yates with the map's deterministic generator.
@@ -273,7 +280,7 @@ mod tests {
         // match) is still caught by the byte comparison.
         let mut forged = bytes;
         forged[2000] ^= 0x80;
-        let sum = fnv1a64(&forged[HEADER_LEN..]);
+        let sum = checksum(&forged[HEADER_LEN..]);
         forged[24..32].copy_from_slice(&sum.to_le_bytes());
         assert_eq!(
             check_page(&forged, 7, seed),
