@@ -753,6 +753,12 @@ fn readahead_loop(
             take(h);
             if let Some(first) = first {
                 for k in 1..n {
+                    // Queued like any other: at most `depth` in flight
+                    // (a slot the readahead brought is served from the
+                    // swap cache without I/O).
+                    while dev.in_flight() >= depth {
+                        dev.wait_any()?;
+                    }
                     let slot = Slot::new(first.index() + k);
                     pending.push_back((None, dev.swap_readpage(slot, None)?));
                 }
