@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests that use them (`mod common;`):
-//! byte patterns and checks (cheap under Miri), real `O_DIRECT` files and io_uring queues that skip
-//! loudly where the machine refuses them, and a target wrapper that
-//! records the memory every request hands the device.
+//! byte patterns and checks (cheap under Miri), real `O_DIRECT` files and
+//! io_uring queues that skip loudly where the machine refuses them, and a
+//! target wrapper that records the memory every request hands the device.
 
 #![allow(dead_code)]
 

@@ -10,6 +10,7 @@ use std::fmt;
 
 use iov_iter::{PAGE_SIZE, Page, PageFlags, PageRef};
 
+use crate::swapcache::is_zero_filled;
 use crate::swapio::{SwapDevice, SwapError};
 use crate::swapmap::{Slot, SlotRng};
 
@@ -193,7 +194,7 @@ pub fn check_zero(page: &Page) -> Result<(), Mismatch> {
         return Err(Mismatch::NotUptodate);
     }
     let bytes = page.as_bytes();
-    if bytes[..] == [0u8; PAGE_SIZE][..] {
+    if is_zero_filled(bytes) {
         return Ok(());
     }
     let offset = bytes.iter().position(|&b| b != 0).unwrap_or(0);
