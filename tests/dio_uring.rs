@@ -386,6 +386,40 @@ fn coop_taskrun_queue_single_and_vectored_round_trips() {
     assert_eq!(q.in_flight(), 0);
 }
 
+/// `drive(0)` (deliver what has completed, never block) makes progress on
+/// a single-issuer queue too: a `DEFER_TASKRUN` ring posts a CQE only for
+/// an enter that asks for events, so a poll that only looked at the CQ
+/// would never see a completion nobody waited for.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn polling_a_single_issuer_queue_delivers_what_has_completed() {
+    let builder = UringQueue::builder().depth(4).single_issuer(true);
+    let Some((q, _p)) = setup_flagged(
+        "single_issuer_poll",
+        builder,
+        UringQueue::is_single_issuer,
+        (6, 1),
+    ) else {
+        return;
+    };
+    let (mut kiocb, mut done) = Kiocb::new_async_with(0, src(0..1, 4));
+    assert!(q.submit(&mut kiocb).unwrap().is_queued());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let out = loop {
+        if let Some(out) = done.try_take() {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "drive(0) never delivered a completed write"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        q.drive(0).unwrap();
+    };
+    assert_eq!(out.result, Ok(PAGE_SIZE));
+    assert_eq!(q.in_flight(), 0);
+}
+
 /// A single-issuer queue (`IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN`)
 /// does the round trips of any queue on the thread that built it, with
 /// more than one request in flight; from another thread every submission

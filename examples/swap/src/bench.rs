@@ -646,11 +646,12 @@ fn write_loop(
         // cache refuses a second write to a slot on its way).
         let first = loop {
             let first = 1 + rng.below(span);
+            // The range test first: it is almost always false, and it
+            // spares reading every other group's page flags.
             let clash = |h: usize| {
-                h != g
+                firsts[h].is_some_and(|f: u32| f < first + group as u32 && first < f + group as u32)
+                    && h != g
                     && !idle(h)
-                    && firsts[h]
-                        .is_some_and(|f: u32| f < first + group as u32 && first < f + group as u32)
             };
             if !(0..depth).any(clash) {
                 break first;

@@ -21,8 +21,12 @@ use crate::seg::UserIovec;
 
 /// Completes reaped requests outside the lock: every one, even when some
 /// completion panics (the first panic is raised again after).
-pub(super) fn deliver(reaped: Reaped) {
-    crate::sync::run_all(reaped, |(op, res)| op.complete(res));
+/// Drains `reaped` in place: the array lives on the caller's stack and is
+/// not moved (by value it is a copy of every inline slot, full or not).
+pub(super) fn deliver(reaped: &mut Reaped) {
+    if !reaped.is_empty() {
+        crate::sync::run_all(reaped.drain(..), |(op, res)| op.complete(res));
+    }
 }
 
 /// The ring cannot be waited on while the kernel holds memory that will be
@@ -362,7 +366,7 @@ impl Shared {
             st.reap(&mut reaped);
         }
         let n = reaped.len();
-        deliver(reaped);
+        deliver(&mut reaped);
         n
     }
 
@@ -379,11 +383,18 @@ impl Shared {
                     st.reap(&mut reaped);
                     r.map(|()| st.ops.owned)
                 } else {
+                    if reaped.is_empty() && min_complete == 0 && st.ops.owned > 0 {
+                        // A `DEFER_TASKRUN` ring posts CQEs only for an
+                        // enter that asks for events (the submit asks when
+                        // the kernel flags pending work): never blocks.
+                        let _ = st.ring.submit();
+                        st.reap(&mut reaped);
+                    }
                     Ok(st.ops.owned)
                 }
             };
             got += reaped.len();
-            deliver(reaped);
+            deliver(&mut reaped);
             match step {
                 Err(e) => return Err(io_err(e)),
                 Ok(left) if got >= min_complete || left == 0 => return Ok(got),
@@ -431,7 +442,7 @@ impl Shared {
                 }
             }
         })();
-        deliver(reaped);
+        deliver(&mut reaped);
         res
     }
 
@@ -454,7 +465,7 @@ impl Shared {
         let mut reaped = Reaped::new();
         if let Err(e) = self.check_issuer() {
             reaped.push((op, Err(e)));
-            deliver(reaped);
+            deliver(&mut reaped);
             return;
         }
         {
@@ -478,7 +489,7 @@ impl Shared {
                 Err(e) => reaped.push((op, Err(e))),
             }
         }
-        deliver(reaped);
+        deliver(&mut reaped);
     }
 
     /// The handle of `file` is gone.
