@@ -9,12 +9,16 @@ use smallvec::SmallVec;
 use super::{IoBuf, IoBufMut};
 use crate::dir::{Dest, Direction, Source};
 use crate::error::Result;
-use crate::import::UIO_FASTIOV;
 use crate::iter::IovIter;
 use crate::seg::{Kvec, UserIovec};
 
-/// Segment arrays of up to [`UIO_FASTIOV`] entries stay inline.
-pub(crate) type SegArray = SmallVec<[UserIovec; UIO_FASTIOV]>;
+/// Segment arrays: one entry inline (a page, a folio, an aligned buffer,
+/// a `Vec<u8>`: the common case), longer ones on the heap. An owned
+/// iterator and its request travel by value through submission and
+/// completion, so every inline entry is copied at each move: with the
+/// kernel's on-stack `UIO_FASTIOV` (8) those copies were the largest
+/// user-space cost of a 4 KiB request on io_uring (BENCHMARKS.md).
+pub(crate) type SegArray = SmallVec<[UserIovec; 1]>;
 
 /// An owned buffer `B` and an iterator position over it (count, segment,
 /// offset): the owning form of [`IovIter`], for I/O that outlives the call
@@ -23,7 +27,9 @@ pub(crate) type SegArray = SmallVec<[UserIovec; UIO_FASTIOV]>;
 /// A source ([`Source`], the data of a write) iterates over the buffer's
 /// initialised bytes ([`IoBuf`]); a destination ([`Dest`], where a read
 /// lands) over its whole capacity ([`IoBufMut`]). The segment list is taken
-/// once, at construction (inline for up to [`UIO_FASTIOV`] segments).
+/// once, at construction (inline for a single segment; a buffer of
+/// several segments, such as a `Vec` of pages, keeps its list on the
+/// heap).
 ///
 /// It moves into an asynchronous I/O inside a [`Kiocb`](crate::kiocb::Kiocb)
 /// and comes back in the completion, advanced by the bytes transferred:
