@@ -630,14 +630,16 @@ fn write_loop(
     };
     let mut plug = SwapPlug::new();
     let mut next = 0usize;
-    let mut firsts: Vec<Option<u32>> = vec![None; depth];
+    // Each group's first slot; 0 (the header's) for one not written yet.
+    let mut firsts: Vec<u32> = vec![0; depth];
+    let width = group as u32;
     let meter = Meter::start();
     let deadline = meter.start + time;
     while Instant::now() < deadline {
         // A group whose last write has completed (its pages are out of
         // writeback); with `depth` groups, at most `depth` kiocbs fly.
         let g = loop {
-            if let Some(g) = (0..depth).map(|k| (next + k) % depth).find(|&g| idle(g)) {
+            if let Some(g) = (next..depth).chain(0..next).find(|&g| idle(g)) {
                 break g;
             }
             dev.wait_any()?;
@@ -647,18 +649,18 @@ fn write_loop(
         // cache refuses a second write to a slot on its way).
         let first = loop {
             let first = 1 + rng.below(span);
-            // The range test first: it is almost always false, and it
-            // spares reading every other group's page flags.
-            let clash = |h: usize| {
-                firsts[h].is_some_and(|f: u32| f < first + group as u32 && first < f + group as u32)
-                    && h != g
-                    && !idle(h)
-            };
+            // [f, f + width) and [first, first + width) overlap iff
+            // f - first lies in (-width, width): one unsigned compare,
+            // almost never true, so the branch predicts well (two
+            // compares on random slots are each a coin toss for it), and
+            // page flags are read only on an overlap.
+            let overlaps = |f: u32| f.wrapping_sub(first).wrapping_add(width - 1) < 2 * width - 1;
+            let clash = |h: usize| overlaps(firsts[h]) && h != g && !idle(h);
             if !(0..depth).any(clash) {
                 break first;
             }
         };
-        firsts[g] = Some(first);
+        firsts[g] = first;
         for (k, page) in pool[g * group..(g + 1) * group].iter().enumerate() {
             // Dirtied again by its task since the last swap-out.
             page.set_flags(PageFlags::DIRTY);
