@@ -474,8 +474,7 @@ fn open(case: &Case, area: &Area) -> Result<SwapDevice, CaseError> {
             UringQueue::builder()
                 .depth(case.depth)
                 .coop_taskrun(true)
-                .single_issuer(true)
-                .register_files(true),
+                .single_issuer(true),
         ),
         _ => SwapDevice::open(&area.swap, mode, case.depth),
     };
