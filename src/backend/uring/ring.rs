@@ -64,6 +64,14 @@ impl State {
         }
     }
 
+    /// Submits what is queued and reaps what is posted, never blocking. A
+    /// `DEFER_TASKRUN` ring posts CQEs only for an enter that asks for
+    /// events; the submit asks when the kernel flags pending work.
+    pub(super) fn submit_and_reap(&mut self, out: &mut Reaped) {
+        let _ = self.ring.submit();
+        self.reap(out);
+    }
+
     /// Submits what is queued and blocks until at least one CQE is
     /// available. Transient errors count as a spurious wakeup.
     pub(super) fn enter_wait(&mut self) -> io::Result<()> {
@@ -362,8 +370,7 @@ impl Shared {
             let Some(mut st) = self.try_lock() else {
                 return 0;
             };
-            let _ = st.ring.submit();
-            st.reap(&mut reaped);
+            st.submit_and_reap(&mut reaped);
         }
         let n = reaped.len();
         deliver(&mut reaped);
@@ -384,11 +391,7 @@ impl Shared {
                     r.map(|()| st.ops.owned)
                 } else {
                     if reaped.is_empty() && min_complete == 0 && st.ops.owned > 0 {
-                        // A `DEFER_TASKRUN` ring posts CQEs only for an
-                        // enter that asks for events (the submit asks when
-                        // the kernel flags pending work): never blocks.
-                        let _ = st.ring.submit();
-                        st.reap(&mut reaped);
+                        st.submit_and_reap(&mut reaped);
                     }
                     Ok(st.ops.owned)
                 }
