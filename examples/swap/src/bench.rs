@@ -626,6 +626,14 @@ impl Deadline {
     }
 }
 
+/// Waits until fewer than `depth` kiocbs are in flight on `dev`.
+fn wait_for_room(dev: &SwapDevice, depth: u64) -> Result<(), SwapError> {
+    while dev.in_flight() >= depth {
+        dev.wait_any()?;
+    }
+    Ok(())
+}
+
 /// Swap-out: `depth` groups of `pages_per_kiocb` dirty pages, each group
 /// written again as soon as its previous write completed, at random slots.
 fn write_loop(
@@ -730,9 +738,7 @@ fn read_loop(
     let meter = Meter::start();
     let mut deadline = Deadline::new(meter.start + time);
     while !deadline.passed() {
-        while dev.in_flight() >= depth {
-            dev.wait_any()?;
-        }
+        wait_for_room(dev, depth)?;
         let slot = Slot::new(1 + rng.below(span));
         pending.push_back(dev.swap_readpage(slot, None)?);
         while pending.front().is_some_and(SwapIn::is_done) {
@@ -778,9 +784,7 @@ fn readahead_loop(
                     // Queued like any other: at most `depth` in flight
                     // (a slot the readahead brought is served from the
                     // swap cache without I/O).
-                    while dev.in_flight() >= depth {
-                        dev.wait_any()?;
-                    }
+                    wait_for_room(dev, depth)?;
                     let slot = Slot::new(first.index() + k);
                     pending.push_back((None, dev.swap_readpage(slot, None)?));
                 }
@@ -791,9 +795,7 @@ fn readahead_loop(
     let meter = Meter::start();
     let mut deadline = Deadline::new(meter.start + time);
     while !deadline.passed() {
-        while dev.in_flight() >= depth {
-            dev.wait_any()?;
-        }
+        wait_for_room(dev, depth)?;
         let first = Slot::new(n * (1 + rng.below(clusters)));
         pending.push_back((Some(first), dev.swap_readpage(first, None)?));
         reap(&mut pending)?;
